@@ -1,0 +1,183 @@
+"""Per-image augmentations in TensorFlow, each driven by a stateless seed so every run repeats exactly.
+
+Images are float32 [H, W, C] in [0, 1] with a static shape. The semantics follow torchvision's
+transforms of the same names, so results are comparable with PyTorch CIFAR-10 recipes.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cifar_jax.data import tf_import
+from cifar_jax.data.augment_config import AUGMENTATIONS, check_augment_config  # noqa: F401 (re-export)
+from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
+
+tf = tf_import.import_tensorflow()
+
+NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
+
+Pair = Sequence[float]
+
+
+def _uniform(seed: tf.Tensor, low: float, high: float, shape: Sequence[int] = ()) -> tf.Tensor:
+  """Float32 draws uniform in [low, high) from a stateless seed."""
+  return tf.random.stateless_uniform(shape, seed, minval=low, maxval=high)
+
+
+def _split_seed(seed: tf.Tensor, count: int) -> list[tf.Tensor]:
+  """`count` independent seeds derived from `seed`."""
+  return tf.unstack(tf.random.experimental.stateless_split(seed, count))
+
+
+def random_crop(image: tf.Tensor, seed: tf.Tensor, padding: int) -> tf.Tensor:
+  """Zero-pads each side by `padding`, then crops the original size at a random offset (RandomCrop)."""
+  padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+  return tf.image.stateless_random_crop(padded, image.shape, seed)
+
+
+def horizontal_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Mirrors the image left-right with probability 0.5 (RandomHorizontalFlip)."""
+  return tf.image.stateless_random_flip_left_right(image, seed)
+
+
+def _random_sides(seed: tf.Tensor, height: int, width: int, scale: Pair, ratio: Pair) -> tuple[tf.Tensor, tf.Tensor]:
+  """NUM_TRIES rounded (sqrt(a * r), sqrt(a / r)), area a ~ U(scale) * H * W, log r ~ U(log ratio)."""
+  area_seed, ratio_seed = _split_seed(seed, 2)
+  area = height * width * _uniform(area_seed, scale[0], scale[1], [NUM_TRIES])
+  aspect = tf.exp(_uniform(ratio_seed, math.log(ratio[0]), math.log(ratio[1]), [NUM_TRIES]))
+  return tf.round(tf.sqrt(area * aspect)), tf.round(tf.sqrt(area / aspect))
+
+
+def _first_valid(valid: tf.Tensor, heights: tf.Tensor, widths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+  """Whether any try is valid, and the height and width of the first valid one (else of try 0)."""
+  index = tf.argmax(tf.cast(valid, tf.int32))
+  return tf.reduce_any(valid), heights[index], widths[index]
+
+
+def _random_corner(seed: tf.Tensor, height: int, width: int, box_height: tf.Tensor,
+                   box_width: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+  """Top-left corner of a box placed uniformly inside the image (integer-valued float32)."""
+  room = tf.stack([height - box_height + 1, width - box_width + 1])
+  top, left = tf.unstack(tf.floor(_uniform(seed, 0, 1, [2]) * room))
+  return top, left
+
+
+def random_erasing(image: tf.Tensor, seed: tf.Tensor, probability: float, scale: Pair, ratio: Pair,
+                   value: float | Sequence[float]) -> tf.Tensor:
+  """With `probability`, fills one random rectangle with `value` per channel (RandomErasing)."""
+  height, width, _ = image.shape
+  apply_seed, sides_seed, corner_seed = _split_seed(seed, 3)
+  heights, widths = _random_sides(sides_seed, height, width, scale, ratio)
+  found, box_height, box_width = _first_valid((heights < height) & (widths < width), heights, widths)
+  top, left = _random_corner(corner_seed, height, width, box_height, box_width)
+  rows = tf.range(height, dtype=tf.float32)[:, None, None]
+  cols = tf.range(width, dtype=tf.float32)[None, :, None]
+  inside = (rows >= top) & (rows < top + box_height) & (cols >= left) & (cols < left + box_width)
+  erase = found & (_uniform(apply_seed, 0, 1) < probability)
+  return tf.where(inside & erase, tf.constant(value, image.dtype), image)
+
+
+def _rotate_and_shift(image: tf.Tensor, angle: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+  """Rotates counter-clockwise by `angle` radians about the center, shifts by (dx, dy); fills 0."""
+  height, width, _ = image.shape
+  center_x, center_y = (width - 1) / 2, (height - 1) / 2
+  cos, sin = tf.cos(angle), tf.sin(angle)
+  # The transform maps each output pixel back to its input: rotate by -angle about the shifted center.
+  new_x, new_y = center_x + shift[0], center_y + shift[1]
+  transform = tf.stack([cos, -sin, center_x - cos * new_x + sin * new_y,
+                        sin, cos, center_y - sin * new_x - cos * new_y, 0.0, 0.0])
+  return tf.raw_ops.ImageProjectiveTransformV3(
+      images=image[None], transforms=transform[None], output_shape=[height, width], fill_value=0.0,
+      interpolation='NEAREST', fill_mode='CONSTANT')[0]
+
+
+def random_affine(image: tf.Tensor, seed: tf.Tensor, degrees: float, translate: Pair) -> tf.Tensor:
+  """Rotates by U(-degrees, degrees), shifts by whole pixels up to translate * size (RandomAffine)."""
+  height, width, _ = image.shape
+  angle_seed, shift_seed = _split_seed(seed, 2)
+  angle = _uniform(angle_seed, -degrees, degrees) * (math.pi / 180)
+  max_shift = tf.constant([translate[0] * width, translate[1] * height], tf.float32)
+  return _rotate_and_shift(image, angle, tf.round(_uniform(shift_seed, -1, 1, [2]) * max_shift))
+
+
+def _grayscale(image: tf.Tensor) -> tf.Tensor:
+  """Luma [H, W, 1] with torchvision's weights."""
+  return tf.reduce_sum(image * GRAY_WEIGHTS, axis=-1, keepdims=True)
+
+
+def _blend(image: tf.Tensor, other: tf.Tensor, factor: tf.Tensor) -> tf.Tensor:
+  """factor * image + (1 - factor) * other, clipped to [0, 1] as torchvision does."""
+  return tf.clip_by_value(factor * image + (1 - factor) * other, 0.0, 1.0)
+
+
+def _factor(seed: tf.Tensor, amount: float) -> tf.Tensor:
+  """A jitter factor uniform in [max(0, 1 - amount), 1 + amount]."""
+  return _uniform(seed, max(0.0, 1 - amount), 1 + amount)
+
+
+def color_jitter(image: tf.Tensor, seed: tf.Tensor, brightness: float, contrast: float,
+                 saturation: float, hue: float) -> tf.Tensor:
+  """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
+  brightness_seed, contrast_seed, saturation_seed, hue_seed = _split_seed(seed, 4)
+  image = _blend(image, tf.zeros_like(image), _factor(brightness_seed, brightness))
+  image = _blend(image, tf.reduce_mean(_grayscale(image)), _factor(contrast_seed, contrast))
+  image = _blend(image, _grayscale(image), _factor(saturation_seed, saturation))
+  return tf.clip_by_value(tf.image.adjust_hue(image, _uniform(hue_seed, -hue, hue)), 0.0, 1.0)
+
+
+def _center_box(height: int, width: int, ratio: Pair) -> tuple[int, int, int, int]:
+  """torchvision's fallback box (top, left, height, width): the center crop clamped to `ratio`."""
+  if width / height < ratio[0]:
+    box_width, box_height = width, round(width / ratio[0])
+  elif width / height > ratio[1]:
+    box_width, box_height = round(height * ratio[1]), height
+  else:
+    box_width, box_height = width, height
+  return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
+
+
+def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, scale: Pair, ratio: Pair) -> tf.Tensor:
+  """Crops a random area fraction `scale`, aspect `ratio`, resizes back bilinearly (RandomResizedCrop)."""
+  height, width, channels = image.shape
+  sides_seed, corner_seed = _split_seed(seed, 2)
+  widths, heights = _random_sides(sides_seed, height, width, scale, ratio)
+  valid = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
+  found, box_height, box_width = _first_valid(valid, heights, widths)
+  top, left = _random_corner(corner_seed, height, width, box_height, box_width)
+  box = tf.where(found, tf.stack([top, left, box_height, box_width]),
+                 tf.constant(_center_box(height, width, ratio), tf.float32))
+  top, left, box_height, box_width = tf.unstack(tf.cast(box, tf.int32))
+  crop = tf.slice(image, [top, left, 0], [box_height, box_width, channels])
+  return tf.image.resize(crop, [height, width], method='bilinear')
+
+
+def normalize(image: tf.Tensor, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_STD) -> tf.Tensor:
+  """Standardizes each channel: (image - mean) / std."""
+  return (image - tf.constant(mean, image.dtype)) / tf.constant(std, image.dtype)
+
+
+# How each op name reads its arguments from the augment config.
+_OPS: dict[str, Callable[[tf.Tensor, tf.Tensor, Any], tf.Tensor]] = {
+    'random_crop': lambda image, seed, c: random_crop(image, seed, c.crop_padding),
+    'horizontal_flip': lambda image, seed, c: horizontal_flip(image, seed),
+    'random_erasing': lambda image, seed, c: random_erasing(
+        image, seed, c.erasing_probability, c.erasing_scale, c.erasing_ratio, CIFAR10_MEAN),
+    'random_affine': lambda image, seed, c: random_affine(image, seed, c.affine_degrees, c.affine_translate),
+    'color_jitter': lambda image, seed, c: color_jitter(image, seed, *c.jitter),
+    'random_resized_crop': lambda image, seed, c: random_resized_crop(
+        image, seed, c.resized_crop_scale, c.resized_crop_ratio),
+}
+
+
+def build_augment(augment_config: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+  """Returns augment(image, seed) applying `augment_config.ops` in order, op i with seed fold_in(seed, i)."""
+  check_augment_config(augment_config)
+  ops = tuple(augment_config.ops)
+
+  def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    for index, name in enumerate(ops):
+      image = _OPS[name](image, tf.random.experimental.stateless_fold_in(seed, index), augment_config)
+    return image
+
+  return augment

@@ -1,0 +1,13 @@
+"""Imports TensorFlow for the input pipeline while keeping it off the GPU, which belongs to JAX."""
+
+import functools
+import types
+
+
+@functools.cache
+def import_tensorflow() -> types.ModuleType:
+  """Returns the `tensorflow` module with GPUs hidden from it so it never grabs accelerator memory."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  tf.config.set_visible_devices([], 'GPU')
+  return tf

@@ -1,0 +1,93 @@
+"""tf.data input pipelines: seeded, resumable, per-process training epochs and padded evaluation."""
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from cifar_jax.data import augment_tf, tf_import
+from cifar_jax.data.cifar10 import Split
+from cifar_jax.errors import ConfigError
+
+tf = tf_import.import_tensorflow()
+
+Batch = dict[str, np.ndarray]
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Number of full global batches in an epoch (the remainder is dropped)."""
+  return num_examples // batch_size
+
+
+def _local_batch_size(batch_size: int, process_count: int) -> int:
+  """This process's share of the global batch; ConfigError naming `batch_size` unless it divides."""
+  if batch_size <= 0 or batch_size % process_count:
+    raise ConfigError(f'batch_size={batch_size} must be a positive multiple of the number of processes '
+                      f'({process_count})')
+  return batch_size // process_count
+
+
+def _process_positions(num_batches: int, batch_size: int, local_batch_size: int, process_index: int,
+                       start_batch: int = 0) -> np.ndarray:
+  """Epoch positions this process reads: its contiguous slice of each global batch from `start_batch`."""
+  grid = np.arange(num_batches * batch_size).reshape(num_batches, batch_size)
+  begin = process_index * local_batch_size
+  return grid[start_batch:, begin:begin + local_batch_size].ravel()
+
+
+def _to_input(image: tf.Tensor, normalize: bool, augment: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+  """uint8 image -> float32 in [0, 1] -> augment -> optionally standardized per channel."""
+  image = augment(tf.cast(image, tf.float32) / 255)
+  return augment_tf.normalize(image) if normalize else image
+
+
+def _batches(tensors: tuple[np.ndarray, ...], preprocess: Callable[..., dict[str, tf.Tensor]],
+             local_batch_size: int) -> Iterator[Batch]:
+  """Maps `preprocess` over the examples in parallel, keeping order, and yields numpy batches."""
+  dataset = tf.data.Dataset.from_tensor_slices(tensors)
+  dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def train_batches(split: Split, *, batch_size: int, seed: int, epoch: int, augment_config: Any,
+                  normalize: bool = True, start_batch: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[Batch]:
+  """One shuffled, augmented epoch from global batch `start_batch` on; this process's share of each.
+
+  The order comes from numpy `default_rng([seed, epoch])` and each example's augmentation seed from
+  (seed, epoch, its position in that order), so batches do not depend on where the epoch was
+  resumed or how it is sharded. Yields {'image': float32 [B/P, 32, 32, 3], 'label': int32 [B/P]}.
+  """
+  local_batch_size = _local_batch_size(batch_size, process_count)
+  num_batches = steps_per_epoch(len(split), batch_size)
+  positions = _process_positions(num_batches, batch_size, local_batch_size, process_index, start_batch)
+  augment = augment_tf.build_augment(augment_config)
+  indices = np.random.default_rng([seed, epoch]).permutation(len(split))[positions]
+  epoch_seed = tf.constant([seed, epoch], tf.int64)
+
+  def preprocess(image: tf.Tensor, label: tf.Tensor, position: tf.Tensor) -> dict[str, tf.Tensor]:
+    example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
+    return {'image': _to_input(image, normalize, lambda x: augment(x, example_seed)), 'label': label}
+
+  return _batches((split.images[indices], split.labels[indices], positions), preprocess,
+                  local_batch_size)
+
+
+def eval_batches(split: Split, *, batch_size: int, normalize: bool = True, process_index: int = 0,
+                 process_count: int = 1) -> Iterator[Batch]:
+  """The split in order, this process's share of each global batch, the last padded to full size.
+
+  Yields {'image': float32 [B/P, 32, 32, 3], 'label': int32 [B/P], 'mask': bool [B/P]}, where
+  `mask` is False on padding, so every example is counted exactly once across processes.
+  """
+  local_batch_size = _local_batch_size(batch_size, process_count)
+  num_batches = -(-len(split) // batch_size)
+  positions = _process_positions(num_batches, batch_size, local_batch_size, process_index)
+  mask = positions < len(split)
+  indices = np.where(mask, positions, 0)
+
+  def preprocess(image: tf.Tensor, label: tf.Tensor, real: tf.Tensor) -> dict[str, tf.Tensor]:
+    return {'image': _to_input(image, normalize, lambda x: x), 'label': label, 'mask': real}
+
+  return _batches((split.images[indices], split.labels[indices], mask), preprocess,
+                  local_batch_size)

@@ -1,0 +1,120 @@
+"""Data parallelism over every device: a sharded `jax.jit` mesh (the default) or `jax.pmap`.
+
+Both give the same numbers: under jit the global batch is sharded along the mesh's `data` axis and
+XLA inserts the gradient and BatchNorm reductions; under pmap the step averages them itself with
+`lax.pmean` over the `data` axis and BatchNorm layers are told that axis name.
+"""
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
+
+from cifar_jax.errors import ConfigError, check_choice
+
+AXIS = 'data'
+PARALLELISMS = ('jit', 'pmap')
+
+
+def check_batch_size(key: str, batch_size: int) -> None:
+  """Refuses a global batch size that every device cannot get an equal share of."""
+  devices = jax.device_count()
+  if batch_size < 1 or batch_size % devices:
+    raise ConfigError(
+        f'{key}={batch_size} must be a positive multiple of the device count ({devices}) '
+        f'so that every device gets an equal share')
+
+
+class DataParallel(Protocol):
+  """What the training loop needs from a parallelism strategy."""
+
+  axis_name: str | None
+
+  def put_state(self, state: Any) -> Any: ...
+
+  def get_state(self, state: Any) -> Any: ...
+
+  def put_batch(self, batch: dict[str, np.ndarray]) -> Any: ...
+
+  def compile_train(self, step: Callable) -> Callable: ...
+
+  def compile_eval(self, step: Callable) -> Callable: ...
+
+
+class JitParallel:
+  """State replicated and the batch sharded over a 1-D mesh of every device; works across processes."""
+
+  axis_name = None
+
+  def __init__(self) -> None:
+    self.mesh = jax.make_mesh((jax.device_count(),), (AXIS,))
+    self.replicated = NamedSharding(self.mesh, PartitionSpec())
+    self.sharded = NamedSharding(self.mesh, PartitionSpec(AXIS))
+
+  def put_state(self, state: Any) -> Any:
+    """Replicates a host (or single-device) state over the mesh."""
+    return jax.device_put(state, self.replicated)
+
+  def get_state(self, state: Any) -> Any:
+    """The state as one logical copy (already so under jit)."""
+    return state
+
+  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    """Assembles this process's slice of the global batch into one array sharded over every device."""
+    return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
+
+  def compile_train(self, step: Callable) -> Callable:
+    return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated,
+                   donate_argnums=0)
+
+  def compile_eval(self, step: Callable) -> Callable:
+    return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated)
+
+
+class PmapParallel:
+  """The per-device `jax.pmap` model: a copy of the state per local device, explicit `pmean` in the step."""
+
+  axis_name = AXIS
+
+  def __init__(self) -> None:
+    if jax.process_count() > 1:
+      raise ConfigError('parallelism=pmap runs on one process; use parallelism=jit with several hosts')
+    self.devices = jax.local_devices()
+    mesh = jax.sharding.Mesh(np.array(self.devices), (AXIS,))
+    self.stacked = NamedSharding(mesh, PartitionSpec(AXIS))
+
+  def put_state(self, state: Any) -> Any:
+    """One copy of the state per local device, stacked along a leading device axis."""
+    n = len(self.devices)
+    return jax.tree.map(lambda x: jax.device_put(jnp.broadcast_to(x, (n, *jnp.shape(x))), self.stacked), state)
+
+  def get_state(self, state: Any) -> Any:
+    """The first device's copy (all copies are identical)."""
+    return jax.tree.map(lambda x: x[0], state)
+
+  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    n = len(self.devices)
+    return {k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}
+
+  def compile_train(self, step: Callable) -> Callable:
+    return jax.pmap(step, axis_name=AXIS, donate_argnums=0)
+
+  def compile_eval(self, step: Callable) -> Callable:
+    return jax.pmap(step, axis_name=AXIS)
+
+
+def create_parallel(name: str) -> DataParallel:
+  """The strategy for `config.parallelism`."""
+  check_choice('parallelism', name, PARALLELISMS)
+  return JitParallel() if name == 'jit' else PmapParallel()
+
+
+def set_batchnorm_axis(model: nnx.Module, axis_name: str | None) -> None:
+  """Makes every BatchNorm average its batch statistics over `axis_name` (needed under pmap)."""
+  for _, module in nnx.iter_modules(model):
+    if isinstance(module, nnx.BatchNorm):
+      module.axis_name = axis_name

@@ -1,0 +1,75 @@
+"""Every key of a cifar_jax run, with its default; other configs import this and override a few.
+
+    python -m cifar_jax.main --config=configs/default.py --workdir=runs/default
+
+Defaults: CIFAR ResNet-18, SGD with momentum and cosine decay, crop + flip. Expected accuracy: not yet
+measured (see configs/resnet18.py for the full recipe).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The default config: every key a run reads, each with a one-line comment."""
+  config = ml_collections.ConfigDict()
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'resnet18'  # a name from `python -m cifar_jax.models`
+  config.model.activation = 'relu'  # hidden activation: relu, leaky_relu, relu6, elu, tanh, silu, sigmoid, softmax, gelu
+  config.model.dropout = 0.0  # dropout rate before the dense layers, in [0, 1)
+
+  config.num_epochs = 30  # length of the run in epochs (the schedule spans them)
+  config.num_train_steps = -1  # -1: num_epochs of steps; otherwise stop after this many steps (schedule unchanged)
+  config.batch_size = 128  # global batch size, split over all devices (must be divisible by their count)
+  config.eval_batch_size = 500  # global batch size for validation and test evaluation
+  config.seed = 0  # the one source of randomness: init, dropout, data order, augmentation, split
+  config.dtype = 'float32'  # compute dtype: float32 or bfloat16 (parameters stay float32)
+  config.parallelism = 'jit'  # data parallelism: jit (sharded mesh, the default) or pmap (explicit pmean)
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = 'sgd'  # sgd, adam, adamw, adagrad, rmsprop, adadelta
+  config.optimizer.learning_rate = 0.1  # peak (or constant) learning rate, > 0
+  config.optimizer.momentum = 0.9  # sgd and rmsprop momentum; 0 disables it
+  config.optimizer.nesterov = False  # sgd only: Nesterov momentum
+  config.optimizer.weight_decay = 5e-4  # L2 added to the gradient as PyTorch does; decoupled for adamw
+  config.optimizer.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 disables clipping
+
+  config.schedule = ml_collections.ConfigDict()
+  config.schedule.name = 'cosine'  # constant, step, multistep, exponential, cosine, warmup_cosine, onecycle, plateau
+  config.schedule.warmup_epochs = 0.0  # warmup_cosine: epochs of linear warmup from 0
+  config.schedule.step_epochs = 30  # step: multiply by gamma every this many epochs (PyTorch StepLR)
+  config.schedule.milestones = (50, 75)  # multistep: epochs at which to multiply by gamma (MultiStepLR)
+  config.schedule.gamma = 0.1  # step, multistep: factor per decay; exponential: factor per epoch
+  config.schedule.plateau_factor = 0.1  # plateau: factor on validation-loss plateau (ReduceLROnPlateau)
+  config.schedule.plateau_patience = 10  # plateau: epochs without improvement before reducing
+  config.schedule.plateau_min_lr = 1e-6  # plateau: the learning rate never goes below this
+
+  config.regularization = ml_collections.ConfigDict()
+  config.regularization.l1 = 0.0  # Lasso: coefficient of sum |w| added to the loss
+  config.regularization.l2 = 0.0  # Ridge: coefficient of sum w^2 added to the loss
+  config.regularization.label_smoothing = 0.0  # cross-entropy label smoothing, in [0, 1)
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = 'auto'  # files (official cifar-10-batches-py), tfds, or auto (files if found)
+  config.data.data_dir = ''  # the batches folder or its parent ('' : $CIFAR10_DIR); the tfds data_dir for tfds
+  config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
+  config.data.pipeline = 'tfdata'  # input pipeline: tfdata (host, tf.data)
+  config.data.normalize = True  # per-channel normalization with the training mean and std
+  config.data.max_train_examples = -1  # -1: all; a small number for quick runs
+  config.data.max_eval_examples = -1  # -1: all validation and test images; a small number for quick runs
+
+  config.augment = ml_collections.ConfigDict()
+  config.augment.ops = ('random_crop', 'horizontal_flip')  # applied in this order, on the training set only
+  config.augment.crop_padding = 4  # random_crop: zero padding on each side before the 32 x 32 crop
+  config.augment.erasing_probability = 0.5  # random_erasing: chance of erasing one rectangle
+  config.augment.erasing_scale = (0.02, 0.33)  # random_erasing: area fraction range
+  config.augment.erasing_ratio = (0.3, 3.3)  # random_erasing: aspect ratio range
+  config.augment.affine_degrees = 5.0  # random_affine: rotation range in degrees
+  config.augment.affine_translate = (0.2, 0.2)  # random_affine: translation as a fraction of width, height
+  config.augment.jitter = (0.2, 0.2, 0.2, 0.1)  # color_jitter: brightness, contrast, saturation, hue
+  config.augment.resized_crop_scale = (0.8, 1.0)  # random_resized_crop: area fraction range
+  config.augment.resized_crop_ratio = (0.75, 4 / 3)  # random_resized_crop: aspect ratio range
+
+  config.log_every_steps = 50  # training metrics and the progress line every this many steps
+  config.checkpoint_keep = 3  # how many of the latest checkpoints to keep (the best is kept apart)
+  return config

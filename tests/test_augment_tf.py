@@ -1,0 +1,219 @@
+"""Tests the TF augmentations: shapes, ranges, determinism, exact pixels, config checks, op order."""
+
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+
+from cifar_jax.data import augment_tf, cifar10, tfdata
+from cifar_jax.data.augment_config import AUGMENTATIONS, check_augment_config
+from cifar_jax.errors import ConfigError
+
+tf = augment_tf.tf
+SEEDS = [tf.constant([seed, 7], tf.int64) for seed in range(12)]
+
+# Each augmentation with the default config's arguments, erasing always on so it shows.
+AUGMENT_FNS = {
+    'random_crop': lambda image, seed: augment_tf.random_crop(image, seed, 4),
+    'horizontal_flip': augment_tf.horizontal_flip,
+    'random_erasing': lambda image, seed: augment_tf.random_erasing(
+        image, seed, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN),
+    'random_affine': lambda image, seed: augment_tf.random_affine(image, seed, 5.0, (0.2, 0.2)),
+    'color_jitter': lambda image, seed: augment_tf.color_jitter(image, seed, 0.2, 0.2, 0.2, 0.1),
+    'random_resized_crop': lambda image, seed: augment_tf.random_resized_crop(
+        image, seed, (0.8, 1.0), (0.75, 4 / 3)),
+}
+
+
+def _config(**overrides: object) -> ml_collections.ConfigDict:
+  """The default augment config with `overrides`."""
+  config = ml_collections.ConfigDict({
+      'ops': ('random_crop', 'horizontal_flip'), 'crop_padding': 4, 'erasing_probability': 0.5,
+      'erasing_scale': (0.02, 0.33), 'erasing_ratio': (0.3, 3.3), 'affine_degrees': 5.0,
+      'affine_translate': (0.2, 0.2), 'jitter': (0.2, 0.2, 0.2, 0.1), 'resized_crop_scale': (0.8, 1.0),
+      'resized_crop_ratio': (0.75, 1.3333333)})
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope='module')
+def image() -> tf.Tensor:
+  """A random float32 image in [0, 1], away from 0 so zero fill is visible."""
+  return tf.constant(np.random.default_rng(0).uniform(0.1, 1, (32, 32, 3)).astype(np.float32))
+
+
+def _arange_image() -> np.ndarray:
+  """A float32 image whose pixels are all different, for exact position checks."""
+  return (np.arange(32 * 32 * 3, dtype=np.float32) / (32 * 32 * 3)).reshape(32, 32, 3)
+
+
+@pytest.mark.parametrize('name', sorted(AUGMENT_FNS))
+def test_shape_range_determinism_and_variation(name: str, image: tf.Tensor) -> None:
+  outputs = [AUGMENT_FNS[name](image, seed).numpy() for seed in SEEDS]
+  for output in outputs:
+    assert output.shape == (32, 32, 3) and output.dtype == np.float32
+    assert output.min() >= 0 and output.max() <= 1
+  np.testing.assert_array_equal(AUGMENT_FNS[name](image, SEEDS[0]).numpy(), outputs[0])
+  assert len({output.tobytes() for output in outputs}) > 1
+
+
+def test_all_named_augmentations_are_buildable() -> None:
+  assert set(augment_tf._OPS) == set(AUGMENTATIONS) == set(AUGMENT_FNS)  # pylint: disable=protected-access
+
+
+def test_flip_is_mirror_or_identity() -> None:
+  image = _arange_image()
+  outputs = [augment_tf.horizontal_flip(tf.constant(image), seed).numpy() for seed in SEEDS]
+  flipped = [np.array_equal(output, image[:, ::-1]) for output in outputs]
+  assert all(flip or np.array_equal(output, image) for flip, output in zip(flipped, outputs))
+  assert 0 < sum(flipped) < len(SEEDS)
+
+
+def test_crop_is_a_window_of_the_padded_image() -> None:
+  image = _arange_image()
+  padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+  windows = {(top, left): padded[top:top + 32, left:left + 32] for top in range(9) for left in range(9)}
+  offsets = set()
+  for seed in SEEDS:
+    output = augment_tf.random_crop(tf.constant(image), seed, 4).numpy()
+    offsets |= {offset for offset, window in windows.items() if np.array_equal(output, window)}
+  assert len(offsets) > 1
+  np.testing.assert_array_equal(augment_tf.random_crop(tf.constant(image), SEEDS[0], 0).numpy(), image)
+
+
+def test_erasing_fills_one_rectangle_with_value() -> None:
+  image = _arange_image() + 1  # No pixel equals the fill value.
+  for seed in SEEDS:
+    output = augment_tf.random_erasing(tf.constant(image), seed, 1.0, (0.02, 0.33), (0.3, 3.3),
+                                       (-1.0, -2.0, -3.0)).numpy()
+    erased = output[..., 0] == -1
+    assert 0 < erased.sum() < erased.size
+    rows, cols = np.nonzero(erased)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    assert erased[box].all() and erased.sum() == erased[box].size
+    np.testing.assert_array_equal(output[box], np.broadcast_to([-1.0, -2.0, -3.0], output[box].shape))
+    np.testing.assert_array_equal(output[~erased], image[~erased])
+    assert 0.02 * 1024 - 32 <= erased.sum() <= 0.33 * 1024 + 32  # Area within scale, up to rounding.
+  unchanged = augment_tf.random_erasing(tf.constant(image), SEEDS[0], 0.0, (0.02, 0.33), (0.3, 3.3), 0.0)
+  np.testing.assert_array_equal(unchanged.numpy(), image)
+
+
+def test_affine_without_rotation_is_a_whole_pixel_shift() -> None:
+  image = _arange_image() + 1
+  shifts = set()
+  for seed in SEEDS:
+    output = augment_tf.random_affine(tf.constant(image), seed, 0.0, (0.25, 0.125)).numpy()
+    matches = [(dx, dy) for dx in range(-8, 9) for dy in range(-4, 5)
+               if np.array_equal(output, _shifted(image, dx, dy))]
+    assert len(matches) == 1
+    shifts |= set(matches)
+  assert len(shifts) > 1
+
+
+def _shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
+  """`image` moved right by dx and down by dy, zero-filled."""
+  out = np.zeros_like(image)
+  out[max(dy, 0):32 + min(dy, 0), max(dx, 0):32 + min(dx, 0)] = image[max(-dy, 0):32 - max(dy, 0),
+                                                                      max(-dx, 0):32 - max(dx, 0)]
+  return out
+
+
+def test_rotation_is_counter_clockwise_about_the_center() -> None:
+  image = _arange_image()
+  rotate = augment_tf._rotate_and_shift  # pylint: disable=protected-access
+  quarter = rotate(tf.constant(image), tf.constant(np.pi / 2, tf.float32), tf.constant([0.0, 0.0]))
+  np.testing.assert_array_equal(quarter.numpy(), np.rot90(image))
+
+
+def test_jitter_and_resized_crop_without_range_are_identity(image: tf.Tensor) -> None:
+  jittered = augment_tf.color_jitter(image, SEEDS[0], 0.0, 0.0, 0.0, 0.0)
+  np.testing.assert_allclose(jittered.numpy(), image.numpy(), atol=1e-5)
+  cropped = augment_tf.random_resized_crop(image, SEEDS[0], (1.0, 1.0), (1.0, 1.0))
+  np.testing.assert_allclose(cropped.numpy(), image.numpy(), atol=1e-6)
+
+
+def test_jitter_brightness_scales_and_hue_keeps_gray() -> None:
+  gray = tf.fill([32, 32, 3], 0.4)
+  for seed in SEEDS[:4]:
+    output = augment_tf.color_jitter(gray, seed, 0.5, 0.0, 0.0, 0.5).numpy()
+    assert 0.2 - 1e-6 <= output[0, 0, 0] <= 0.6 + 1e-6
+    np.testing.assert_allclose(output, output[0, 0, 0], atol=1e-5)  # Still flat and gray.
+
+
+def test_resized_crop_zooms_in() -> None:
+  image = _arange_image()
+  output = augment_tf.random_resized_crop(tf.constant(image), SEEDS[0], (0.25, 0.25), (1.0, 1.0)).numpy()
+  assert output.min() >= image.min() and output.max() <= image.max()
+  assert np.ptp(output[..., 0]) < 0.6 * np.ptp(image[..., 0])  # A 16x16 window spans less.
+
+
+def test_normalize() -> None:
+  mean = tf.fill([2, 2, 3], 1.0) * cifar10.CIFAR10_MEAN
+  np.testing.assert_allclose(augment_tf.normalize(mean).numpy(), 0, atol=1e-6)
+  one_std = augment_tf.normalize(mean + cifar10.CIFAR10_STD).numpy()
+  np.testing.assert_allclose(one_std, 1, atol=1e-5)
+
+
+def test_build_augment_applies_ops_in_order(image: tf.Tensor) -> None:
+  fold_in = tf.random.experimental.stateless_fold_in
+  seed = SEEDS[3]
+  crop_then_flip = augment_tf.build_augment(_config(ops=('random_crop', 'horizontal_flip')))
+  expected = augment_tf.horizontal_flip(augment_tf.random_crop(image, fold_in(seed, 0), 4), fold_in(seed, 1))
+  np.testing.assert_array_equal(crop_then_flip(image, seed).numpy(), expected.numpy())
+  flip_then_crop = augment_tf.build_augment(_config(ops=('horizontal_flip', 'random_crop')))
+  expected = augment_tf.random_crop(augment_tf.horizontal_flip(image, fold_in(seed, 0)), fold_in(seed, 1), 4)
+  np.testing.assert_array_equal(flip_then_crop(image, seed).numpy(), expected.numpy())
+  nothing = augment_tf.build_augment(_config(ops=()))
+  np.testing.assert_array_equal(nothing(image, seed).numpy(), image.numpy())
+
+
+@pytest.mark.parametrize('overrides, key', [
+    ({'ops': ('random_crop', 'cutmix')}, 'augment.ops'),
+    ({'ops': 'random_crop'}, 'augment.ops'),
+    ({'crop_padding': -1}, 'augment.crop_padding'),
+    ({'crop_padding': 2.5}, 'augment.crop_padding'),
+    ({'erasing_probability': 1.5}, 'augment.erasing_probability'),
+    ({'erasing_scale': (0.5, 0.2)}, 'augment.erasing_scale'),
+    ({'erasing_ratio': (0.0, 3.3)}, 'augment.erasing_ratio'),
+    ({'affine_degrees': -5.0}, 'augment.affine_degrees'),
+    ({'affine_translate': (0.2, 1.5)}, 'augment.affine_translate'),
+    ({'jitter': (0.2, 0.2, 0.2)}, 'augment.jitter'),
+    ({'jitter': (0.2, 0.2, 0.2, 0.6)}, 'augment.jitter'),
+    ({'resized_crop_scale': (0.0, 1.0)}, 'augment.resized_crop_scale'),
+    ({'resized_crop_ratio': (1.3, 0.75)}, 'augment.resized_crop_ratio'),
+])
+def test_check_augment_config_names_the_key(overrides: dict[str, object], key: str) -> None:
+  config = _config()
+  with config.unlocked(), config.ignore_type():
+    config.update(overrides)
+  with pytest.raises(ConfigError, match=key):
+    check_augment_config(config)
+
+
+def test_check_augment_config_lists_choices_and_accepts_defaults() -> None:
+  check_augment_config(_config(ops=AUGMENTATIONS))
+  with pytest.raises(ConfigError, match='random_resized_crop'):
+    check_augment_config(_config(ops=('cutout',)))
+
+
+def test_loader_and_config_check_do_not_import_tensorflow() -> None:
+  code = ('import sys, cifar_jax.data.cifar10, cifar_jax.data.augment_config; '
+          'sys.exit("tensorflow" in sys.modules)')
+  assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0
+
+
+def test_augmentations_inside_the_pipeline_match_eager() -> None:
+  rng = np.random.default_rng(1)
+  split = cifar10.Split(rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), np.arange(12, dtype=np.int32))
+  config = _config(ops=AUGMENTATIONS, erasing_probability=1.0)
+  batch = next(tfdata.train_batches(split, batch_size=4, seed=5, epoch=2, augment_config=config,
+                                    normalize=False))
+  assert batch['image'].shape == (4, 32, 32, 3) and batch['image'].dtype == np.float32
+  assert batch['image'].min() >= 0 and batch['image'].max() <= 1
+  augment = augment_tf.build_augment(config)
+  for position, label in enumerate(batch['label']):
+    seed = tf.random.experimental.stateless_fold_in(tf.constant([5, 2], tf.int64), tf.constant(position, tf.int64))
+    expected = augment(tf.constant(split.images[label], tf.float32) / 255, seed).numpy()
+    np.testing.assert_allclose(batch['image'][position], expected, atol=1e-5)
