@@ -43,8 +43,14 @@ class MetricsLog:
     run that stopped early (it is evaluated again at the end)."""
     if not self.path.exists():
       return
-    records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-    kept = [json.dumps(r) for r in records if r['step'] <= step and r['kind'] != 'test']
+    kept = []
+    for line in self.path.read_text().splitlines():
+      try:
+        record = json.loads(line)
+      except json.JSONDecodeError:  # a line torn by a kill mid-write
+        continue
+      if record['step'] <= step and record['kind'] != 'test':
+        kept.append(line)
     self.path.write_text(''.join(line + '\n' for line in kept))
 
   def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
@@ -98,13 +104,6 @@ class Progress:
     print(f'step {step}/{self.total_steps}  epoch {epoch}/{num_epochs}  loss {values["loss"]:.4f}  '
           f'acc {100 * values["accuracy"]:.2f}%  lr {values["learning_rate"]:.3g}  '
           f'{values["images_per_second"]:,.0f} img/s  left {left}', flush=True)
-
-
-def write_json(path: pathlib.Path, payload: dict[str, Any]) -> None:
-  """Writes `payload` atomically (a crash never leaves half a file)."""
-  tmp = path.with_suffix('.tmp')
-  tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + '\n')
-  tmp.replace(path)
 
 
 def plot_curves(history: list[dict[str, float]], path: pathlib.Path, title: str) -> None:

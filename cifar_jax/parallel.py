@@ -56,8 +56,8 @@ class JitParallel:
     self.sharded = NamedSharding(self.mesh, PartitionSpec(AXIS))
 
   def put_state(self, state: Any) -> Any:
-    """Replicates a host (or single-device) state over the mesh."""
-    return jax.device_put(state, self.replicated)
+    """Replicates a state over the mesh (through the host, so that it also works across processes)."""
+    return jax.device_put(jax.device_get(state), self.replicated)
 
   def get_state(self, state: Any) -> Any:
     """The state as one logical copy (already so under jit)."""

@@ -35,10 +35,11 @@ class TrainState:
 
 @flax.struct.dataclass
 class TrainMetrics(metrics.Collection):
-  """Per-step training loss (without penalties) and accuracy, averaged over steps."""
+  """Per-step training loss (without penalties), accuracy and gradient norm, averaged over steps."""
 
   loss: metrics.Average.from_output('loss')
   accuracy: metrics.Average.from_output('accuracy')
+  grad_norm: metrics.Average.from_output('grad_norm')
 
 
 @flax.struct.dataclass
@@ -118,7 +119,8 @@ def train_step(
   accuracy = (logits.argmax(-1) == batch['label']).mean()
   loss, accuracy = _pmean((data_loss, accuracy), cfg.axis_name)
   new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
-  step_metrics = TrainMetrics.single_from_model_output(loss=loss, accuracy=accuracy)
+  step_metrics = TrainMetrics.single_from_model_output(loss=loss, accuracy=accuracy,
+                                                      grad_norm=optax.tree.norm(grads))
   return new_state, step_metrics
 
 

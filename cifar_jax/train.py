@@ -14,7 +14,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from cifar_jax import checkpoint, logging, optim, parallel, steps
+from cifar_jax import checkpoint, logging, optim, parallel, preemption, steps, workdir as run_dir
 from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.errors import ConfigError, UserError, check_choice
@@ -31,7 +31,11 @@ def _tfdata():
 
 
 class TrainingDiverged(UserError):
-  """The loss became NaN or infinite; the last good checkpoint is kept."""
+  """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Stopped(UserError):
+  """SIGTERM or Ctrl-C: a checkpoint was written at the current step and the run can be resumed."""
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
@@ -78,19 +82,6 @@ def create_train_state(
       plateau=optim.create_plateau(config).init(params),
   )
   return graphdef, state
-
-
-def prepare_workdir(workdir: str | pathlib.Path) -> pathlib.Path:
-  """Creates the workdir and proves it writable before any work is done."""
-  path = pathlib.Path(workdir)
-  try:
-    path.mkdir(parents=True, exist_ok=True)
-    probe = path / '.write_probe'
-    probe.write_text('ok')
-    probe.unlink()
-  except OSError as e:
-    raise UserError(f'cannot write to workdir {path}: {e.strerror or e}') from e
-  return path
 
 
 def evaluate(eval_step: Any, dp: parallel.DataParallel, state: Any, split: cifar10.Split,
@@ -153,10 +144,13 @@ def _metrics_from_json(saved: dict[str, Any] | None) -> steps.TrainMetrics | Non
 class Trainer:
   """One run in one workdir: built from the config, resumed from the latest checkpoint, trained epoch by epoch."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> None:
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+               allow_config_change: bool = False) -> None:
     check_config(config)
     self.config = config
-    self.workdir = prepare_workdir(workdir)
+    abstract_params = count_params(nnx.eval_shape(lambda: build_model(config)))
+    # A checkpoint holds the parameters and up to two optimizer moments in float32, kept keep + 1 times.
+    self.workdir = run_dir.prepare(workdir, needed_bytes=3 * 4 * abstract_params * (config.checkpoint_keep + 1))
     self.is_main = jax.process_index() == 0
     self.data = cifar10.load(config.data.data_dir or None, source=config.data.source,
                              val_fraction=config.data.val_fraction, seed=config.seed,
@@ -181,6 +175,7 @@ class Trainer:
     self.checkpoints = checkpoint.Checkpoints(self.workdir / 'checkpoints', keep=config.checkpoint_keep)
     self.record = RunRecord()
     if self.checkpoints.latest_step() is not None:
+      run_dir.check_resumable(self.workdir, config, allow_config_change)
       state, saved = self.checkpoints.restore_latest(state)
       self.record = RunRecord(**saved)
       print(f'Resuming {self.workdir} from step {int(state.step)}.', flush=True)
@@ -188,8 +183,7 @@ class Trainer:
     self.pending = _metrics_from_json(self.record.pending)
     self.pending_start = self.step - (int(self.pending.loss.count) if self.pending is not None else 0)
 
-    if self.is_main:
-      (self.workdir / 'config.json').write_text(config.to_json_best_effort(indent=2) + '\n')
+    run_dir.write_config(self.workdir, config)
     self.log = logging.MetricsLog(self.workdir, resume_step=self.step, enabled=self.is_main)
     self.progress = logging.Progress(self.total_steps, self.step, config.batch_size, enabled=self.is_main)
     step_cfg = steps.StepConfig(
@@ -204,20 +198,22 @@ class Trainer:
   def run(self) -> dict[str, Any]:
     """Trains to the end (or the step cap), evaluates on the test set, writes summary.json and curves.png."""
     try:
-      while self.step < self.total_steps:
-        self._train_epoch()
+      with preemption.StopRequest() as self.stop:
+        while self.step < self.total_steps:
+          self._stop_if_requested()
+          self._train_epoch()
       test = evaluate(self.eval_step, self.dp, self.state, self.data.test, self.config)
       self.log.write('test', self.step, test)
     except TrainingDiverged as e:
       if self.is_main:
-        logging.write_json(self.workdir / 'summary.json', {'status': 'failed', 'error': str(e), 'steps': self.step})
+        run_dir.write_json(self.workdir / 'summary.json', {'status': 'failed', 'error': str(e), 'steps': self.step})
       raise
     finally:
       self.checkpoints.close()
       self.log.close()
     summary = self._summary(test)
     if self.is_main:
-      logging.write_json(self.workdir / 'summary.json', summary)
+      run_dir.write_json(self.workdir / 'summary.json', summary)
       if self.record.history:
         logging.plot_curves(self.record.history, self.workdir / 'curves.png',
                             title=f'{self.config.model.name} on CIFAR-10')
@@ -244,6 +240,7 @@ class Trainer:
         self._log_pending(epoch + 1)
       if epoch_done or self.step >= self.total_steps:
         break
+      self._stop_if_requested()
     self.record.train_seconds += time.perf_counter() - segment_start
 
     val = None
@@ -257,12 +254,20 @@ class Trainer:
       self.record.close_epoch(epoch + 1, self.step, val)
     self._save(val['accuracy'] if val else None)
 
+  def _stop_if_requested(self) -> None:
+    """After SIGTERM or Ctrl-C: checkpoints the current step and stops with a message on how to resume."""
+    if self.stop.received:
+      self._save(None)
+      raise Stopped(f'{self.stop.received} received: checkpoint written at step {self.step}; '
+                    f'run the same command again to resume')
+
   def _log_pending(self, epoch: int) -> None:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""
     values = {k: float(v) for k, v in self.dp.get_state(self.pending).compute().items()}
-    if not math.isfinite(values['loss']):
+    if not (math.isfinite(values['loss']) and math.isfinite(values['grad_norm'])):
       raise TrainingDiverged(
-          f'the training loss became {values["loss"]} between steps {self.pending_start} and {self.step}; '
+          f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became non-finite '
+          f'between steps {self.pending_start} and {self.step}; '
           f'stopped, the last good checkpoint (step {self.checkpoints.latest_step()}) is kept')
     self.record.add_interval(values, self.step - self.pending_start)
     values['learning_rate'] = float(self.learning_rate_fn(self.step)) * float(
@@ -303,6 +308,10 @@ class Trainer:
     }
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path) -> dict[str, Any]:
-  """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates, returns the summary."""
-  return Trainer(config, workdir).run()
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                       allow_config_change: bool = False) -> dict[str, Any]:
+  """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates, returns the summary.
+
+  Resuming a workdir whose run had a different config is refused unless `allow_config_change`.
+  """
+  return Trainer(config, workdir, allow_config_change).run()

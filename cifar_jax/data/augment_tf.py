@@ -30,15 +30,26 @@ def _split_seed(seed: tf.Tensor, count: int) -> list[tf.Tensor]:
   return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
 
+def crop_at(image: tf.Tensor, padding: int, offset: tf.Tensor) -> tf.Tensor:
+  """Zero-pads each side by `padding`, then crops the original size at `offset` (top, left)."""
+  padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+  return tf.slice(padded, tf.stack([offset[0], offset[1], 0]), image.shape)
+
+
 def random_crop(image: tf.Tensor, seed: tf.Tensor, padding: int) -> tf.Tensor:
   """Zero-pads each side by `padding`, then crops the original size at a random offset (RandomCrop)."""
-  padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-  return tf.image.stateless_random_crop(padded, image.shape, seed)
+  offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32)
+  return crop_at(image, padding, offset)
+
+
+def flip_if(image: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
+  """Mirrors the image left-right when the bool `flip` is true."""
+  return tf.where(flip, tf.reverse(image, [1]), image)
 
 
 def horizontal_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
   """Mirrors the image left-right with probability 0.5 (RandomHorizontalFlip)."""
-  return tf.image.stateless_random_flip_left_right(image, seed)
+  return flip_if(image, _uniform(seed, 0, 1) < 0.5)
 
 
 def _random_sides(seed: tf.Tensor, height: int, width: int, scale: Pair, ratio: Pair) -> tuple[tf.Tensor, tf.Tensor]:

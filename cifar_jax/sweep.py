@@ -1,0 +1,363 @@
+r"""Sweeps: many runs from one base config, each in its own subfolder, then the comparison table and plots.
+
+    python -m cifar_jax.sweep --config=configs/sweeps/tp3_dense.py --workdir=runs/tp3_dense
+    python -m cifar_jax.sweep --config=configs/sweeps/tp3_hyperparameters.py --workdir=runs/tp3_hp \
+        --config.num_samples=8 --set=num_epochs=2 --set=data.max_train_examples=5000
+
+A sweep config is a file whose `get_config()` returns a ConfigDict with these keys (configs/sweeps/default.py
+holds them all, documented; every sweep imports it):
+
+  base         the run config file every variant starts from, relative to the repository root (run from there)
+  overrides    the study's fixed baseline: a ConfigDict mirroring the run config (`overrides.model.activation`)
+  variants     a list of named variants, dicts {name, config, overrides}: `config` a run config file used instead
+               of `base`, `overrides` a dict of {dotted.key: value}; a missing name comes from them
+  grid         or a grid: a ConfigDict mirroring the run config whose leaves are lists of values; every point
+               of their product is a variant named after its values (`learning_rate=0.01_momentum=0.9`)
+  num_samples  grid only: 0 runs every point; N runs N points drawn at random without replacement
+  seed         grid only: the seed of those draws
+
+A variant's config is its config file, then `overrides`, then its own overrides, then every `--set=key=value`
+of the command line (which therefore can shrink a whole sweep: `--set=num_epochs=1`). A key the run config
+does not have (outside `model.`, whose keys the model checks) is an error naming it, and every variant's
+config is checked before anything runs. Variant names become folder names: characters other than letters,
+digits and `._=+-` become `_`, and a repeated name gets a suffix.
+
+Each variant runs in `workdir/<name>` through `train.train_and_evaluate`. A variant whose summary.json says
+'completed' for the same config is skipped; any other resumes from its latest checkpoint. A variant that fails
+(a non-finite loss, bad data...) is recorded as failed with its reason, in sweep.json and its summary.json,
+and the sweep goes on; Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json
+holds the command, the variants, their overrides, the varied keys and each status. At the end
+`cifar_jax.report` writes results.md, results.csv and the plots. The exit status is 1 when a variant failed.
+"""
+
+import ast
+from collections.abc import Sequence
+import copy
+import dataclasses
+import difflib
+import functools
+import importlib.util
+import json
+import math
+import pathlib
+import random
+import re
+import shlex
+import sys
+from typing import Any
+
+from absl import app, flags
+from absl import logging as absl_logging
+import ml_collections
+from ml_collections import config_flags
+
+from cifar_jax import report, train
+from cifar_jax import workdir as run_dir
+from cifar_jax.errors import ConfigError, UserError
+
+VARIANT_KEYS = ('name', 'config', 'overrides')
+SUMMARY_FILE = 'summary.json'
+
+
+@dataclasses.dataclass
+class Variant:
+  """One run of a sweep: its folder name, the config file it starts from, its own changes, its resolved config."""
+
+  name: str
+  source: str
+  overrides: dict[str, Any]
+  config: ml_collections.ConfigDict
+
+
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+  """The ConfigDict that `get_config()` of the config file at `path` returns (relative to the current folder)."""
+  file = pathlib.Path(path)
+  if not file.is_file():
+    raise ConfigError(f'config file {path} not found (paths are relative to the repository root: run from there)')
+  spec = importlib.util.spec_from_file_location('cifar_jax_config_' + re.sub(r'\W', '_', file.stem), file)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def _unknown_key(key: str, config: ml_collections.ConfigDict) -> ConfigError:
+  """The error for a key the run config lacks, with the closest existing keys."""
+  close = difflib.get_close_matches(key, report.flatten(config.to_dict()), n=3)
+  hint = f'; did you mean {" or ".join(close)}?' if close else ''
+  return ConfigError(f'unknown config key {key!r}: the run config has no such key{hint}')
+
+
+def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """Sets dotted `key` of `config`; a key it lacks (besides model options) or a value of the wrong type raises."""
+  *parents, leaf = key.split('.')
+  node = config
+  for part in parents:
+    if not isinstance(node.get(part), ml_collections.ConfigDict):
+      raise _unknown_key(key, config)
+    node = node[part]
+  if leaf not in node and parents != ['model']:  # model options are checked by the model registry
+    raise _unknown_key(key, config)
+  if isinstance(node.get(leaf), ml_collections.ConfigDict):
+    raise ConfigError(f'{key} is a group of keys, not a value: set its keys one by one')
+  try:
+    node[leaf] = value
+  except TypeError as e:
+    raise ConfigError(f'{key}={value!r} has the wrong type: {key} holds {type(node[leaf]).__name__} values') from e
+
+
+def parse_assignment(text: str, config: ml_collections.ConfigDict) -> tuple[str, Any]:
+  """`key=value` from the command line, the value read as a Python literal unless the key holds text."""
+  key, sep, raw = text.partition('=')
+  if not sep or not key:
+    raise ConfigError(f'--set={text!r} must read key=value, e.g. --set=num_epochs=1')
+  node = config
+  for part in key.split('.')[:-1]:
+    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+  current = node.get(key.split('.')[-1]) if isinstance(node, ml_collections.ConfigDict) else None
+  if isinstance(current, str):
+    return key, raw
+  try:
+    return key, ast.literal_eval(raw)
+  except (ValueError, SyntaxError):
+    return key, tuple(filter(None, raw.split(','))) if isinstance(current, tuple) else raw
+
+
+def _apply(config: ml_collections.ConfigDict, items: dict[str, Any], where: str) -> None:
+  """Sets every dotted key of `items`, naming `where` they come from in any error."""
+  for key, value in items.items():
+    try:
+      set_key(config, key, value)
+    except ConfigError as e:
+      raise ConfigError(f'{where}: {e}') from e
+
+
+def _short(value: Any) -> str:
+  """A value as part of a folder name."""
+  if isinstance(value, (tuple, list)):
+    return '-'.join(map(_short, value)) or 'none'
+  return f'{value:g}' if isinstance(value, float) else str(value)
+
+
+def name_from_values(values: dict[str, Any]) -> str:
+  """`learning_rate=0.01_momentum=0.9`: each key by its last part, or whole where two keys share it."""
+  leaves = [key.rsplit('.', 1)[-1] for key in values]
+  return '_'.join(f'{leaf if leaves.count(leaf) == 1 else key}={_short(value)}'
+                  for leaf, (key, value) in zip(leaves, values.items()))
+
+
+def safe_name(name: str) -> str:
+  """`name` made safe as a folder name on every common file system."""
+  return re.sub(r'[^A-Za-z0-9._=+-]+', '_', name).strip('._-') or 'variant'
+
+
+def grid_values(sweep: ml_collections.ConfigDict) -> dict[str, tuple[Any, ...]]:
+  """The grid as {dotted.key: values}, each a non-empty list."""
+  grid = report.flatten(sweep.grid.to_dict())
+  for key, values in grid.items():
+    if not isinstance(values, tuple) or not values:
+      raise ConfigError(f'grid.{key}={values!r} must be a non-empty list of values')
+  return grid
+
+
+def grid_size(sweep: ml_collections.ConfigDict) -> int:
+  """How many points the grid has (the product of its value counts)."""
+  return math.prod(len(values) for values in grid_values(sweep).values())
+
+
+def grid_point(grid: dict[str, tuple[Any, ...]], index: int) -> dict[str, Any]:
+  """Point `index` of the grid's product, in itertools.product order (the last key varies fastest)."""
+  point = {}
+  for key, values in reversed(grid.items()):
+    index, i = divmod(index, len(values))
+    point[key] = values[i]
+  return {key: point[key] for key in grid}
+
+
+def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, Any]]]:
+  """(name, config file, overrides) of each variant, from the list or from the grid."""
+  if bool(sweep.variants) == bool(sweep.grid):
+    raise ConfigError('a sweep config sets exactly one of variants or grid')
+  if sweep.num_samples < 0:
+    raise ConfigError(f'num_samples={sweep.num_samples} must be >= 0')
+  specs = []
+  for entry in sweep.variants:
+    unknown = sorted(set(entry) - set(VARIANT_KEYS))
+    if unknown:
+      raise ConfigError(f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
+                        f'{", ".join(VARIANT_KEYS)}')
+    overrides = report.flatten(entry.get('overrides', {}))
+    default_name = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
+    specs.append((entry.get('name') or default_name, entry.get('config', sweep.base), overrides))
+  if sweep.grid:
+    grid = grid_values(sweep)
+    size = grid_size(sweep)
+    indices = range(size)
+    if 0 < sweep.num_samples < size:
+      indices = sorted(random.Random(sweep.seed).sample(range(size), sweep.num_samples))
+    specs = [(name_from_values(point), sweep.base, point) for point in (grid_point(grid, i) for i in indices)]
+  return specs
+
+
+def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[Variant]:
+  """The sweep's variants with resolved configs and unique safe names; a bad key or value raises ConfigError."""
+  shared = report.flatten(sweep.overrides.to_dict())
+  loaded, variants, seen = {}, [], set()
+  for name, source, overrides in _specs(sweep):
+    name = base_name = safe_name(name)
+    suffix = 1
+    while name in seen:
+      suffix += 1
+      name = f'{base_name}-{suffix}'
+    seen.add(name)
+    if source not in loaded:
+      loaded[source] = load_config_file(source)
+    config = copy.deepcopy(loaded[source])
+    _apply(config, shared, 'sweep overrides')
+    _apply(config, overrides, f'variant {name}')
+    for text in cli_overrides:
+      _apply(config, dict([parse_assignment(text, config)]), f'--set={text}')
+    variants.append(Variant(name, source, overrides, config))
+  return variants
+
+
+def _as_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  return json.loads(config.to_json_best_effort())
+
+
+def _read_json(path: pathlib.Path) -> dict[str, Any] | None:
+  return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_variants(variants: Sequence[Variant], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
+  """Checks every variant's config, and that a folder already there holds a run of the same config."""
+  for variant in variants:
+    try:
+      train.check_config(variant.config)
+      if (workdir / variant.name).is_dir():
+        run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
+    except ConfigError as e:
+      raise ConfigError(f'variant {variant.name}: {e}') from e
+
+
+def is_finished(folder: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
+  """Whether `folder` holds a completed run of `config` (keys that cannot change the result aside)."""
+  summary, saved = _read_json(folder / SUMMARY_FILE), _read_json(folder / run_dir.CONFIG_FILE)
+  return (summary is not None and summary.get('status') == 'completed' and saved is not None
+          and not run_dir.config_differences(saved, _as_json(config)))
+
+
+def _headline(summary: dict[str, Any]) -> str:
+  """The result of a run in a few words: its accuracies, epochs and time."""
+  parts = [f'{label} {100 * summary[key]:.2f}%' for key, label in (('val_accuracy', 'val'), ('test_accuracy', 'test'))
+           if summary.get(key) is not None]
+  epochs, seconds = summary.get('epochs'), summary.get('wall_seconds') or 0
+  parts.append(f'{epochs} epoch{"" if epochs == 1 else "s"} in {report.format_duration(seconds)}')
+  return ', '.join(parts)
+
+
+def _record_failure(folder: pathlib.Path, config: ml_collections.ConfigDict, error: str) -> None:
+  """Makes the variant's summary.json say failed with `error` and keeps its config.json, whatever training wrote."""
+  folder.mkdir(parents=True, exist_ok=True)
+  if not (folder / run_dir.CONFIG_FILE).exists():  # training failed before writing it
+    run_dir.write_config(folder, config)
+  summary = _read_json(folder / SUMMARY_FILE) or {}
+  if summary.get('status') != 'failed' or summary.get('error') != error:
+    run_dir.write_json(folder / SUMMARY_FILE, {'status': 'failed', 'error': error})
+
+
+def _varied(variants: Sequence[Variant]) -> list[str]:
+  """The keys the variants change, then any other key whose value differs between them."""
+  first = [key for v in variants for key in v.overrides]
+  return report.varied_keys([report.flatten(v.config.to_dict()) for v in variants], first=first)
+
+
+def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli_overrides: Sequence[str] = (), *,
+              command: str | None = None, allow_config_change: bool = False) -> list[dict[str, Any]]:
+  """Runs every variant not finished yet, records each status in sweep.json, writes the report; returns the records."""
+  variants = expand(sweep, cli_overrides)
+  check_variants(variants, pathlib.Path(workdir), allow_config_change)
+  workdir = run_dir.prepare(workdir, needed_bytes=0)
+  records = [{'name': v.name, 'config': v.source, 'overrides': v.overrides, 'status': 'pending'} for v in variants]
+  state = {'command': command, 'sweep': _as_json(sweep), 'set': list(cli_overrides),
+           'varied': _varied(variants), 'variants': records}
+  sweep_file = workdir / report.SWEEP_FILE
+  run_dir.write_json(sweep_file, state)
+  drawn = f', drawn at random from a grid of {grid_size(sweep):,} points' if sweep.grid and sweep.num_samples else ''
+  print(f'Sweep of {len(variants)} variants{drawn} in {workdir}: {", ".join(v.name for v in variants)}', flush=True)
+  for i, (variant, record) in enumerate(zip(variants, records), 1):
+    folder = workdir / variant.name
+    prefix = f'[{i}/{len(variants)}] {variant.name}'
+    if is_finished(folder, variant.config):
+      record['status'] = 'completed'
+      print(f'{prefix}: finished earlier, skipped ({_headline(_read_json(folder / SUMMARY_FILE))})', flush=True)
+      continue
+    record['status'] = 'running'
+    run_dir.write_json(sweep_file, state)
+    try:
+      summary = train.train_and_evaluate(variant.config, folder, allow_config_change=allow_config_change)
+    except train.Stopped:
+      record['status'] = 'interrupted'
+      raise
+    except UserError as e:
+      record.update(status='failed', error=str(e))
+      _record_failure(folder, variant.config, str(e))
+      print(f'{prefix}: FAILED: {e}', flush=True)
+    except BaseException:  # Ctrl-C between steps, or a bug: recorded, then the sweep stops
+      record['status'] = 'interrupted'
+      raise
+    else:
+      record['status'] = 'completed'
+      print(f'{prefix}: completed, {_headline(summary)}', flush=True)
+    finally:
+      run_dir.write_json(sweep_file, state)
+  paths = report.write_report(workdir)
+  failed = [r['name'] for r in records if r['status'] == 'failed']
+  print(f'{len(records) - len(failed)} of {len(records)} variants completed'
+        + (f'; failed: {", ".join(failed)}' if failed else '') + f'. Table: {paths[0]}', flush=True)
+  return records
+
+
+@dataclasses.dataclass
+class _Flags:
+  """The command line's flags; defined only when run as a program, so that importing this module defines none."""
+
+  config: flags.FlagHolder
+  workdir: flags.FlagHolder
+  assignments: flags.FlagHolder
+  allow_config_change: flags.FlagHolder
+
+  @classmethod
+  def define(cls) -> '_Flags':
+    """Defines the flags with absl."""
+    holders = cls(
+        config_flags.DEFINE_config_file('config', None, 'A sweep config, e.g. configs/sweeps/tp3_dense.py.',
+                                        lock_config=True),
+        flags.DEFINE_string('workdir', None, 'Where the sweep writes: a folder per variant, sweep.json, results.',
+                            required=True),
+        flags.DEFINE_multi_string('set', [], "key=value set in every variant's run config, last (repeatable)."),
+        flags.DEFINE_bool('allow_config_change', False,
+                          'Resume variant folders even though their runs had a different config.'))
+    flags.mark_flag_as_required('config')
+    return holders
+
+
+def main(argv: list[str], cli: _Flags) -> None:
+  """Runs the sweep; exits 1 on bad input or when a variant failed, 130 when interrupted."""
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
+  command = shlex.join(['python', '-m', 'cifar_jax.sweep', *sys.argv[1:]])
+  try:
+    records = run_sweep(cli.config.value, cli.workdir.value, cli.assignments.value, command=command,
+                        allow_config_change=cli.allow_config_change.value)
+  except KeyboardInterrupt:
+    print('interrupted: run the same command again to resume the sweep', file=sys.stderr)
+    sys.exit(130)
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(130 if isinstance(e, train.Stopped) else 1)
+  sys.exit(1 if any(r['status'] == 'failed' for r in records) else 0)
+
+
+if __name__ == '__main__':
+  app.run(functools.partial(main, cli=_Flags.define()))

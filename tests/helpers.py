@@ -1,0 +1,91 @@
+"""Shared pieces of the training tests: tiny configs on the real data, the command line, checkpoint reads."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from configs import mlp
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# A run of seconds: a 32-unit MLP on 256 training images, batch 32 (8 steps an epoch), 3 epochs.
+TINY = {
+    'model.hidden_sizes': (32,),
+    'data.max_train_examples': 256,
+    'data.max_eval_examples': 128,
+    'data.val_fraction': 0.1,
+    'batch_size': 32,
+    'eval_batch_size': 64,
+    'num_epochs': 3,
+    'log_every_steps': 1,
+    'optimizer.learning_rate': 0.05,
+}
+
+
+def override(config, **overrides):
+  """Sets dotted keys (`optimizer.learning_rate=...` spelled `**{'optimizer.learning_rate': ...}`)."""
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split('.')
+    for part in path:
+      node = node[part]
+    node[last] = value
+  return config
+
+
+def tiny_config(data_dir, **overrides):
+  """The TINY MLP config on the real data, with `overrides`."""
+  return override(mlp.get_config(), **{'data.data_dir': str(data_dir), **TINY, **overrides})
+
+
+def tiny_flags(data_dir, **overrides):
+  """The same config as command-line flags."""
+  values = {'data.data_dir': str(data_dir), **TINY, **overrides}
+  return ['--config=configs/mlp.py'] + [f'--config.{k}={v}' for k, v in values.items()]
+
+
+def cli_env(devices: int = 4) -> dict[str, str]:
+  return {**os.environ, 'JAX_PLATFORMS': 'cpu', 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}'}
+
+
+def run_cli(*args, devices: int = 4) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, '-m', 'cifar_jax.main', *args], cwd=REPO, env=cli_env(devices),
+                        capture_output=True, text=True, timeout=300)
+
+
+def checkpoint_steps(workdir) -> list[int]:
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
+  steps = sorted(manager.all_steps())
+  manager.close()
+  return steps
+
+
+def latest_params(workdir):
+  """The parameters in the newest checkpoint, as numpy arrays."""
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
+  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  manager.close()
+  return jax.tree.map(np.asarray, restored.state['params'])
+
+
+def assert_same_params(workdir_a, workdir_b):
+  a, b = latest_params(workdir_a), latest_params(workdir_b)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+
+def metric_lines(workdir) -> list[dict]:
+  """metrics.jsonl without the timing fields, which differ between any two runs."""
+  lines = [json.loads(line) for line in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]
+  return [{k: v for k, v in line.items() if k != 'images_per_second'} for line in lines]
+
+
+def summary(workdir) -> dict:
+  return json.loads((pathlib.Path(workdir) / 'summary.json').read_text())
