@@ -67,9 +67,14 @@ def checkpoint_steps(workdir) -> list[int]:
 
 
 def latest_params(workdir):
-  """The parameters in the newest checkpoint, as numpy arrays."""
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
-  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  """The parameters in the newest checkpoint, as numpy arrays (onto one device, whatever wrote them)."""
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest',
+                                  item_handlers={'state': ocp.StandardCheckpointHandler()})
+  step = manager.latest_step()
+  one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one_device),
+                        manager.item_metadata(step)['state'])
+  restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
   manager.close()
   return jax.tree.map(np.asarray, restored.state['params'])
 

@@ -1,76 +1,33 @@
-"""The training loop end to end on a small slice of the real CIFAR-10: outputs, resume, bad input."""
+"""The training loop end to end on a small slice of the real CIFAR-10: outputs, resume, pmap, bad input."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
 
+import helpers
 from cifar_jax import train
 from cifar_jax.errors import ConfigError, DataError, UserError
-from configs import default, mlp
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _small(config, data_dir, **overrides):
-  """A config cut down to seconds on CPU: 512 training images, 256 for evaluation."""
-  config.data.data_dir = str(data_dir)
-  config.data.max_train_examples = 512
-  config.data.max_eval_examples = 256
-  config.data.val_fraction = 0.1
-  config.batch_size = 64
-  config.eval_batch_size = 128
-  config.num_epochs = 2
-  config.log_every_steps = 4
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for part in path:
-      node = node[part]
-    node[last] = value
-  return config
+from configs import default
 
 
 def _tiny_resnet(data_dir, **overrides):
-  config = _small(default.get_config(), data_dir, **overrides)
-  config.model.width = 4
-  config.model.stage_sizes = (1, 1, 1, 1)
-  return config
-
-
-def _latest_step(workdir):
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
-  step = manager.latest_step()
-  manager.close()
-  return step
-
-
-def _latest_params(workdir):
-  """The parameters in the newest checkpoint, as numpy arrays."""
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
-  restored = manager.restore(manager.latest_step(), args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  manager.close()
-  return jax.tree.map(np.asarray, restored.state['params'])
-
-
-def _cli(*args, cwd=REPO):
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  return subprocess.run([sys.executable, '-m', 'cifar_jax.main', *args], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=300)
+  """A width-4 ResNet with one block a stage (it has BatchNorm, unlike the MLP), 2 epochs of 8 steps."""
+  config = helpers.override(default.get_config(), **{
+      'data.data_dir': str(data_dir), 'data.max_train_examples': 512, 'data.max_eval_examples': 256,
+      'data.val_fraction': 0.1, 'batch_size': 64, 'eval_batch_size': 128, 'num_epochs': 2, 'log_every_steps': 4,
+      'model.width': 4, 'model.stage_sizes': (1, 1, 1, 1)})
+  return helpers.override(config, **overrides)
 
 
 def test_command_line_run_writes_every_output(tmp_path, real_data_dir):
   workdir = tmp_path / 'run'
-  result = _cli('--config=configs/mlp.py', f'--workdir={workdir}', f'--config.data.data_dir={real_data_dir}',
-                '--config.data.max_train_examples=512', '--config.data.max_eval_examples=256',
-                '--config.data.val_fraction=0.1', '--config.num_epochs=2', '--config.batch_size=64',
-                '--config.log_every_steps=2', '--config.optimizer.learning_rate=0.05')
+  result = helpers.run_cli(
+      '--config=configs/mlp.py', f'--workdir={workdir}', f'--config.data.data_dir={real_data_dir}',
+      '--config.data.max_train_examples=512', '--config.data.max_eval_examples=256', '--config.data.val_fraction=0.1',
+      '--config.num_epochs=2', '--config.batch_size=64', '--config.log_every_steps=2',
+      '--config.optimizer.learning_rate=0.05')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'step 2/16' in result.stdout and 'img/s' in result.stdout and 'left' in result.stdout
   summary = json.loads((workdir / 'summary.json').read_text())
@@ -95,17 +52,14 @@ def test_command_line_run_writes_every_output(tmp_path, real_data_dir):
 
 def test_resumed_run_ends_with_exactly_the_uninterrupted_parameters(tmp_path, real_data_dir):
   whole = train.train_and_evaluate(_tiny_resnet(real_data_dir), tmp_path / 'whole')
-  # Interrupted mid-epoch (step 3 of 7), then the same command again.
+  # Interrupted mid-epoch (step 3 of 8), then the same command again.
   train.train_and_evaluate(_tiny_resnet(real_data_dir, num_train_steps=3), tmp_path / 'resumed')
-  assert _latest_params(tmp_path / 'resumed') is not None
+  assert helpers.checkpoint_steps(tmp_path / 'resumed') == [3]
   resumed = train.train_and_evaluate(_tiny_resnet(real_data_dir), tmp_path / 'resumed')
-  for a, b in zip(jax.tree.leaves(_latest_params(tmp_path / 'whole')),
-                  jax.tree.leaves(_latest_params(tmp_path / 'resumed'))):
-    np.testing.assert_array_equal(a, b)
+  helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
+  assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
   for key in ('steps', 'epochs', 'test_accuracy', 'test_loss', 'val_accuracy', 'train_loss', 'train_accuracy'):
     assert resumed[key] == whole[key], key
-  lines = (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
-  assert len(lines) == len((tmp_path / 'whole' / 'metrics.jsonl').read_text().splitlines())
 
 
 def test_pmap_run_matches_jit_run(tmp_path, real_data_dir):
@@ -118,12 +72,12 @@ def test_pmap_run_matches_jit_run(tmp_path, real_data_dir):
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, real_data_dir):
   """A StepLR whose second epoch multiplies the learning rate by 1e38: epoch 1 is fine, epoch 2 explodes."""
   workdir = tmp_path / 'run'
-  config = _small(mlp.get_config(), real_data_dir, **{
+  config = helpers.tiny_config(real_data_dir, log_every_steps=4, **{
       'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38})
   with pytest.raises(train.TrainingDiverged, match='between steps 8 and 12'):
     train.train_and_evaluate(config, workdir)
-  assert _latest_step(workdir) == 8  # the end of the good first epoch
-  assert all(np.isfinite(p).all() for p in jax.tree.leaves(_latest_params(workdir)))
+  assert helpers.checkpoint_steps(workdir) == [8]  # the end of the good first epoch
+  assert all(np.isfinite(p).all() for p in jax.tree.leaves(helpers.latest_params(workdir)))
   summary = json.loads((workdir / 'summary.json').read_text())
   assert summary['status'] == 'failed' and 'step 8' in summary['error']
 
@@ -139,17 +93,21 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     ('dtype', 'float16', 'dtype'),
     ('batch_size', 66, 'batch_size'),
     ('data.val_fraction', 1.0, 'data.val_fraction'),
+    ('batch_size', 0, 'batch_size'),
+    ('optimizer.learning_rate', 0.0, 'optimizer.learning_rate'),
+    ('model.dropout', 1.0, 'model.dropout'),
+    ('data.val_fraction', -0.1, 'data.val_fraction'),
     ('num_epochs', -1, 'num_epochs'),
 ])
 def test_bad_config_values_are_refused_before_anything_runs(tmp_path, key, value, message):
-  config = _small(default.get_config(), tmp_path / 'nowhere', **{key: value})
+  config = helpers.tiny_config(tmp_path / 'nowhere', **{key: value})
   with pytest.raises(ConfigError, match=message):
     train.train_and_evaluate(config, tmp_path / 'run')
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
 def test_missing_data_folder_says_where_it_looked(tmp_path):
-  config = _small(mlp.get_config(), tmp_path / 'no_such_folder', **{'data.source': 'files'})
+  config = helpers.tiny_config(tmp_path / 'no_such_folder', **{'data.source': 'files'})
   with pytest.raises(DataError, match='no_such_folder'):
     train.train_and_evaluate(config, tmp_path / 'run')
 
@@ -158,11 +116,11 @@ def test_unwritable_workdir_is_refused(tmp_path, real_data_dir):
   blocker = tmp_path / 'file'
   blocker.write_text('not a folder')
   with pytest.raises(UserError, match='cannot write to workdir'):
-    train.train_and_evaluate(_small(mlp.get_config(), real_data_dir), blocker / 'run')
+    train.train_and_evaluate(helpers.tiny_config(real_data_dir), blocker / 'run')
 
 
 def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path):
-  result = _cli('--config=configs/mlp.py', f'--workdir={tmp_path / "run"}', '--config.optimizer.name=lion')
+  result = helpers.run_cli('--config=configs/mlp.py', f'--workdir={tmp_path / "run"}', '--config.optimizer.name=lion')
   assert result.returncode == 1
   assert 'error: optimizer.name=' in result.stderr and 'sgd' in result.stderr
   assert 'Traceback' not in result.stderr
