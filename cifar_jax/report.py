@@ -104,13 +104,22 @@ class Run:
 
   @property
   def status(self) -> str:
+    """completed or failed (from summary.json), incomplete while it has none."""
     return self.results.get('status', 'incomplete')
 
-  def curve(self, kind: str, key: str) -> tuple[list[float], list[float]]:
-    """The (epoch, value) points of `key` in the metrics of `kind` (train points at fractional epochs)."""
-    points = [(r['step'], r[key]) for r in self.records if r['kind'] == kind and r.get(key) is not None]
-    steps_per_epoch = max((r['step'] for r in self.records if r['kind'] == 'train' and r['epoch'] == 1), default=1)
-    return [s / steps_per_epoch for s, _ in points], [v for _, v in points]
+  def curve(self, kind: str, key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of `key`: each epoch's step-weighted mean for train, per epoch for val, the end for test."""
+    if kind != 'train':
+      end = max((r.get('epoch', 0) for r in self.records), default=0)
+      points = [(r.get('epoch', end), r[key]) for r in self.records if r['kind'] == kind]
+      return [epoch for epoch, _ in points], [value for _, value in points]
+    sums, last_step = {}, 0
+    for record in (r for r in self.records if r['kind'] == 'train'):
+      steps = record['step'] - last_step
+      total, count = sums.get(record['epoch'], (0.0, 0))
+      sums[record['epoch']] = (total + record[key] * steps, count + steps)
+      last_step = record['step']
+    return list(sums), [total / max(count, 1) for total, count in sums.values()]
 
 
 def _latest(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,12 +176,13 @@ def _markdown(workdir: pathlib.Path, runs: list[Run], keys: list[str], sweep: di
   if sweep and sweep.get('command'):
     made.append(f'The runs come from `{sweep["command"]}`.')
   made.append(f'Sorted by {metric}; accuracies in %, losses are mean cross-entropy, wall time is h:mm:ss.')
-  header = ['name', *keys, *(h for _, h, _ in METRICS), 'status']
-  lines = [f'# Results: {workdir.name}', '', ' '.join(made), '',
+  metrics = [m for m in METRICS if any(run.results.get(m[0]) is not None for run in runs)]  # no empty columns
+  header = ['name', *keys, *(h for _, h, _ in metrics), 'status']
+  lines = [f'# Results: {workdir.resolve().name}', '', ' '.join(made), '',
            '| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for run in runs:
     cells = [run.name, *(format_value(run.config.get(k)) for k in keys),
-             *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in METRICS),
+             *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in metrics),
              _status_cell(run)]
     lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
   lines += ['', '![Validation accuracy per epoch](val_accuracy.png)', '',
@@ -229,7 +239,8 @@ def _plot_accuracy_curves(path: pathlib.Path, runs: list[Run]) -> None:
     ax.plot(epochs, [100 * a for a in accuracy], color=colors[i % len(colors)],
             linestyle=('-', '--', ':', '-.')[i // len(colors) % 4], marker=marker, label=name)
   plotted = [name for name, _, _ in curves]
-  title = 'Validation accuracy per epoch' if kind == 'val' else 'Training accuracy (no run has a validation split)'
+  title = ('Validation accuracy per epoch' if kind == 'val'
+           else 'Training accuracy per epoch (no run has a validation split)')
   _style(ax, title, 'epoch', 'accuracy (%)')
   _epoch_axis(ax)
   if plotted:
@@ -238,9 +249,9 @@ def _plot_accuracy_curves(path: pathlib.Path, runs: list[Run]) -> None:
 
 
 def _plot_best_run_loss(path: pathlib.Path, best: Run | None) -> None:
-  """Training loss (every logged interval) against validation loss (every epoch) of the best run."""
+  """Training against validation loss per epoch of the best run, and its final test loss."""
   fig, ax = plt.subplots(figsize=(8, 4.8))
-  for kind, label, style in (('train', 'training', '-'), ('val', 'validation', 'o-'), ('test', 'test (final)', 's')):
+  for kind, label, style in (('train', 'training', 'o-'), ('val', 'validation', 'o-'), ('test', 'test (final)', 's')):
     epochs, loss = best.curve(kind, 'loss') if best else ([], [])
     if epochs:
       ax.plot(epochs, loss, style, markersize=4, label=label)
@@ -254,9 +265,10 @@ def _plot_best_run_loss(path: pathlib.Path, best: Run | None) -> None:
 
 def _plot_accuracy_by_variant(path: pathlib.Path, runs: list[Run]) -> None:
   """Horizontal bars of final validation and test accuracy per run, best at the top, values written on them."""
-  bars = [('val_accuracy', 'validation'), ('test_accuracy', 'test')]
+  bars = [(key, label) for key, label in (('val_accuracy', 'validation'), ('test_accuracy', 'test'))
+          if any(run.results.get(key) is not None for run in runs)]
   fig, ax = plt.subplots(figsize=(8, 1.2 + 0.55 * max(len(runs), 1)))
-  height = 0.8 / len(bars)
+  height = 0.8 / max(len(bars), 1)
   for j, (key, label) in enumerate(bars):
     values = [100 * (run.results.get(key) or 0.0) for run in runs]
     positions = [i - 0.4 + height * (j + 0.5) for i in range(len(runs))]

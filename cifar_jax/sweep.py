@@ -19,15 +19,19 @@ holds them all, documented; every sweep imports it):
 A variant's config is its config file, then `overrides`, then its own overrides, then every `--set=key=value`
 of the command line (which therefore can shrink a whole sweep: `--set=num_epochs=1`). A key the run config
 does not have (outside `model.`, whose keys the model checks) is an error naming it, and every variant's
-config is checked before anything runs. Variant names become folder names: characters other than letters,
-digits and `._=+-` become `_`, and a repeated name gets a suffix.
+config is checked before anything runs. `--set` values are Python literals (`--set=model.hidden_sizes=(64,)`),
+or plain text for text keys; a tuple key also takes `a,b`. Variant names become folder names: characters
+other than letters, digits and `._=+-` become `_`, and a repeated name gets a suffix.
 
 Each variant runs in `workdir/<name>` through `train.train_and_evaluate`. A variant whose summary.json says
-'completed' for the same config is skipped; any other resumes from its latest checkpoint. A variant that fails
-(a non-finite loss, bad data...) is recorded as failed with its reason, in sweep.json and its summary.json,
-and the sweep goes on; Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json
-holds the command, the variants, their overrides, the varied keys and each status. At the end
-`cifar_jax.report` writes results.md, results.csv and the plots. The exit status is 1 when a variant failed.
+'completed' for the same config is skipped; any other resumes from its latest checkpoint. A folder that holds
+a run of a different config stops the sweep before anything runs, unless `--allow_config_change` (then the
+run resumes with the new values, as `cifar_jax.main` does). A variant that fails (a non-finite loss, bad
+data...) is recorded as failed with its reason, in sweep.json and its summary.json, and the sweep goes on;
+Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json holds the command, the
+variants, their overrides, the varied keys and each status. At the end
+`cifar_jax.report` writes results.md, results.csv and the plots. The exit status is 1 on bad input or when a
+variant failed, 130 when interrupted.
 """
 
 import ast
@@ -87,15 +91,19 @@ def _unknown_key(key: str, config: ml_collections.ConfigDict) -> ConfigError:
   return ConfigError(f'unknown config key {key!r}: the run config has no such key{hint}')
 
 
-def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
-  """Sets dotted `key` of `config`; a key it lacks (besides model options) or a value of the wrong type raises."""
+def _parent(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict | None, str]:
+  """The group that holds dotted `key` (None where the config has no such group) and the key's last part."""
   *parents, leaf = key.split('.')
   node = config
   for part in parents:
-    if not isinstance(node.get(part), ml_collections.ConfigDict):
-      raise _unknown_key(key, config)
-    node = node[part]
-  if leaf not in node and parents != ['model']:  # model options are checked by the model registry
+    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
+  return (node if isinstance(node, ml_collections.ConfigDict) else None), leaf
+
+
+def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
+  """Sets dotted `key` of `config`; a key it lacks (besides model options) or a value of the wrong type raises."""
+  node, leaf = _parent(config, key)
+  if node is None or (leaf not in node and node is not config.get('model')):  # the model registry checks options
     raise _unknown_key(key, config)
   if isinstance(node.get(leaf), ml_collections.ConfigDict):
     raise ConfigError(f'{key} is a group of keys, not a value: set its keys one by one')
@@ -110,10 +118,8 @@ def parse_assignment(text: str, config: ml_collections.ConfigDict) -> tuple[str,
   key, sep, raw = text.partition('=')
   if not sep or not key:
     raise ConfigError(f'--set={text!r} must read key=value, e.g. --set=num_epochs=1')
-  node = config
-  for part in key.split('.')[:-1]:
-    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-  current = node.get(key.split('.')[-1]) if isinstance(node, ml_collections.ConfigDict) else None
+  node, leaf = _parent(config, key)
+  current = node.get(leaf) if node is not None else None
   if isinstance(current, str):
     return key, raw
   try:
@@ -179,6 +185,13 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
     raise ConfigError('a sweep config sets exactly one of variants or grid')
   if sweep.num_samples < 0:
     raise ConfigError(f'num_samples={sweep.num_samples} must be >= 0')
+  if sweep.grid:
+    grid = grid_values(sweep)
+    size = grid_size(sweep)
+    indices = range(size)
+    if 0 < sweep.num_samples < size:
+      indices = sorted(random.Random(sweep.seed).sample(range(size), sweep.num_samples))
+    return [(name_from_values(point), sweep.base, point) for point in (grid_point(grid, i) for i in indices)]
   specs = []
   for entry in sweep.variants:
     unknown = sorted(set(entry) - set(VARIANT_KEYS))
@@ -188,13 +201,6 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
     overrides = report.flatten(entry.get('overrides', {}))
     default_name = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
     specs.append((entry.get('name') or default_name, entry.get('config', sweep.base), overrides))
-  if sweep.grid:
-    grid = grid_values(sweep)
-    size = grid_size(sweep)
-    indices = range(size)
-    if 0 < sweep.num_samples < size:
-      indices = sorted(random.Random(sweep.seed).sample(range(size), sweep.num_samples))
-    specs = [(name_from_values(point), sweep.base, point) for point in (grid_point(grid, i) for i in indices)]
   return specs
 
 
@@ -282,7 +288,8 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
            'varied': _varied(variants), 'variants': records}
   sweep_file = workdir / report.SWEEP_FILE
   run_dir.write_json(sweep_file, state)
-  drawn = f', drawn at random from a grid of {grid_size(sweep):,} points' if sweep.grid and sweep.num_samples else ''
+  size = grid_size(sweep) if sweep.grid else 0
+  drawn = f', drawn at random from a grid of {size:,} points' if len(variants) < size else ''
   print(f'Sweep of {len(variants)} variants{drawn} in {workdir}: {", ".join(v.name for v in variants)}', flush=True)
   for i, (variant, record) in enumerate(zip(variants, records), 1):
     folder = workdir / variant.name
@@ -295,20 +302,18 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
     run_dir.write_json(sweep_file, state)
     try:
       summary = train.train_and_evaluate(variant.config, folder, allow_config_change=allow_config_change)
-    except train.Stopped:
-      record['status'] = 'interrupted'
+    except train.Stopped:  # Ctrl-C or SIGTERM during training (checkpointed) stops the sweep, not just the variant
       raise
     except UserError as e:
       record.update(status='failed', error=str(e))
       _record_failure(folder, variant.config, str(e))
       print(f'{prefix}: FAILED: {e}', flush=True)
-    except BaseException:  # Ctrl-C between steps, or a bug: recorded, then the sweep stops
-      record['status'] = 'interrupted'
-      raise
     else:
       record['status'] = 'completed'
       print(f'{prefix}: completed, {_headline(summary)}', flush=True)
     finally:
+      if record['status'] == 'running':  # stopped, Ctrl-C or a crash: resumed by the next run of the sweep
+        record['status'] = 'interrupted'
       run_dir.write_json(sweep_file, state)
   paths = report.write_report(workdir)
   failed = [r['name'] for r in records if r['status'] == 'failed']

@@ -1,0 +1,1 @@
+"""Sweep configs for `python -m cifar_jax.sweep`: one per study of the two reports."""

@@ -1,0 +1,21 @@
+"""Every key of a sweep config, with its default; each sweep in configs/sweeps/ imports this and sets a few.
+
+    python -m cifar_jax.sweep --config=configs/sweeps/<name>.py --workdir=runs/<name> [--set=key=value ...]
+
+A sweep runs one training run per variant, each in its own subfolder of the workdir, then writes the comparison
+table (results.md, results.csv) and plots. See cifar_jax/sweep.py for how a variant's config is resolved.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The empty sweep: every key a sweep reads, each with a one-line comment."""
+  config = ml_collections.ConfigDict()
+  config.base = 'configs/default.py'  # the run config every variant starts from, relative to the repository root
+  config.overrides = ml_collections.ConfigDict()  # the study's fixed baseline, keys mirroring the run config
+  config.variants = []  # named variants: dicts {name, config (a run config file instead of base), overrides}
+  config.grid = ml_collections.ConfigDict()  # or a grid, keys mirroring the run config, each leaf a list of values
+  config.num_samples = 0  # grid only: 0 runs every point, N runs N points drawn at random without replacement
+  config.seed = 0  # grid only: the seed of those random draws
+  return config

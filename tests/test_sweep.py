@@ -1,0 +1,224 @@
+"""Sweeps: expansion of variants and grids, strict overrides, skip and resume, failures, the command line."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import ml_collections
+from PIL import Image
+import pytest
+
+from cifar_jax import report, sweep, train
+from cifar_jax.errors import ConfigError
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+  """Sweep configs name their base configs relative to the repository root."""
+  monkeypatch.chdir(REPO)
+
+
+def _tiny(data_dir, variants, **overrides):
+  """The CI smoke sweep (a 32-unit MLP, 256 training images, batch 64) with `variants` instead of its grid."""
+  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config.grid = ml_collections.ConfigDict()
+  config.variants = variants
+  cli = [f'data.data_dir={data_dir}', *(f'{k}={v}' for k, v in overrides.items())]
+  return config, cli
+
+
+def _sweep(base='configs/tp3/MLP.py', **fields):
+  config = sweep.load_config_file('configs/sweeps/default.py')
+  config.base = base
+  for key, value in fields.items():
+    config[key] = value
+  return config
+
+
+def test_variant_config_is_base_then_shared_overrides_then_its_own_then_set():
+  config = _sweep(overrides=ml_collections.ConfigDict({'model': {'activation': 'relu6'}, 'num_epochs': 7}),
+                  variants=[{'name': 'tanh', 'overrides': {'model.activation': 'tanh'}},
+                            {'name': 'shared', 'overrides': {'optimizer': {'learning_rate': 0.5}}},
+                            {'config': 'configs/tp3/CNN_LeNet-5.py'}])
+  tanh, shared, lenet = sweep.expand(config, ['num_epochs=2', 'augment.ops=random_crop,horizontal_flip'])
+  assert (tanh.name, tanh.config.model.activation, tanh.config.model.name) == ('tanh', 'tanh', 'mlp')
+  assert (shared.config.model.activation, shared.config.optimizer.learning_rate) == ('relu6', 0.5)
+  assert (lenet.name, lenet.config.model.name, lenet.source) == ('CNN_LeNet-5', 'lenet5', 'configs/tp3/CNN_LeNet-5.py')
+  for variant in (tanh, shared, lenet):
+    assert variant.config.num_epochs == 2  # --set wins over everything
+    assert variant.config.augment.ops == ('random_crop', 'horizontal_flip')
+    assert variant.config.data.val_fraction == 0.2  # the rest comes from the config file
+
+
+def test_grid_runs_every_point_in_product_order():
+  config = _sweep(grid=ml_collections.ConfigDict({'optimizer': {'learning_rate': [0.1, 0.2]},
+                                                  'model': {'hidden_sizes': [(8,), (16, 8)]}}))
+  variants = sweep.expand(config)
+  assert sweep.grid_size(config) == 4
+  assert [v.name for v in variants] == ['hidden_sizes=8_learning_rate=0.1', 'hidden_sizes=8_learning_rate=0.2',
+                                        'hidden_sizes=16-8_learning_rate=0.1', 'hidden_sizes=16-8_learning_rate=0.2']
+  assert [(v.config.model.hidden_sizes, v.config.optimizer.learning_rate) for v in variants] == [
+      ((8,), 0.1), ((8,), 0.2), ((16, 8), 0.1), ((16, 8), 0.2)]
+  assert variants[2].overrides == {'model.hidden_sizes': (16, 8), 'optimizer.learning_rate': 0.1}
+
+
+def test_random_draws_from_the_tp3_grid_are_distinct_repeatable_points():
+  config = sweep.load_config_file('configs/sweeps/tp3_hyperparameters.py')
+  assert sweep.grid_size(config) == 7 * 7 * 14 * 4 * 7 == 19_208
+  grid = sweep.grid_values(config)
+  config.num_samples = 10
+  drawn = sweep.expand(config)
+  assert len({v.name for v in drawn}) == 10
+  for variant in drawn:
+    assert all(variant.overrides[key] in values for key, values in grid.items())
+    assert variant.config.optimizer.learning_rate == variant.overrides['optimizer.learning_rate']
+  assert [v.name for v in sweep.expand(config)] == [v.name for v in drawn]
+  config.seed = 1
+  assert [v.name for v in sweep.expand(config)] != [v.name for v in drawn]
+  assert sweep.grid_point(grid, 0) == {key: values[0] for key, values in grid.items()}
+  assert sweep.grid_point(grid, 19_207) == {key: values[-1] for key, values in grid.items()}
+
+
+@pytest.mark.parametrize('where', ['shared', 'variant', 'set'])
+def test_an_unknown_key_fails_before_anything_runs_naming_it(where, tmp_path):
+  config = _sweep(variants=[{'name': 'a'}])
+  cli = []
+  if where == 'shared':
+    config.overrides = ml_collections.ConfigDict({'optimizer': {'learning_rat': 0.1}})
+  elif where == 'variant':
+    config.variants = [{'name': 'a', 'overrides': {'optimizer.learning_rat': 0.1}}]
+  else:
+    cli = ['optimizer.learning_rat=0.1']
+  with pytest.raises(ConfigError, match=r"'optimizer.learning_rat'.*did you mean optimizer.learning_rate"):
+    sweep.run_sweep(config, tmp_path / 'sweep', cli)
+  assert not (tmp_path / 'sweep').exists()
+
+
+@pytest.mark.parametrize('variants, cli, message', [
+    ([{'name': 'a'}], ['num_epochs=many'], 'num_epochs=.many. has the wrong type'),
+    ([{'name': 'a'}], ['num_epochs'], 'must read key=value'),
+    ([{'name': 'a', 'overrides': {'model': 'x'}}], [], 'model is a group of keys'),
+    ([{'name': 'a', 'override': {}}], [], r"unknown fields \['override'\]"),
+    ([{'name': 'a', 'overrides': {'model.width': 8}}], [], 'model.width is not an option of model .mlp.'),
+    ([{'name': 'a', 'overrides': {'optimizer.name': 'sgdd'}}], [], "variant a: optimizer.name='sgdd' is not one of"),
+    ([], [], 'exactly one of variants or grid'),
+])
+def test_bad_sweeps_fail_before_anything_runs(variants, cli, message, tmp_path):
+  with pytest.raises(ConfigError, match=message):
+    sweep.run_sweep(_sweep(variants=variants), tmp_path / 'sweep', cli)
+  assert not (tmp_path / 'sweep').exists()
+
+
+def test_names_become_safe_unique_folder_names():
+  config = _sweep(variants=[{'name': '+DA +LRA'}, {'name': '../up/one'}, {'name': 'same'}, {'name': 'same'},
+                            {'overrides': {'augment.ops': ('random_crop', 'horizontal_flip')}}, {'name': '...'}])
+  assert [v.name for v in sweep.expand(config)] == ['+DA_+LRA', 'up_one', 'same', 'same-2',
+                                                    'ops=random_crop-horizontal_flip', 'variant']
+
+
+def test_set_values_are_read_by_the_type_of_the_key():
+  config = sweep.load_config_file('configs/tp3/MLP.py')
+  assert sweep.parse_assignment('schedule.name=step', config) == ('schedule.name', 'step')
+  assert sweep.parse_assignment('data.data_dir=123', config) == ('data.data_dir', '123')
+  assert sweep.parse_assignment('optimizer.learning_rate=1e-3', config) == ('optimizer.learning_rate', 1e-3)
+  assert sweep.parse_assignment('model.hidden_sizes=(64, 32)', config) == ('model.hidden_sizes', (64, 32))
+  assert sweep.parse_assignment('augment.ops=', config) == ('augment.ops', ())
+  assert sweep.parse_assignment('data.normalize=False', config) == ('data.normalize', False)
+
+
+def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, real_data_dir, monkeypatch, capsys):
+  config, cli = _tiny(real_data_dir, [{'name': 'a', 'overrides': {'model.activation': 'tanh'}}], num_epochs=2)
+  workdir = tmp_path / 'sweep'
+  original_epoch = train.Trainer._train_epoch
+
+  def stop_after_one_epoch(self):
+    original_epoch(self)
+    raise train.Stopped('SIGINT received: checkpoint written')  # what Ctrl-C does inside training
+
+  monkeypatch.setattr(train.Trainer, '_train_epoch', stop_after_one_epoch)
+  with pytest.raises(train.Stopped):
+    sweep.run_sweep(config, workdir, cli)
+  state = json.loads((workdir / report.SWEEP_FILE).read_text())
+  assert [v['status'] for v in state['variants']] == ['interrupted']
+  assert not (workdir / 'a' / 'summary.json').exists()
+
+  monkeypatch.setattr(train.Trainer, '_train_epoch', original_epoch)
+  trained = []
+  original_train = train.train_and_evaluate
+
+  def spy(config, workdir, **kwargs):
+    trained.append(workdir.name)
+    return original_train(config, workdir, **kwargs)
+
+  monkeypatch.setattr(train, 'train_and_evaluate', spy)
+  capsys.readouterr()
+  assert [r['status'] for r in sweep.run_sweep(config, workdir, cli)] == ['completed']
+  out = capsys.readouterr().out
+  assert trained == ['a'] and 'Resuming' in out and '[1/1] a: completed' in out
+  summary = (workdir / 'a' / 'summary.json').read_text()
+  assert (json.loads(summary)['epochs'], json.loads(summary)['steps']) == (2, 8)  # 256 images // 64, twice
+
+  assert [r['status'] for r in sweep.run_sweep(config, workdir, cli)] == ['completed']
+  assert trained == ['a'] and '[1/1] a: finished earlier, skipped' in capsys.readouterr().out
+  assert (workdir / 'a' / 'summary.json').read_text() == summary
+  assert (workdir / 'results.md').exists()
+
+
+def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, real_data_dir, capsys):
+  config, cli = _tiny(real_data_dir, [{'name': 'diverges', 'overrides': {'optimizer.learning_rate': 1e30}},
+                                      {'name': 'too_big', 'overrides': {'batch_size': 512}},
+                                      {'name': 'fine'}])
+  workdir = tmp_path / 'sweep'
+  records = sweep.run_sweep(config, workdir, cli)
+  assert [r['status'] for r in records] == ['failed', 'failed', 'completed']
+  assert 'non-finite' in records[0]['error'] and 'larger than the 256 training images' in records[1]['error']
+  out = capsys.readouterr().out
+  assert '[1/3] diverges: FAILED' in out and '[3/3] fine: completed' in out
+  state = json.loads((workdir / report.SWEEP_FILE).read_text())
+  assert state['variants'] == records and state['varied'] == ['optimizer.learning_rate', 'batch_size']
+  for name, record in zip(('diverges', 'too_big'), records):
+    summary = json.loads((workdir / name / 'summary.json').read_text())
+    assert (summary['status'], summary['error']) == ('failed', record['error'])
+  rows = (workdir / 'results.csv').read_text().splitlines()
+  assert rows[1].startswith('fine,') and len(rows) == 4
+  assert f'| failed: {records[1]["error"]} |' in (workdir / 'results.md').read_text()
+
+
+def _cli(module, *args):
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=300)
+
+
+def test_command_line_sweep_end_to_end_and_the_report_reproduces_its_table(tmp_path, real_data_dir):
+  workdir = tmp_path / 'smoke'
+  result = _cli('cifar_jax.sweep', '--config=configs/sweeps/smoke.py', f'--workdir={workdir}',
+                f'--set=data.data_dir={real_data_dir}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  names = ['learning_rate=0.01', 'learning_rate=0.05']
+  assert '[2/2] learning_rate=0.05: completed' in result.stdout
+  tables = {name: (workdir / name).read_text() for name in report.TABLE_FILES}
+  assert all(f'| {name} | ' in tables['results.md'] for name in names)
+  assert sorted(line.split(',')[0] for line in tables['results.csv'].splitlines()[1:]) == names
+  for plot in ('val_accuracy.png', 'accuracy_by_variant.png'):
+    with Image.open(workdir / plot) as image:
+      assert sorted(json.loads(image.text['Description'])) == names
+
+  for name in (*report.TABLE_FILES, *report.PLOT_FILES):
+    (workdir / name).unlink()
+  result = _cli('cifar_jax.report', str(workdir))
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert {name: (workdir / name).read_text() for name in report.TABLE_FILES} == tables
+  assert all((workdir / name).exists() for name in report.PLOT_FILES)
+
+
+def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
+  result = _cli('cifar_jax.sweep', '--config=configs/sweeps/smoke.py', f'--workdir={tmp_path / "x"}',
+                '--set=optimizer.momentom=0.5')
+  assert result.returncode == 1
+  assert "unknown config key 'optimizer.momentom'" in result.stderr and 'Traceback' not in result.stderr
+  assert not (tmp_path / 'x').exists()
