@@ -33,6 +33,7 @@ class DataParallel(Protocol):
   """What the training loop needs from a parallelism strategy."""
 
   axis_name: str | None
+  mesh: jax.sharding.Mesh  # the devices, along the 'data' axis
 
   def put_state(self, state: Any) -> Any: ...
 
@@ -63,9 +64,11 @@ class JitParallel:
     """The state as one logical copy (already so under jit)."""
     return state
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """Assembles this process's slice of the global batch into one array sharded over every device."""
-    return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
+  def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
+    """Assembles this process's slice of a host batch into one array sharded over every device;
+    a batch already on the devices (the device pipeline's) passes through."""
+    return {k: v if isinstance(v, jax.Array) else jax.make_array_from_process_local_data(self.sharded, v)
+            for k, v in batch.items()}
 
   def compile_train(self, step: Callable) -> Callable:
     return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated,
@@ -84,8 +87,8 @@ class PmapParallel:
     if jax.process_count() > 1:
       raise ConfigError('parallelism=pmap runs on one process; use parallelism=jit with several hosts')
     self.devices = jax.local_devices()
-    mesh = jax.sharding.Mesh(np.array(self.devices), (AXIS,))
-    self.stacked = NamedSharding(mesh, PartitionSpec(AXIS))
+    self.mesh = jax.sharding.Mesh(np.array(self.devices), (AXIS,))
+    self.stacked = NamedSharding(self.mesh, PartitionSpec(AXIS))
 
   def put_state(self, state: Any) -> Any:
     """One copy of the state per local device, stacked along a leading device axis."""

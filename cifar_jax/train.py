@@ -4,6 +4,7 @@ import dataclasses
 import math
 import pathlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import flax
@@ -15,13 +16,13 @@ import optax
 from flax import nnx
 
 from cifar_jax import checkpoint, logging, optim, parallel, preemption, steps, workdir as run_dir
-from cifar_jax.data import cifar10
+from cifar_jax.data import cifar10, device
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.errors import ConfigError, UserError, check_choice
 from cifar_jax.models import count_params, create_model
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-PIPELINES = ('tfdata',)
+PIPELINES = ('tfdata', 'device')
 
 
 def _tfdata():
@@ -82,17 +83,6 @@ def create_train_state(
       plateau=optim.create_plateau(config).init(params),
   )
   return graphdef, state
-
-
-def evaluate(eval_step: Any, dp: parallel.DataParallel, state: Any, split: cifar10.Split,
-             config: ml_collections.ConfigDict) -> dict[str, float]:
-  """Loss and accuracy over every example of `split`."""
-  total = None
-  for batch in _tfdata().eval_batches(split, batch_size=config.eval_batch_size, normalize=config.data.normalize,
-                                   process_index=jax.process_index(), process_count=jax.process_count()):
-    batch_metrics = dp.get_state(eval_step(state, dp.put_batch(batch)))
-    total = batch_metrics if total is None else total.merge(batch_metrics)
-  return {k: float(v) for k, v in total.compute().items()}
 
 
 @dataclasses.dataclass
@@ -164,6 +154,7 @@ class Trainer:
       self.total_steps = min(self.total_steps, config.num_train_steps)
 
     self.dp = parallel.create_parallel(config.parallelism)
+    self.on_device = device.DevicePipeline(self.data, config, self.dp.mesh) if config.data.pipeline == 'device' else None
     model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
     parallel.set_batchnorm_axis(model, self.dp.axis_name)
     self.num_params = count_params(model)
@@ -202,7 +193,7 @@ class Trainer:
         while self.step < self.total_steps:
           self._stop_if_requested()
           self._train_epoch()
-      test = evaluate(self.eval_step, self.dp, self.state, self.data.test, self.config)
+      test = self._evaluate('test')
       self.log.write('test', self.step, test)
     except TrainingDiverged as e:
       if self.is_main:
@@ -226,12 +217,7 @@ class Trainer:
     config, epoch = self.config, self.step // self.steps_per_epoch
     segment_start = time.perf_counter()
     self.progress.restart(self.step)
-    batches = _tfdata().train_batches(
-        self.data.train, batch_size=config.batch_size, seed=config.seed, epoch=epoch,
-        augment_config=config.augment, normalize=config.data.normalize,
-        start_batch=self.step - epoch * self.steps_per_epoch,
-        process_index=jax.process_index(), process_count=jax.process_count())
-    for batch in batches:
+    for batch in self._train_batches(epoch, start_batch=self.step - epoch * self.steps_per_epoch):
       self.state, step_metrics = self.train_step(self.state, self.dp.put_batch(batch))
       self.step += 1
       self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
@@ -246,13 +232,36 @@ class Trainer:
     val = None
     if self.step % self.steps_per_epoch == 0:
       if self.data.val is not None:
-        val = evaluate(self.eval_step, self.dp, self.state, self.data.val, config)
+        val = self._evaluate('val')
         self.log.write('val', self.step, {'epoch': epoch + 1, **val})
         if config.schedule.name == 'plateau':
           new_plateau = optim.plateau_update(self.plateau, self.state.plateau, val['loss'])
           self.state = self.state.replace(plateau=new_plateau)
       self.record.close_epoch(epoch + 1, self.step, val)
     self._save(val['accuracy'] if val else None)
+
+  def _train_batches(self, epoch: int, start_batch: int) -> Iterator[dict[str, Any]]:
+    """Epoch `epoch` from batch `start_batch` on, from the configured pipeline."""
+    if self.on_device is not None:
+      return self.on_device.train_batches(epoch, start_batch=start_batch)
+    return _tfdata().train_batches(
+        self.data.train, batch_size=self.config.batch_size, seed=self.config.seed, epoch=epoch,
+        augment_config=self.config.augment, normalize=self.config.data.normalize, start_batch=start_batch,
+        process_index=jax.process_index(), process_count=jax.process_count())
+
+  def _evaluate(self, split: str) -> dict[str, float]:
+    """Loss and accuracy on the 'val' or 'test' split."""
+    if self.on_device is not None:
+      batches = self.on_device.eval_batches(split)
+    else:
+      batches = _tfdata().eval_batches(
+          getattr(self.data, split), batch_size=self.config.eval_batch_size, normalize=self.config.data.normalize,
+          process_index=jax.process_index(), process_count=jax.process_count())
+    total = None
+    for batch in batches:
+      batch_metrics = self.dp.get_state(self.eval_step(self.state, self.dp.put_batch(batch)))
+      total = batch_metrics if total is None else total.merge(batch_metrics)
+    return {k: float(v) for k, v in total.compute().items()}
 
   def _stop_if_requested(self) -> None:
     """After SIGTERM or Ctrl-C: checkpoints the current step and stops with a message on how to resume."""
@@ -265,10 +274,11 @@ class Trainer:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""
     values = {k: float(v) for k, v in self.dp.get_state(self.pending).compute().items()}
     if not (math.isfinite(values['loss']) and math.isfinite(values['grad_norm'])):
+      last = self.checkpoints.latest_step()
+      kept = f'the last good checkpoint (step {last}) is kept' if last is not None else 'no checkpoint was written yet'
       raise TrainingDiverged(
           f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became non-finite '
-          f'between steps {self.pending_start} and {self.step}; '
-          f'stopped, the last good checkpoint (step {self.checkpoints.latest_step()}) is kept')
+          f'between steps {self.pending_start} and {self.step}; stopped, {kept}')
     self.record.add_interval(values, self.step - self.pending_start)
     values['learning_rate'] = float(self.learning_rate_fn(self.step)) * float(
         self.dp.get_state(self.state).plateau.scale)

@@ -53,7 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.source = 'auto'  # files (official cifar-10-batches-py), tfds, or auto (files if found)
   config.data.data_dir = ''  # the batches folder or its parent ('' : $CIFAR10_DIR); the tfds data_dir for tfds
   config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
-  config.data.pipeline = 'tfdata'  # input pipeline: tfdata (host, tf.data)
+  config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators, JAX augmentation, no TF)
   config.data.normalize = True  # per-channel normalization with the training mean and std
   config.data.max_train_examples = -1  # -1: all; a small number for quick runs
   config.data.max_eval_examples = -1  # -1: all validation and test images; a small number for quick runs

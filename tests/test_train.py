@@ -1,6 +1,8 @@
 """The training loop end to end on a small slice of the real CIFAR-10: outputs, resume, pmap, bad input."""
 
 import json
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -124,3 +126,50 @@ def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path
   assert result.returncode == 1
   assert 'error: optimizer.name=' in result.stderr and 'sgd' in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('pipeline, parallelism', [('device', 'jit'), ('device', 'pmap'), ('tfdata', 'jit')])
+def test_nothing_compiles_after_the_first_epoch(tmp_path, real_data_dir, pipeline, parallelism):
+  """Steps compile once per shape: every XLA compilation of a 3-epoch run happens in its first epoch."""
+  config = helpers.tiny_config(real_data_dir, parallelism=parallelism, log_every_steps=4, **{
+      'data.pipeline': pipeline, 'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')})
+  trainer = train.Trainer(config, tmp_path / 'run')
+  compiled_at_step = []
+
+  def on_event(event: str, duration: float, **kwargs) -> None:
+    del duration, kwargs
+    if event == '/jax/core/compile/backend_compile_duration':
+      compiled_at_step.append(trainer.step)
+
+  jax.monitoring.register_event_duration_secs_listener(on_event)
+  try:
+    summary = trainer.run()
+  finally:
+    jax.monitoring.unregister_event_duration_listener(on_event)
+  assert summary['steps'] == 24 and np.isfinite(summary['test_loss'])
+  assert compiled_at_step and max(compiled_at_step) <= trainer.steps_per_epoch, compiled_at_step
+
+
+def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, real_data_dir):
+  device = {'data.pipeline': 'device', 'log_every_steps': 4}
+  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, **device), tmp_path / 'whole')
+  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, num_train_steps=5, **device),
+                           tmp_path / 'resumed')
+  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, **device), tmp_path / 'resumed')
+  helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
+  assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
+
+
+def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, real_data_dir):
+  """Blocks `import tensorflow` in a fresh interpreter, then runs the command line with the device pipeline."""
+  workdir = tmp_path / 'run'
+  flags = helpers.tiny_flags(real_data_dir, num_epochs=1, **{'data.pipeline': 'device'})
+  code = ('import sys, runpy; sys.modules["tensorflow"] = None; '
+          f'sys.argv = ["cifar_jax.main", *{flags!r}, "--workdir={workdir}"]; '
+          'runpy.run_module("cifar_jax.main", run_name="__main__")')
+  result = subprocess.run([sys.executable, '-c', code], cwd=helpers.REPO, env=helpers.cli_env(),
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stderr.count('TensorFlow is not installed: TensorBoard files are off') == 1
+  assert not (workdir / 'tensorboard').exists()
+  assert helpers.summary(workdir)['status'] == 'completed' and (workdir / 'metrics.jsonl').exists()

@@ -108,7 +108,11 @@ class DevicePipeline:
     table = permutation[:self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
     order = _put(table.astype(np.int32), self.per_step)
     counter = _put(np.array([epoch, start_batch], np.int32), self.replicated)
-    for _ in range(start_batch, self.steps_per_epoch):
+    return self._train_epoch(order, counter, self.steps_per_epoch - start_batch)
+
+  def _train_epoch(self, order: jax.Array, counter: jax.Array, num_batches: int) -> Iterator[Batch]:
+    """`num_batches` batches from the position in `counter`, each call advancing it on the device."""
+    for _ in range(num_batches):
       batch, counter = self._train_batch(*self.splits['train'], order, counter)
       yield batch
 

@@ -1,0 +1,362 @@
+"""Train-step throughput of cifar_jax: models x batch sizes x dtypes x parallelism x input pipelines.
+
+    python benchmarks/throughput.py --batch-sizes=128,512,1024 --dtypes=bfloat16 --torch --out=benchmarks/results
+    python benchmarks/throughput.py --quick        # a tiny grid in seconds on CPU: the smoke test CI runs
+
+Every row trains the package's own step (`steps.make_steps` compiled by `parallel.create_parallel`)
+fed by one input pipeline: `synthetic` (one batch made on the device once: the ceiling), `device`
+(`cifar_jax.data.device.DevicePipeline`: gather + augment + normalize on the device) or `tfdata`
+(the host tf.data pipeline). The step is compiled ahead of time once per (model, batch size, dtype,
+parallelism), its compile time reported apart. After a warm-up epoch, each repetition times one
+epoch of steps to `block_until_ready`; the table shows the median. `--torch` first runs the same
+networks in PyTorch (benchmarks/torch_reference.py) in this process, so ours/torch is measured.
+The Markdown table and the JSON go to OUT/throughput.md and OUT/throughput.json.
+"""
+
+import argparse
+import dataclasses
+import functools
+import importlib.metadata
+import itertools
+import json
+import pathlib
+import platform
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # configs/ is beside the package, not in it.
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+
+from cifar_jax import optim, parallel, steps, train  # noqa: E402
+from cifar_jax.data import augment_jax, cifar10, device, tf_import  # noqa: E402
+from configs import default  # noqa: E402
+
+PIPELINES = ('synthetic', 'device', 'tfdata')
+FULL_DATASET = 50_000
+QUICK = {'models': 'resnet18', 'model_kwargs': '{"width": 8, "stage_sizes": [1]}', 'batch_sizes': '16',
+         'num_examples': 64, 'reps': 2, 'torch_modes': 'eager'}
+DEFAULTS = {'models': 'resnet18', 'model_kwargs': '{}', 'batch_sizes': '128,512,1024', 'num_examples': FULL_DATASET,
+            'reps': 5, 'torch_modes': 'eager,compile'}
+VERSIONED = {'jax': ('jax',), 'jaxlib': ('jaxlib',), 'flax': ('flax',), 'optax': ('optax',), 'numpy': ('numpy',),
+             'tensorflow': ('tensorflow-cpu', 'tensorflow'), 'torch': ('torch',)}  # name: its distributions
+COLUMNS = (  # (JSON key, Markdown header, format, text when the value is missing)
+    ('model', 'model', '{}', ''), ('batch_size', 'batch', '{}', ''), ('dtype', 'dtype', '{}', ''),
+    ('parallelism', 'parallelism', '{}', ''), ('pipeline', 'pipeline', '{}', ''),
+    ('images_per_s', 'img/s', '{:,.0f}', '—'), ('vs_synthetic', '÷ synthetic', '{:.2f}', ''),
+    ('epoch_s', 'epoch s', '{:.3f}', '—'), ('input_images_per_s', 'input img/s', '{:,.0f}', ''),
+    ('compile_s', 'compile s', '{:.1f}', '—'), ('peak_memory_gib', 'peak GiB', '{:.2f}', 'n/a'),
+    ('ours_vs_torch', 'ours ÷ torch', '{:.2f}', ''), ('note', 'note', '{}', ''))
+
+Batch = dict[str, Any]
+
+
+def synthetic_batch(mesh: Mesh, batch_size: int, seed: int = 0) -> dict[str, jax.Array]:
+  """Random uint8 images and labels made on the devices, normalized like the pipelines', sharded over 'data'."""
+
+  def make() -> dict[str, jax.Array]:
+    image_key, label_key = jax.random.split(jax.random.key(seed))
+    images = jax.random.randint(image_key, (batch_size, *cifar10.IMAGE_SHAPE), 0, 256).astype(jnp.uint8)
+    return {'image': augment_jax.normalize(images.astype(jnp.float32) / 255),
+            'label': jax.random.randint(label_key, (batch_size,), 0, cifar10.NUM_CLASSES, jnp.int32)}
+
+  return jax.jit(make, out_shardings=NamedSharding(mesh, PartitionSpec(parallel.AXIS)))()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+  """The grid from the command line; --quick swaps in a tiny model and dataset for the unset options."""
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--models', help=f'comma-separated model names (default {DEFAULTS["models"]})')
+  parser.add_argument('--model-kwargs', help='JSON keyword arguments for every model, e.g. {"width": 8}')
+  parser.add_argument('--batch-sizes', help=f'comma-separated global batch sizes (default {DEFAULTS["batch_sizes"]})')
+  parser.add_argument('--dtypes', default=','.join(train.DTYPES), help='comma-separated compute dtypes')
+  parser.add_argument('--parallelism', default=','.join(parallel.PARALLELISMS), help='comma-separated: jit, pmap')
+  parser.add_argument('--pipelines', default=','.join(PIPELINES), help='comma-separated: ' + ', '.join(PIPELINES))
+  parser.add_argument('--num-examples', type=int, help='training images per epoch (default: all 50,000)')
+  parser.add_argument('--data-dir', help='real CIFAR-10 (the cifar-10-batches-py folder or its parent); '
+                                         'default: random images, which train at the same speed')
+  parser.add_argument('--reps', type=int, help=f'timed epochs per row, after one warm-up (default {DEFAULTS["reps"]})')
+  parser.add_argument('--torch', action='store_true', help='also time the PyTorch reference, in this process')
+  parser.add_argument('--torch-modes', help='comma-separated: eager, compile (default both; --quick: eager)')
+  parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'results'), help='folder for the outputs')
+  parser.add_argument('--quick', action='store_true', help='tiny ResNet, 64 images, 2 repetitions: seconds on CPU')
+  args = parser.parse_args(argv)
+  for key, value in (QUICK if args.quick else DEFAULTS).items():
+    if getattr(args, key) is None:
+      setattr(args, key, value)
+  for key in ('models', 'batch_sizes', 'dtypes', 'parallelism', 'pipelines', 'torch_modes'):
+    setattr(args, key, getattr(args, key).split(','))
+  args.batch_sizes = [int(size) for size in args.batch_sizes]
+  args.model_kwargs = json.loads(args.model_kwargs)
+  if max(args.batch_sizes) > args.num_examples:
+    parser.error(f'--num-examples={args.num_examples} must be at least the largest batch size')
+  return args
+
+
+def _config(args: argparse.Namespace, model: str, batch_size: int, dtype: str,
+            parallelism: str) -> ml_collections.ConfigDict:
+  """The default config with this row's model, batch size, dtype and parallelism, checked like a run's."""
+  config = default.get_config()
+  config.model.name = model
+  config.model.update(args.model_kwargs)
+  config.batch_size = config.eval_batch_size = batch_size
+  config.dtype, config.parallelism = dtype, parallelism
+  train.check_config(config)
+  return config
+
+
+def _dataset(args: argparse.Namespace) -> cifar10.Cifar10:
+  """`--num-examples` training images: real ones from `--data-dir`, else uniform random ones."""
+  if args.data_dir:
+    size = -1 if args.num_examples >= FULL_DATASET else args.num_examples
+    return cifar10.load(args.data_dir, source='files', max_train_examples=size, max_eval_examples=1000)
+  rng = np.random.default_rng(0)
+
+  def split(count: int) -> cifar10.Split:
+    images = rng.integers(0, 256, (count, *cifar10.IMAGE_SHAPE), dtype=np.uint8)
+    return cifar10.Split(images, rng.integers(0, cifar10.NUM_CLASSES, count, dtype=np.int32))
+
+  return cifar10.Cifar10(train=split(args.num_examples), val=None, test=split(1000))
+
+
+def _mesh(dp: parallel.DataParallel) -> Mesh:
+  """The device mesh the strategy shards batches over."""
+  return dp.mesh if isinstance(dp, parallel.JitParallel) else dp.stacked.mesh
+
+
+def _feed(dp: parallel.DataParallel, batch: Batch) -> Batch:
+  """A batch in the layout the compiled step takes: global device arrays go to jit as they are."""
+  on_device = isinstance(dp, parallel.JitParallel) and isinstance(batch['image'], jax.Array)
+  return batch if on_device else dp.put_batch(batch)
+
+
+@dataclasses.dataclass
+class Step:
+  """A train step compiled once for one (model, batch size, dtype, parallelism), and its state."""
+
+  compiled: Callable[[Any, Batch], Any]
+  state: Any
+  compile_s: float
+
+  def train(self, batches: Iterable[Batch]) -> Any:
+    """Trains on every batch; returns the state (still being computed: block on it to wait)."""
+    for batch in batches:
+      self.state, _ = self.compiled(self.state, batch)
+    return self.state
+
+
+def _build_step(config: ml_collections.ConfigDict, dp: parallel.DataParallel, steps_per_epoch: int,
+                example: Batch) -> Step:
+  """The package's train step for `config`, compiled ahead of time for batches like `example`."""
+  model = train.build_model(config)  # Eager: its per-op compilations are cached across the rows.
+  parallel.set_batchnorm_axis(model, dp.axis_name)
+  tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch))
+  graphdef, state = train.create_train_state(config, model, tx)
+  step_config = steps.StepConfig(seed=config.seed, dtype=train.DTYPES[config.dtype], axis_name=dp.axis_name)
+  train_step, _ = steps.make_steps(graphdef, tx, step_config)
+  state = dp.put_state(state)
+  start = time.perf_counter()
+  compiled = dp.compile_train(train_step).lower(state, example).compile()
+  return Step(compiled, state, time.perf_counter() - start)
+
+
+def _median_seconds(run: Callable[[int], Any], reps: int) -> float:
+  """Median seconds of run(epoch) for epochs 1..reps, each to block_until_ready, after epoch 0 as warm-up."""
+  jax.block_until_ready(run(0))
+  times = []
+  for epoch in range(1, reps + 1):
+    start = time.perf_counter()
+    jax.block_until_ready(run(epoch))
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def _last(batches: Iterable[Batch]) -> Batch | None:
+  """Drains an input pipeline; its last batch (block on it to wait for all)."""
+  batch = None
+  for batch in batches:
+    pass
+  return batch
+
+
+class Pipelines:
+  """Epochs of each input pipeline for one batch size and parallelism, built once and shared by the rows."""
+
+  def __init__(self, data: cifar10.Cifar10, config: ml_collections.ConfigDict, dp: parallel.DataParallel):
+    self.data, self.config, self.mesh = data, config, _mesh(dp)
+    self.feed = functools.partial(_feed, dp)
+    self.synthetic = self.feed(synthetic_batch(self.mesh, config.batch_size, config.seed))
+    self.steps_per_epoch = len(data.train) // config.batch_size
+    self._device = None
+    self.notes = {}
+    self.input_rates = {}
+
+  def epoch(self, name: str, epoch: int) -> Iterator[Batch]:
+    """The batches of epoch `epoch` of pipeline `name` as it yields them."""
+    if name == 'synthetic':
+      return itertools.repeat(self.synthetic, self.steps_per_epoch)
+    if name == 'device':
+      return self._device_pipeline().train_batches(epoch)
+    from cifar_jax.data import tfdata  # pylint: disable=import-outside-toplevel
+    return tfdata.train_batches(self.data.train, batch_size=self.config.batch_size, seed=self.config.seed,
+                                epoch=epoch, augment_config=self.config.augment,
+                                normalize=self.config.data.normalize)
+
+  def train_input(self, name: str, epoch: int) -> Iterator[Batch]:
+    """The batches of epoch `epoch` of pipeline `name`, laid out for the compiled step."""
+    batches = self.epoch(name, epoch)
+    return batches if name == 'synthetic' else map(self.feed, batches)
+
+  def _device_pipeline(self) -> device.DevicePipeline:
+    """The on-device pipeline, built on first use; its compile time goes into the rows' notes."""
+    if self._device is None:
+      self._device = device.DevicePipeline(self.data, self.config, self.mesh)
+      start = time.perf_counter()
+      jax.block_until_ready(next(self._device.train_batches(0)))
+      self.notes['device'] = f'pipeline compile {time.perf_counter() - start:.1f} s'
+    return self._device
+
+  def input_rate(self, name: str, reps: int) -> float | None:
+    """Images/s of the pipeline alone, no training (None for synthetic); measured once per pipeline."""
+    if name != 'synthetic' and name not in self.input_rates:
+      seconds = _median_seconds(lambda epoch: _last(self.epoch(name, epoch)), reps)
+      self.input_rates[name] = self.steps_per_epoch * self.config.batch_size / seconds
+    return self.input_rates.get(name)
+
+
+def _epoch_seconds(step: Step, inputs: Pipelines, name: str, reps: int) -> float:
+  """Median seconds per epoch of training `step` on pipeline `name`."""
+  return _median_seconds(lambda epoch: step.train(inputs.train_input(name, epoch)), reps)
+
+
+def _peak_memory_gib() -> float | None:
+  """The largest peak bytes in use over the local devices (a process high-water mark), or None where unknown."""
+  stats = [d.memory_stats() for d in jax.local_devices()]
+  if not all(s and 'peak_bytes_in_use' in s for s in stats):
+    return None
+  return max(s['peak_bytes_in_use'] for s in stats) / 2**30
+
+
+def _tensorflow_missing() -> str | None:
+  """Why the tfdata rows cannot run, or None when TensorFlow imports (kept off the accelerators)."""
+  try:
+    tf_import.import_tensorflow()
+  except ImportError as e:
+    return f'skipped: tensorflow not installed ({e.name})'
+  return None
+
+
+def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+  """One row per (model, batch size, dtype, parallelism, pipeline); each step compiled once for all pipelines."""
+  data = _dataset(args)
+  skip = {'tfdata': _tensorflow_missing()} if 'tfdata' in args.pipelines else {}
+  rows, pipelines = [], {}
+  for model, batch_size, dtype, parallelism in itertools.product(args.models, args.batch_sizes, args.dtypes,
+                                                                args.parallelism):
+    config = _config(args, model, batch_size, dtype, parallelism)
+    dp = parallel.create_parallel(parallelism)
+    if (batch_size, parallelism) not in pipelines:
+      pipelines[batch_size, parallelism] = Pipelines(data, config, dp)
+    inputs = pipelines[batch_size, parallelism]
+    step = _build_step(config, dp, inputs.steps_per_epoch, inputs.synthetic)
+    for name in args.pipelines:
+      row = {'model': model, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
+      if skip.get(name):
+        rows.append(row | {'note': skip[name]})
+        continue
+      epoch_s = _epoch_seconds(step, inputs, name, args.reps)
+      rows.append(row | {
+          'images_per_s': inputs.steps_per_epoch * batch_size / epoch_s, 'epoch_s': epoch_s,
+          'input_images_per_s': inputs.input_rate(name, args.reps), 'compile_s': step.compile_s,
+          'peak_memory_gib': _peak_memory_gib(), 'note': inputs.notes.get(name, '')})
+    del step  # Frees the state before the next row builds its own.
+  return rows
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+  """Fills `vs_synthetic` (this row / the same step on synthetic data) and, on torch rows, ours / torch."""
+  ours = {(r['model'], r['batch_size'], r['dtype'], r['parallelism']): r.get('images_per_s')
+          for r in rows if r['pipeline'] == 'synthetic'}
+  for row in rows:
+    rate = row.get('images_per_s')
+    if row['parallelism'].startswith('torch'):
+      mine = ours.get((row['model'], row['batch_size'], row['dtype'], 'jit'))
+      row['ours_vs_torch'] = mine / rate if mine and rate else None
+    else:
+      ceiling = ours.get((row['model'], row['batch_size'], row['dtype'], row['parallelism']))
+      row['vs_synthetic'] = rate / ceiling if rate and ceiling else None
+
+
+def _version(distribution: str) -> str | None:
+  """The installed version of `distribution`, or None."""
+  try:
+    return importlib.metadata.version(distribution)
+  except importlib.metadata.PackageNotFoundError:
+    return None
+
+
+def _environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
+  """The machine, the library versions and the command, for the header of both outputs."""
+  devices = jax.devices()
+  versions = {'python': platform.python_version()}
+  for name, distributions in VERSIONED.items():
+    installed = [_version(d) for d in distributions if _version(d)]
+    if installed:
+      versions[name] = installed[0]
+  return {'device': devices[0].device_kind, 'platform': devices[0].platform, 'device_count': len(devices),
+          'host': f'{platform.machine()}, {platform.processor() or "cpu"}', 'versions': versions,
+          'command': shlex.join(['python', 'benchmarks/throughput.py', *argv]), 'quick': args.quick,
+          'num_examples': args.num_examples, 'reps': args.reps, 'data': args.data_dir or 'random images'}
+
+
+def _markdown(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+  """The header and the table, one line per row."""
+  versions = ', '.join(f'{k} {v}' for k, v in env['versions'].items())
+  lines = [f'# Throughput on {env["device_count"]} x {env["device"]} ({env["platform"]})', '',
+           f'`{env["command"]}`', '', f'{versions}; {env["num_examples"]} training images ({env["data"]}) per '
+           f'epoch; median of {env["reps"]} epochs after one warm-up.', '',
+           '| ' + ' | '.join(header for _, header, _, _ in COLUMNS) + ' |',
+           '|' + '|'.join('---' for _ in COLUMNS) + '|']
+  for row in rows:
+    cells = [missing if row.get(key) is None else fmt.format(row[key]) for key, _, fmt, missing in COLUMNS]
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+  """Runs the grid, writes OUT/throughput.md and OUT/throughput.json, prints the table; returns the results."""
+  argv = sys.argv[1:] if argv is None else argv
+  args = _parse_args(argv)
+  rows = []
+  if args.torch:  # First, before JAX claims most of the accelerator's memory.
+    import torch_reference  # pylint: disable=import-outside-toplevel
+    steps_per_rep = {size: args.num_examples // size for size in args.batch_sizes}
+    for model, size, dtype, mode in itertools.product(args.models, args.batch_sizes, args.dtypes, args.torch_modes):
+      if model in torch_reference.MODELS:
+        rows.append(torch_reference.benchmark(model, size, dtype=dtype, mode=mode, steps=steps_per_rep[size],
+                                              reps=args.reps, model_kwargs=args.model_kwargs))
+    torch_reference.torch.cuda.empty_cache()
+  rows = _jax_rows(args) + rows
+  _add_ratios(rows)
+  env = _environment(args, argv)
+  results = {**env, 'rows': rows}
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  markdown = _markdown(env, rows)
+  (out / 'throughput.md').write_text(markdown)
+  (out / 'throughput.json').write_text(json.dumps(results, indent=2) + '\n')
+  print(markdown, flush=True)
+  return results
+
+
+if __name__ == '__main__':
+  main()
