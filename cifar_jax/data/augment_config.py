@@ -1,14 +1,18 @@
-"""Checks the augmentation config in plain Python, so bad values fail before TF is even imported."""
+"""What the TensorFlow and JAX augmentations share, in plain Python: the op names, the config check (so bad
+values fail before TF is even imported), the arguments each op reads from the config, torchvision's constants."""
 
 import math
 import numbers
 from collections.abc import Callable
 from typing import Any
 
+from cifar_jax.data.cifar10 import CIFAR10_MEAN
 from cifar_jax.errors import ConfigError, check_choice
 
 AUGMENTATIONS = ('random_crop', 'horizontal_flip', 'random_erasing', 'random_affine', 'color_jitter',
                  'random_resized_crop')
+NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 
 
 def _are_reals(value: Any, count: int) -> bool:
@@ -54,3 +58,31 @@ def check_augment_config(augment_config: Any) -> None:
     value = getattr(augment_config, key)
     if not is_valid(value):
       raise ConfigError(f'augment.{key}={value!r} must be {what}')
+
+
+def op_arguments(name: str, augment_config: Any) -> tuple[Any, ...]:
+  """The config values op `name` takes after its image and its randomness, in both backends.
+
+  Random erasing fills with the training mean, so that erasing before normalization equals torchvision's
+  erasing to 0 after Normalize.
+  """
+  c = augment_config
+  return {
+      'random_crop': (c.crop_padding,),
+      'horizontal_flip': (),
+      'random_erasing': (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN),
+      'random_affine': (c.affine_degrees, tuple(c.affine_translate)),
+      'color_jitter': tuple(c.jitter),
+      'random_resized_crop': (tuple(c.resized_crop_scale), tuple(c.resized_crop_ratio)),
+  }[name]
+
+
+def center_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+  """torchvision's fallback box (top, left, height, width): the center crop clamped to `ratio`."""
+  if width / height < ratio[0]:
+    box_width, box_height = width, round(width / ratio[0])
+  elif width / height > ratio[1]:
+    box_width, box_height = round(height * ratio[1]), height
+  else:
+    box_width, box_height = width, height
+  return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width

@@ -14,11 +14,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cifar_jax.data.augment_config import check_augment_config
+from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, check_augment_config, op_arguments
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
-
-NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 
 Pair = Sequence[float]
 Augment = Callable[[jax.Array, jax.Array], jax.Array]
@@ -197,17 +194,6 @@ def color_jitter(key: jax.Array, images: jax.Array, brightness: float, contrast:
   return jitter(images, jnp.stack([*factors, _uniform(keys[3], (batch,), -hue, hue)], axis=-1))
 
 
-def center_box(height: int, width: int, ratio: Pair) -> tuple[int, int, int, int]:
-  """torchvision's fallback box (top, left, height, width): the center crop clamped to `ratio`."""
-  if width / height < ratio[0]:
-    box_width, box_height = width, round(width / ratio[0])
-  elif width / height > ratio[1]:
-    box_width, box_height = round(height * ratio[1]), height
-  else:
-    box_width, box_height = width, height
-  return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
-
-
 def _bilinear_weights(starts: jax.Array, sizes: jax.Array, size: int) -> jax.Array:
   """[B, size, size] weights resizing each window [start, start + size) of an axis to `size` pixels.
 
@@ -251,16 +237,14 @@ def normalize(images: jax.Array, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_
   return (images - jnp.array(mean, images.dtype)) / jnp.array(std, images.dtype)
 
 
-# How each op name reads its arguments from the augment config.
-_OPS: dict[str, Callable[[jax.Array, jax.Array, Any], jax.Array]] = {
-    'random_crop': lambda key, images, c: random_crop(key, images, c.crop_padding),
-    'horizontal_flip': lambda key, images, c: horizontal_flip(key, images),
-    'random_erasing': lambda key, images, c: random_erasing(
-        key, images, c.erasing_probability, c.erasing_scale, c.erasing_ratio, CIFAR10_MEAN),
-    'random_affine': lambda key, images, c: random_affine(key, images, c.affine_degrees, c.affine_translate),
-    'color_jitter': lambda key, images, c: color_jitter(key, images, *c.jitter),
-    'random_resized_crop': lambda key, images, c: random_resized_crop(
-        key, images, c.resized_crop_scale, c.resized_crop_ratio),
+# The op for each name; its config arguments come from `augment_config.op_arguments`.
+_OPS: dict[str, Callable[..., jax.Array]] = {
+    'random_crop': random_crop,
+    'horizontal_flip': horizontal_flip,
+    'random_erasing': random_erasing,
+    'random_affine': random_affine,
+    'color_jitter': color_jitter,
+    'random_resized_crop': random_resized_crop,
 }
 
 
@@ -268,10 +252,11 @@ def build_augment(augment_config: Any) -> Augment:
   """Returns augment(key, images) applying `augment_config.ops` in order, op i with key fold_in(key, i)."""
   check_augment_config(augment_config)
   ops = tuple(augment_config.ops)
+  arguments = [op_arguments(name, augment_config) for name in ops]
 
   def augment(key: jax.Array, images: jax.Array) -> jax.Array:
     for index, name in enumerate(ops):
-      images = _OPS[name](jax.random.fold_in(key, index), images, augment_config)
+      images = _OPS[name](jax.random.fold_in(key, index), images, *arguments[index])
     return images
 
   return augment

@@ -9,13 +9,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cifar_jax.data import tf_import
-from cifar_jax.data.augment_config import AUGMENTATIONS, check_augment_config  # noqa: F401 (re-export)
+from cifar_jax.data.augment_config import (AUGMENTATIONS, GRAY_WEIGHTS, NUM_TRIES,  # noqa: F401 (re-export)
+                                           center_box, check_augment_config, op_arguments)
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 
 tf = tf_import.import_tensorflow()
-
-NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
-GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 
 Pair = Sequence[float]
 
@@ -137,17 +135,6 @@ def color_jitter(image: tf.Tensor, seed: tf.Tensor, brightness: float, contrast:
   return tf.clip_by_value(tf.image.adjust_hue(image, _uniform(hue_seed, -hue, hue)), 0.0, 1.0)
 
 
-def _center_box(height: int, width: int, ratio: Pair) -> tuple[int, int, int, int]:
-  """torchvision's fallback box (top, left, height, width): the center crop clamped to `ratio`."""
-  if width / height < ratio[0]:
-    box_width, box_height = width, round(width / ratio[0])
-  elif width / height > ratio[1]:
-    box_width, box_height = round(height * ratio[1]), height
-  else:
-    box_width, box_height = width, height
-  return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
-
-
 def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, scale: Pair, ratio: Pair) -> tf.Tensor:
   """Crops a random area fraction `scale`, aspect `ratio`, resizes back bilinearly (RandomResizedCrop)."""
   height, width, channels = image.shape
@@ -157,7 +144,7 @@ def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, scale: Pair, ratio: P
   found, box_height, box_width = _first_valid(valid, heights, widths)
   top, left = _random_corner(corner_seed, height, width, box_height, box_width)
   box = tf.where(found, tf.stack([top, left, box_height, box_width]),
-                 tf.constant(_center_box(height, width, ratio), tf.float32))
+                 tf.constant(center_box(height, width, ratio), tf.float32))
   top, left, box_height, box_width = tf.unstack(tf.cast(box, tf.int32))
   crop = tf.slice(image, [top, left, 0], [box_height, box_width, channels])
   return tf.image.resize(crop, [height, width], method='bilinear')
@@ -168,16 +155,14 @@ def normalize(image: tf.Tensor, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_S
   return (image - tf.constant(mean, image.dtype)) / tf.constant(std, image.dtype)
 
 
-# How each op name reads its arguments from the augment config.
-_OPS: dict[str, Callable[[tf.Tensor, tf.Tensor, Any], tf.Tensor]] = {
-    'random_crop': lambda image, seed, c: random_crop(image, seed, c.crop_padding),
-    'horizontal_flip': lambda image, seed, c: horizontal_flip(image, seed),
-    'random_erasing': lambda image, seed, c: random_erasing(
-        image, seed, c.erasing_probability, c.erasing_scale, c.erasing_ratio, CIFAR10_MEAN),
-    'random_affine': lambda image, seed, c: random_affine(image, seed, c.affine_degrees, c.affine_translate),
-    'color_jitter': lambda image, seed, c: color_jitter(image, seed, *c.jitter),
-    'random_resized_crop': lambda image, seed, c: random_resized_crop(
-        image, seed, c.resized_crop_scale, c.resized_crop_ratio),
+# The op for each name; its config arguments come from `augment_config.op_arguments`.
+_OPS: dict[str, Callable[..., tf.Tensor]] = {
+    'random_crop': random_crop,
+    'horizontal_flip': horizontal_flip,
+    'random_erasing': random_erasing,
+    'random_affine': random_affine,
+    'color_jitter': color_jitter,
+    'random_resized_crop': random_resized_crop,
 }
 
 
@@ -185,10 +170,11 @@ def build_augment(augment_config: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Te
   """Returns augment(image, seed) applying `augment_config.ops` in order, op i with seed fold_in(seed, i)."""
   check_augment_config(augment_config)
   ops = tuple(augment_config.ops)
+  arguments = [op_arguments(name, augment_config) for name in ops]
 
   def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     for index, name in enumerate(ops):
-      image = _OPS[name](image, tf.random.experimental.stateless_fold_in(seed, index), augment_config)
+      image = _OPS[name](image, tf.random.experimental.stateless_fold_in(seed, index), *arguments[index])
     return image
 
   return augment
