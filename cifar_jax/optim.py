@@ -74,7 +74,8 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: 
   raise ConfigError(f'schedule.name={sched.name!r} is not one of: {", ".join(SCHEDULES)}')
 
 
-def create_optimizer(config: ml_collections.ConfigDict, learning_rate_fn: optax.Schedule) -> optax.GradientTransformation:
+def create_optimizer(config: ml_collections.ConfigDict,
+                     learning_rate_fn: optax.Schedule) -> optax.GradientTransformation:
   """Gradient clipping, then PyTorch-style L2 weight decay (decoupled for adamw), then the optimizer."""
   cfg = config.optimizer
   parts = []

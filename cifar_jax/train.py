@@ -154,7 +154,9 @@ class Trainer:
       self.total_steps = min(self.total_steps, config.num_train_steps)
 
     self.dp = parallel.create_parallel(config.parallelism)
-    self.on_device = device.DevicePipeline(self.data, config, self.dp.mesh) if config.data.pipeline == 'device' else None
+    self.on_device = None  # the device pipeline, when chosen; otherwise batches come from tf.data
+    if config.data.pipeline == 'device':
+      self.on_device = device.DevicePipeline(self.data, config, self.dp.mesh)
     model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
     parallel.set_batchnorm_axis(model, self.dp.axis_name)
     self.num_params = count_params(model)

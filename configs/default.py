@@ -15,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model = ml_collections.ConfigDict()
   config.model.name = 'resnet18'  # a name from `python -m cifar_jax.models`
-  config.model.activation = 'relu'  # hidden activation: relu, leaky_relu, relu6, elu, tanh, silu, sigmoid, softmax, gelu
+  config.model.activation = 'relu'  # relu, leaky_relu, relu6, elu, tanh, silu, sigmoid, softmax, gelu
   config.model.dropout = 0.0  # dropout rate before the dense layers, in [0, 1)
 
   config.num_epochs = 30  # length of the run in epochs (the schedule spans them)
@@ -53,7 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.source = 'auto'  # files (official cifar-10-batches-py), tfds, or auto (files if found)
   config.data.data_dir = ''  # the batches folder or its parent ('' : $CIFAR10_DIR); the tfds data_dir for tfds
   config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
-  config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators, JAX augmentation, no TF)
+  config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators; no TF)
   config.data.normalize = True  # per-channel normalization with the training mean and std
   config.data.max_train_examples = -1  # -1: all; a small number for quick runs
   config.data.max_eval_examples = -1  # -1: all validation and test images; a small number for quick runs
