@@ -3,7 +3,12 @@
     python -m cifar_jax.main --config=configs/lenet5.py --workdir=runs/lenet5
 
 SGD 0.01, momentum 0.9, no weight decay, constant learning rate, 30 epochs, batch 64, no augmentation.
-Our accuracy: not yet measured.
+Our accuracy, measured: 59.27 % test after 30 epochs (train 80.4 %: without augmentation or weight
+decay it overfits), in 9 min 18 s at 2,700 images/s on a 2-core CPU (no GPU; jax 0.10.2) with the
+on-device pipeline:
+
+    python -m cifar_jax.main --config=configs/lenet5.py --workdir=runs/lenet5 \
+        --config.data.data_dir=../shared/data/cifar10 --config.data.pipeline=device
 """
 
 from configs import default
