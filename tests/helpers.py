@@ -86,6 +86,15 @@ def assert_same_params(workdir_a, workdir_b):
     np.testing.assert_array_equal(x, y)
 
 
+def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:
+  """The two lists of input batches are equal, key by key."""
+  assert len(batches) == len(expected)
+  for batch, want in zip(batches, expected):
+    assert batch.keys() == want.keys()
+    for key in batch:
+      np.testing.assert_array_equal(batch[key], want[key])
+
+
 def metric_lines(workdir) -> list[dict]:
   """metrics.jsonl without the timing fields, which differ between any two runs."""
   lines = [json.loads(line) for line in (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()]

@@ -9,6 +9,7 @@ import pytest
 from cifar_jax.data import augment_jax, augment_tf, cifar10
 from cifar_jax.data.augment_config import AUGMENTATIONS
 from cifar_jax.errors import ConfigError
+from configs import default
 
 tf = augment_tf.tf
 BATCH = 8
@@ -32,12 +33,8 @@ OPS = {
 
 
 def _config(**overrides: object) -> ml_collections.ConfigDict:
-  """The default augment config with `overrides`."""
-  config = ml_collections.ConfigDict({
-      'ops': ('random_crop', 'horizontal_flip'), 'crop_padding': 4, 'erasing_probability': 0.5,
-      'erasing_scale': (0.02, 0.33), 'erasing_ratio': (0.3, 3.3), 'affine_degrees': 5.0,
-      'affine_translate': (0.2, 0.2), 'jitter': (0.2, 0.2, 0.2, 0.1), 'resized_crop_scale': (0.8, 1.0),
-      'resized_crop_ratio': (0.75, 1.3333333)})
+  """The default run config's augment section with `overrides`."""
+  config = default.get_config().augment
   config.update(overrides)
   return config
 

@@ -7,6 +7,8 @@ import sys
 import jax
 import numpy as np
 import pytest
+
+import helpers
 from jax.sharding import NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
@@ -54,14 +56,6 @@ def _epoch(pipeline: device.DevicePipeline, epoch: int, start_batch: int = 0) ->
   return [jax.device_get(batch) for batch in pipeline.train_batches(epoch, start_batch)]
 
 
-def _assert_same(batches: list[dict[str, np.ndarray]], expected: list[dict[str, np.ndarray]]) -> None:
-  assert len(batches) == len(expected)
-  for batch, want in zip(batches, expected):
-    assert batch.keys() == want.keys()
-    for key in batch:
-      np.testing.assert_array_equal(batch[key], want[key])
-
-
 def test_batches_are_sharded_over_every_device(pipeline: device.DevicePipeline, mesh: jax.sharding.Mesh) -> None:
   batches = list(pipeline.train_batches(0))
   assert len(batches) == pipeline.steps_per_epoch == NUM_TRAIN // BATCH_SIZE
@@ -76,7 +70,7 @@ def test_batches_are_sharded_over_every_device(pipeline: device.DevicePipeline, 
 
 def test_order_is_seeded_and_covers_each_example_once(pipeline: device.DevicePipeline) -> None:
   first = _epoch(pipeline, 0)
-  _assert_same(_epoch(pipeline, 0), first)
+  helpers.assert_same_batches(_epoch(pipeline, 0), first)
   second = _epoch(pipeline, 1)
   assert not np.array_equal(second[0]['label'], first[0]['label'])
   assert not np.array_equal(second[0]['image'], first[0]['image'])
@@ -88,7 +82,7 @@ def test_order_is_seeded_and_covers_each_example_once(pipeline: device.DevicePip
 
 
 def test_start_batch_resumes_exactly(pipeline: device.DevicePipeline) -> None:
-  _assert_same(_epoch(pipeline, 2, start_batch=4), _epoch(pipeline, 2)[4:])
+  helpers.assert_same_batches(_epoch(pipeline, 2, start_batch=4), _epoch(pipeline, 2)[4:])
   assert not list(pipeline.train_batches(2, start_batch=pipeline.steps_per_epoch))
   with pytest.raises(ValueError, match='start_batch'):
     pipeline.train_batches(2, start_batch=-1)

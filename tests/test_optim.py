@@ -5,21 +5,15 @@ import numpy as np
 import optax
 import pytest
 
+import helpers
+
 from cifar_jax import optim
 from cifar_jax.errors import ConfigError
 from configs import default
 
 
 def _config(**overrides):
-  config = default.get_config()
-  config.num_epochs = 10
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split('.')
-    for part in path:
-      node = node[part]
-    node[last] = value
-  return config
+  return helpers.override(default.get_config(), num_epochs=10, **overrides)
 
 
 def _step(tx, params, grads, state=None):

@@ -4,6 +4,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+import helpers
 from cifar_jax.data import cifar10, tfdata
 from cifar_jax.errors import ConfigError
 
@@ -32,15 +33,6 @@ def _train(split: cifar10.Split, **kwargs: object) -> list[dict[str, np.ndarray]
   return list(tfdata.train_batches(split, **kwargs))
 
 
-def _assert_same(batches: list[dict[str, np.ndarray]], expected: list[dict[str, np.ndarray]]) -> None:
-  """The two lists of batches are equal, key by key."""
-  assert len(batches) == len(expected)
-  for batch, want in zip(batches, expected):
-    assert batch.keys() == want.keys()
-    for key in batch:
-      np.testing.assert_array_equal(batch[key], want[key])
-
-
 def test_train_batches_shapes_and_steps(split: cifar10.Split) -> None:
   batches = _train(split)
   assert len(batches) == tfdata.steps_per_epoch(NUM_EXAMPLES, BATCH_SIZE) == 4
@@ -53,7 +45,7 @@ def test_train_batches_shapes_and_steps(split: cifar10.Split) -> None:
 
 def test_train_order_is_seeded_by_seed_and_epoch(split: cifar10.Split) -> None:
   first = _train(split)
-  _assert_same(_train(split), first)
+  helpers.assert_same_batches(_train(split), first)
   for other in (_train(split, epoch=1), _train(split, seed=2)):
     assert not np.array_equal(other[0]['label'], first[0]['label'])
   expected = np.random.default_rng([1, 0]).permutation(NUM_EXAMPLES)[:BATCH_SIZE]
@@ -61,7 +53,7 @@ def test_train_order_is_seeded_by_seed_and_epoch(split: cifar10.Split) -> None:
 
 
 def test_start_batch_resumes_exactly(split: cifar10.Split) -> None:
-  _assert_same(_train(split, start_batch=2), _train(split)[2:])
+  helpers.assert_same_batches(_train(split, start_batch=2), _train(split)[2:])
 
 
 def test_process_shards_concatenate_to_the_global_batch(split: cifar10.Split) -> None:
