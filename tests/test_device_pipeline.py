@@ -7,10 +7,9 @@ import sys
 import jax
 import numpy as np
 import pytest
-
-import helpers
 from jax.sharding import NamedSharding, PartitionSpec
 
+import helpers
 from cifar_jax import parallel
 from cifar_jax.data import augment_jax, cifar10, device
 from cifar_jax.errors import ConfigError
