@@ -1,5 +1,8 @@
 """What a run writes: metrics.jsonl, TensorBoard events (through clu, when TensorFlow is present), the
-progress line, summary.json and curves.png. Only process 0 writes."""
+progress line and curves.png. Only process 0 writes.
+
+The progress line is our own rather than clu's `periodic_actions.ReportProgress`: that one reports only
+steps per second, and importing it imports TensorFlow, which a device-pipeline run must not need."""
 
 import datetime
 import json
