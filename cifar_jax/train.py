@@ -146,9 +146,7 @@ class Trainer:
                              val_fraction=config.data.val_fraction, seed=config.seed,
                              max_train_examples=config.data.max_train_examples,
                              max_eval_examples=config.data.max_eval_examples)
-    self.steps_per_epoch = len(self.data.train) // config.batch_size
-    if self.steps_per_epoch == 0:
-      raise ConfigError(f'batch_size={config.batch_size} is larger than the {len(self.data.train)} training images')
+    self.steps_per_epoch = cifar10.steps_per_epoch(len(self.data.train), config.batch_size)
     self.total_steps = config.num_epochs * self.steps_per_epoch
     if config.num_train_steps >= 0:
       self.total_steps = min(self.total_steps, config.num_train_steps)

@@ -35,7 +35,7 @@ def _train(split: cifar10.Split, **kwargs: object) -> list[dict[str, np.ndarray]
 
 def test_train_batches_shapes_and_steps(split: cifar10.Split) -> None:
   batches = _train(split)
-  assert len(batches) == tfdata.steps_per_epoch(NUM_EXAMPLES, BATCH_SIZE) == 4
+  assert len(batches) == cifar10.steps_per_epoch(NUM_EXAMPLES, BATCH_SIZE) == 4
   for batch in batches:
     assert batch['image'].shape == (BATCH_SIZE, 32, 32, 3) and batch['image'].dtype == np.float32
     assert batch['label'].shape == (BATCH_SIZE,) and batch['label'].dtype == np.int32

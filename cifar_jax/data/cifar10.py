@@ -70,6 +70,14 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
           f'refusing global {module}.{name}: only numpy arrays may be unpickled') from None
 
 
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full global batches in an epoch (the remainder is dropped); ConfigError when there is not even one."""
+  steps = num_examples // batch_size
+  if steps == 0:
+    raise ConfigError(f'batch_size={batch_size} is larger than the {num_examples} training images')
+  return steps
+
+
 def read_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
   """Reads one official batch file into uint8 NHWC images and int32 labels, checking everything."""
   path = pathlib.Path(path)

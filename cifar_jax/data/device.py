@@ -14,9 +14,8 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
-from cifar_jax.data import augment_jax
+from cifar_jax.data import augment_jax, cifar10
 from cifar_jax.data.cifar10 import Cifar10, Split
-from cifar_jax.errors import ConfigError
 
 Batch = dict[str, jax.Array]
 
@@ -63,9 +62,7 @@ class DevicePipeline:
     parallel.check_batch_size('batch_size', config.batch_size)
     parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
     self.batch_size, self.eval_batch_size = config.batch_size, config.eval_batch_size
-    self.steps_per_epoch = len(data.train) // config.batch_size
-    if self.steps_per_epoch == 0:
-      raise ConfigError(f'batch_size={config.batch_size} is larger than the {len(data.train)} training images')
+    self.steps_per_epoch = cifar10.steps_per_epoch(len(data.train), config.batch_size)
     self.seed = config.seed
     self.sharding = NamedSharding(mesh, PartitionSpec(parallel.AXIS))  # of every batch array
     self.replicated = NamedSharding(_auto(mesh), PartitionSpec())

@@ -5,18 +5,13 @@ from typing import Any
 
 import numpy as np
 
-from cifar_jax.data import augment_tf, tf_import
+from cifar_jax.data import augment_tf, cifar10, tf_import
 from cifar_jax.data.cifar10 import Split
 from cifar_jax.errors import ConfigError
 
 tf = tf_import.import_tensorflow()
 
 Batch = dict[str, np.ndarray]
-
-
-def steps_per_epoch(num_examples: int, batch_size: int) -> int:
-  """Number of full global batches in an epoch (the remainder is dropped)."""
-  return num_examples // batch_size
 
 
 def _local_batch_size(batch_size: int, process_count: int) -> int:
@@ -59,7 +54,7 @@ def train_batches(split: Split, *, batch_size: int, seed: int, epoch: int, augme
   resumed or how it is sharded. Yields {'image': float32 [B/P, 32, 32, 3], 'label': int32 [B/P]}.
   """
   local_batch_size = _local_batch_size(batch_size, process_count)
-  num_batches = steps_per_epoch(len(split), batch_size)
+  num_batches = cifar10.steps_per_epoch(len(split), batch_size)
   positions = _process_positions(num_batches, batch_size, local_batch_size, process_index, start_batch)
   augment = augment_tf.build_augment(augment_config)
   indices = np.random.default_rng([seed, epoch]).permutation(len(split))[positions]
