@@ -25,9 +25,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from cifar_jax import run_dir  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
-
-SWEEP_FILE = 'sweep.json'
 TABLE_FILES = ('results.md', 'results.csv')
 PLOT_FILES = ('val_accuracy.png', 'best_run_loss.png', 'accuracy_by_variant.png')
 
@@ -59,17 +58,6 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  """Nested mappings as one level of dotted keys; lists become tuples so that values compare and hash."""
-  flat = {}
-  for key, value in tree.items():
-    if hasattr(value, 'items'):
-      flat |= flatten(value, f'{prefix}{key}.')
-    else:
-      flat[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
-  return flat
-
-
 def varied_keys(configs: Sequence[Mapping[str, Any]], first: Iterable[str] = ()) -> list[str]:
   """`first`, then every other dotted key whose value differs between the flat `configs`, in order of appearance."""
   keys = list(dict.fromkeys(first))
@@ -87,10 +75,6 @@ def format_value(value: Any) -> str:
   if isinstance(value, float):
     return f'{value:g}'
   return '' if value is None else str(value)
-
-
-def _read_json(path: pathlib.Path) -> Any:
-  return json.loads(path.read_text()) if path.exists() else None
 
 
 @dataclasses.dataclass
@@ -137,13 +121,11 @@ def load_runs(workdir: pathlib.Path) -> list[Run]:
   """Every subfolder of `workdir` holding a config.json or a summary.json, by folder name."""
   runs = []
   for folder in sorted(p for p in workdir.iterdir() if p.is_dir()):
-    config, summary = _read_json(folder / 'config.json'), _read_json(folder / 'summary.json')
+    config, summary = run_dir.read_json(folder / run_dir.CONFIG_FILE), run_dir.read_json(folder / run_dir.SUMMARY_FILE)
     if config is None and summary is None:
       continue
-    metrics = folder / 'metrics.jsonl'
-    lines = metrics.read_text().splitlines() if metrics.exists() else []
-    records = [json.loads(line) for line in lines if line.strip()]
-    runs.append(Run(folder.name, flatten(config or {}), summary or _latest(records), records))
+    records = run_dir.read_metrics(folder)
+    runs.append(Run(folder.name, run_dir.flatten(config or {}), summary or _latest(records), records))
   return runs
 
 
@@ -293,7 +275,7 @@ def write_report(workdir: str | pathlib.Path) -> list[pathlib.Path]:
   runs = sort_runs(load_runs(workdir))
   if not runs:
     raise UserError(f'{workdir} holds no run folders (subfolders with a config.json or summary.json)')
-  sweep = _read_json(workdir / SWEEP_FILE)
+  sweep = run_dir.read_json(workdir / run_dir.SWEEP_FILE)
   keys = varied_keys([r.config for r in runs if r.config], first=sweep.get('varied', ()) if sweep else ())
   paths = [workdir / name for name in (*TABLE_FILES, *PLOT_FILES)]
   paths[0].write_text(_markdown(workdir, runs, keys, sweep))

@@ -41,7 +41,6 @@ import dataclasses
 import difflib
 import functools
 import importlib.util
-import json
 import math
 import pathlib
 import random
@@ -55,12 +54,10 @@ from absl import logging as absl_logging
 import ml_collections
 from ml_collections import config_flags
 
-from cifar_jax import report, train
-from cifar_jax import workdir as run_dir
+from cifar_jax import report, run_dir, train
 from cifar_jax.errors import ConfigError, UserError
 
 VARIANT_KEYS = ('name', 'config', 'overrides')
-SUMMARY_FILE = 'summary.json'
 
 
 @dataclasses.dataclass
@@ -86,7 +83,7 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
 
 def _unknown_key(key: str, config: ml_collections.ConfigDict) -> ConfigError:
   """The error for a key the run config lacks, with the closest existing keys."""
-  close = difflib.get_close_matches(key, report.flatten(config.to_dict()), n=3)
+  close = difflib.get_close_matches(key, run_dir.flatten(config.to_dict()), n=3)
   hint = f'; did you mean {" or ".join(close)}?' if close else ''
   return ConfigError(f'unknown config key {key!r}: the run config has no such key{hint}')
 
@@ -158,7 +155,7 @@ def safe_name(name: str) -> str:
 
 def grid_values(sweep: ml_collections.ConfigDict) -> dict[str, tuple[Any, ...]]:
   """The grid as {dotted.key: values}, each a non-empty list."""
-  grid = report.flatten(sweep.grid.to_dict())
+  grid = run_dir.flatten(sweep.grid.to_dict())
   for key, values in grid.items():
     if not isinstance(values, tuple) or not values:
       raise ConfigError(f'grid.{key}={values!r} must be a non-empty list of values')
@@ -198,7 +195,7 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
     if unknown:
       raise ConfigError(f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
                         f'{", ".join(VARIANT_KEYS)}')
-    overrides = report.flatten(entry.get('overrides', {}))
+    overrides = run_dir.flatten(entry.get('overrides', {}))
     default_name = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
     specs.append((entry.get('name') or default_name, entry.get('config', sweep.base), overrides))
   return specs
@@ -206,7 +203,7 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
 
 def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[Variant]:
   """The sweep's variants with resolved configs and unique safe names; a bad key or value raises ConfigError."""
-  shared = report.flatten(sweep.overrides.to_dict())
+  shared = run_dir.flatten(sweep.overrides.to_dict())
   loaded, variants, seen = {}, [], set()
   for name, source, overrides in _specs(sweep):
     name = base_name = safe_name(name)
@@ -226,14 +223,6 @@ def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) 
   return variants
 
 
-def _as_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  return json.loads(config.to_json_best_effort())
-
-
-def _read_json(path: pathlib.Path) -> dict[str, Any] | None:
-  return json.loads(path.read_text()) if path.exists() else None
-
-
 def check_variants(variants: Sequence[Variant], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
   """Checks every variant's config, and that a folder already there holds a run of the same config."""
   for variant in variants:
@@ -243,13 +232,6 @@ def check_variants(variants: Sequence[Variant], workdir: pathlib.Path, allow_con
         run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
     except ConfigError as e:
       raise ConfigError(f'variant {variant.name}: {e}') from e
-
-
-def is_finished(folder: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
-  """Whether `folder` holds a completed run of `config` (keys that cannot change the result aside)."""
-  summary, saved = _read_json(folder / SUMMARY_FILE), _read_json(folder / run_dir.CONFIG_FILE)
-  return (summary is not None and summary.get('status') == 'completed' and saved is not None
-          and not run_dir.config_differences(saved, _as_json(config)))
 
 
 def _headline(summary: dict[str, Any]) -> str:
@@ -266,15 +248,15 @@ def _record_failure(folder: pathlib.Path, config: ml_collections.ConfigDict, err
   folder.mkdir(parents=True, exist_ok=True)
   if not (folder / run_dir.CONFIG_FILE).exists():  # training failed before writing it
     run_dir.write_config(folder, config)
-  summary = _read_json(folder / SUMMARY_FILE) or {}
+  summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE) or {}
   if summary.get('status') != 'failed' or summary.get('error') != error:
-    run_dir.write_json(folder / SUMMARY_FILE, {'status': 'failed', 'error': error})
+    run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'failed', 'error': error})
 
 
 def _varied(variants: Sequence[Variant]) -> list[str]:
   """The keys the variants change, then any other key whose value differs between them."""
   first = [key for v in variants for key in v.overrides]
-  return report.varied_keys([report.flatten(v.config.to_dict()) for v in variants], first=first)
+  return report.varied_keys([run_dir.flatten(v.config.to_dict()) for v in variants], first=first)
 
 
 def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli_overrides: Sequence[str] = (), *,
@@ -284,9 +266,9 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
   check_variants(variants, pathlib.Path(workdir), allow_config_change)
   workdir = run_dir.prepare(workdir, needed_bytes=0)
   records = [{'name': v.name, 'config': v.source, 'overrides': v.overrides, 'status': 'pending'} for v in variants]
-  state = {'command': command, 'sweep': _as_json(sweep), 'set': list(cli_overrides),
+  state = {'command': command, 'sweep': run_dir.config_as_json(sweep), 'set': list(cli_overrides),
            'varied': _varied(variants), 'variants': records}
-  sweep_file = workdir / report.SWEEP_FILE
+  sweep_file = workdir / run_dir.SWEEP_FILE
   run_dir.write_json(sweep_file, state)
   size = grid_size(sweep) if sweep.grid else 0
   drawn = f', drawn at random from a grid of {size:,} points' if len(variants) < size else ''
@@ -294,9 +276,10 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
   for i, (variant, record) in enumerate(zip(variants, records), 1):
     folder = workdir / variant.name
     prefix = f'[{i}/{len(variants)}] {variant.name}'
-    if is_finished(folder, variant.config):
+    if run_dir.holds_completed_run(folder, variant.config):
       record['status'] = 'completed'
-      print(f'{prefix}: finished earlier, skipped ({_headline(_read_json(folder / SUMMARY_FILE))})', flush=True)
+      summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE)
+      print(f'{prefix}: finished earlier, skipped ({_headline(summary)})', flush=True)
       continue
     record['status'] = 'running'
     run_dir.write_json(sweep_file, state)

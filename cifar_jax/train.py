@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from cifar_jax import checkpoint, logging, optim, parallel, preemption, steps, workdir as run_dir
+from cifar_jax import checkpoint, optim, parallel, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10, device
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.errors import ConfigError, UserError, check_choice
@@ -163,7 +163,7 @@ class Trainer:
     graphdef, state = create_train_state(config, model, tx)
     self.plateau = optim.create_plateau(config)
 
-    self.checkpoints = checkpoint.Checkpoints(self.workdir / 'checkpoints', keep=config.checkpoint_keep)
+    self.checkpoints = checkpoint.Checkpoints(self.workdir / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
     self.record = RunRecord()
     if self.checkpoints.latest_step() is not None:
       run_dir.check_resumable(self.workdir, config, allow_config_change)
@@ -175,8 +175,8 @@ class Trainer:
     self.pending_start = self.step - (int(self.pending.loss.count) if self.pending is not None else 0)
 
     run_dir.write_config(self.workdir, config)
-    self.log = logging.MetricsLog(self.workdir, resume_step=self.step, enabled=self.is_main)
-    self.progress = logging.Progress(self.total_steps, self.step, config.batch_size, enabled=self.is_main)
+    self.log = writers.MetricsLog(self.workdir, resume_step=self.step, enabled=self.is_main)
+    self.progress = writers.Progress(self.total_steps, self.step, config.batch_size, enabled=self.is_main)
     step_cfg = steps.StepConfig(
         seed=config.seed, l1=config.regularization.l1, l2=config.regularization.l2,
         label_smoothing=config.regularization.label_smoothing, dtype=DTYPES[config.dtype],
@@ -197,16 +197,17 @@ class Trainer:
       self.log.write('test', self.step, test)
     except TrainingDiverged as e:
       if self.is_main:
-        run_dir.write_json(self.workdir / 'summary.json', {'status': 'failed', 'error': str(e), 'steps': self.step})
+        failure = {'status': 'failed', 'error': str(e), 'steps': self.step}
+        run_dir.write_json(self.workdir / run_dir.SUMMARY_FILE, failure)
       raise
     finally:
       self.checkpoints.close()
       self.log.close()
     summary = self._summary(test)
     if self.is_main:
-      run_dir.write_json(self.workdir / 'summary.json', summary)
+      run_dir.write_json(self.workdir / run_dir.SUMMARY_FILE, summary)
       if self.record.history:
-        logging.plot_curves(self.record.history, self.workdir / 'curves.png',
+        writers.plot_curves(self.record.history, self.workdir / run_dir.CURVES_FILE,
                             title=f'{self.config.model.name} on CIFAR-10')
       print(f'Done: test accuracy {100 * test["accuracy"]:.2f}% after {self.step} steps; results in {self.workdir}',
             flush=True)

@@ -7,7 +7,7 @@ import pathlib
 from PIL import Image
 import pytest
 
-from cifar_jax import report
+from cifar_jax import report, run_dir
 
 STEPS_PER_EPOCH = 4
 
@@ -109,7 +109,7 @@ def test_sweep_json_names_the_columns_and_the_command(tmp_path):
   _write_run(tmp_path / 'a', lr=0.1, final=0.4)
   _write_run(tmp_path / 'b', lr=0.2, final=0.5)
   command = 'python -m cifar_jax.sweep --config=configs/sweeps/x.py --workdir=runs/x'
-  (tmp_path / report.SWEEP_FILE).write_text(json.dumps({'command': command, 'varied': ['model.activation']}))
+  (tmp_path / run_dir.SWEEP_FILE).write_text(json.dumps({'command': command, 'varied': ['model.activation']}))
   report.write_report(tmp_path)
   assert list(_csv_rows(tmp_path)[0])[:3] == ['name', 'model.activation', 'optimizer.learning_rate']
   assert f'The runs come from `{command}`.' in (tmp_path / 'results.md').read_text()
@@ -135,7 +135,7 @@ def test_command_line(mixed_runs, tmp_path, capsys):
 
 
 def test_flatten_and_varied_keys():
-  assert report.flatten({'a': {'b': [1, 2], 'c': 'x'}, 'd': 1.0}) == {'a.b': (1, 2), 'a.c': 'x', 'd': 1.0}
+  assert run_dir.flatten({'a': {'b': [1, 2], 'c': 'x'}, 'd': 1.0}) == {'a.b': (1, 2), 'a.c': 'x', 'd': 1.0}
   configs = [{'a': 1, 'b': 2, 'c': 3}, {'a': 1, 'b': 5}]
   assert report.varied_keys(configs, first=['z']) == ['z', 'b', 'c']
   assert report.format_value((150, 150, 84)) == '(150, 150, 84)' and report.format_value(1e-05) == '1e-05'

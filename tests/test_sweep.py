@@ -10,7 +10,7 @@ import ml_collections
 from PIL import Image
 import pytest
 
-from cifar_jax import report, sweep, train
+from cifar_jax import report, run_dir, sweep, train
 from cifar_jax.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, 
   monkeypatch.setattr(train.Trainer, '_train_epoch', stop_after_one_epoch)
   with pytest.raises(train.Stopped):
     sweep.run_sweep(config, workdir, cli)
-  state = json.loads((workdir / report.SWEEP_FILE).read_text())
+  state = json.loads((workdir / run_dir.SWEEP_FILE).read_text())
   assert [v['status'] for v in state['variants']] == ['interrupted']
   assert not (workdir / 'a' / 'summary.json').exists()
 
@@ -178,7 +178,7 @@ def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, real_data
   assert 'non-finite' in records[0]['error'] and 'larger than the 256 training images' in records[1]['error']
   out = capsys.readouterr().out
   assert '[1/3] diverges: FAILED' in out and '[3/3] fine: completed' in out
-  state = json.loads((workdir / report.SWEEP_FILE).read_text())
+  state = json.loads((workdir / run_dir.SWEEP_FILE).read_text())
   assert state['variants'] == records and state['varied'] == ['optimizer.learning_rate', 'batch_size']
   for name, record in zip(('diverges', 'too_big'), records):
     summary = json.loads((workdir / name / 'summary.json').read_text())

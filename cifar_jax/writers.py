@@ -17,6 +17,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from cifar_jax import run_dir  # noqa: E402
+
 
 def _tensorboard_writer(workdir: pathlib.Path) -> Any:
   """clu's TensorBoard writer, or None (said once) when TensorFlow is not installed."""
@@ -28,7 +30,7 @@ def _tensorboard_writer(workdir: pathlib.Path) -> Any:
     return None
   from cifar_jax.data.tf_import import import_tensorflow
   import_tensorflow()  # keeps TensorFlow off the GPU
-  return SummaryWriter(str(workdir / 'tensorboard'))
+  return SummaryWriter(str(workdir / run_dir.TENSORBOARD_DIR))
 
 
 class MetricsLog:
@@ -36,7 +38,8 @@ class MetricsLog:
 
   def __init__(self, workdir: pathlib.Path, *, resume_step: int, enabled: bool = True) -> None:
     self.enabled = enabled
-    self.path = workdir / 'metrics.jsonl'
+    self.workdir = workdir
+    self.path = workdir / run_dir.METRICS_FILE
     self.tensorboard = _tensorboard_writer(workdir) if enabled else None
     if enabled:
       self._drop_lines_after(resume_step)
@@ -44,17 +47,8 @@ class MetricsLog:
   def _drop_lines_after(self, step: int) -> None:
     """On resume, forgets lines logged after the checkpoint (those steps run again) and the test result of a
     run that stopped early (it is evaluated again at the end)."""
-    if not self.path.exists():
-      return
-    kept = []
-    for line in self.path.read_text().splitlines():
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError:  # a line torn by a kill mid-write
-        continue
-      if record['step'] <= step and record['kind'] != 'test':
-        kept.append(line)
-    self.path.write_text(''.join(line + '\n' for line in kept))
+    kept = [r for r in run_dir.read_metrics(self.workdir) if r['step'] <= step and r['kind'] != 'test']
+    self.path.write_text(''.join(json.dumps(record) + '\n' for record in kept))
 
   def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
     """Records `values` of kind train, val or test at `step`."""
