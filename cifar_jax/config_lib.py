@@ -119,7 +119,8 @@ def help_text(usage: str) -> str:
   for group in sorted(groups):
     lines += textwrap.wrap(', '.join(groups[group]), 118, initial_indent=f'  {group or "top level"}: ',
                            subsequent_indent='      ')
-  lines += ['', f'Every key is documented, with its default, in {DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])}; '
+  documented = DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])
+  lines += ['', f'Every key is documented, with its default, in {documented}; '
             'the models and their options: python -m cifar_jax.models']
   return '\n'.join(lines)
 
