@@ -29,9 +29,8 @@ def _spoken(signal_name: str) -> str:
 class Stopped(UserError):
   """SIGTERM or Ctrl-C: a checkpoint was written at the current step and the run can be resumed."""
 
-  def __init__(self, signal_name: str, step: int) -> None:
-    super().__init__(f'{signal_name} received: checkpoint written at step {step}; '
-                     f'run the same command again to resume')
+  def __init__(self, message: str, signal_name: str = 'SIGINT') -> None:
+    super().__init__(message)
     self.exit_status = exit_status(signal_name)
 
 

@@ -265,7 +265,8 @@ class Trainer:
     """After SIGTERM or Ctrl-C: checkpoints the current step and stops with a message on how to resume."""
     if self.stop.received:
       self._save(None)
-      raise Stopped(self.stop.received, self.step)
+      raise Stopped(f'{self.stop.received} received: checkpoint written at step {self.step}; '
+                    f'run the same command again to resume', self.stop.received)
 
   def _log_pending(self, epoch: int) -> None:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""
