@@ -1,5 +1,13 @@
-"""Command line: `python -m cifar_jax.main --config=configs/resnet18.py --workdir=runs/r18 [--config.a.b=v]`."""
+"""Trains one run:
 
+    python -m cifar_jax.main --config=configs/resnet18.py --workdir=runs/r18 [--config.GROUP.KEY=VALUE ...]
+
+The same command with the same workdir resumes the run. Exit status: 0 when done, 1 on bad input (one line,
+`error: ...`), 130 after Ctrl-C and 143 after SIGTERM (the run's checkpoint is written first; see
+cifar_jax/preemption.py).
+"""
+
+import functools
 import sys
 
 import jax
@@ -7,11 +15,12 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from cifar_jax import train
+from cifar_jax import config_lib, preemption, train
 from cifar_jax.errors import UserError
 
+# Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'A config file, e.g. configs/resnet18.py.',
-                                          lock_config=True)
+                                          lock_config=False, accept_new_attributes=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the run writes; the same workdir again resumes it.')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
     'allow_config_change', False, 'Resume a workdir even though its run had a different config.')
@@ -20,27 +29,6 @@ _COORDINATOR = flags.DEFINE_string(
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'Several hosts: how many processes in all.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', 0, 'Several hosts: this process, from 0.')
 flags.mark_flags_as_required(['config', 'workdir'])
-
-
-def _fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(1)
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, with a missing or broken config file or a mistyped key reported in one line."""
-  try:
-    remaining = flags.FLAGS(argv)
-    _CONFIG.value.get('seed')  # a config file that failed to load raises only when first used
-  except flags.Error as e:
-    _fail(f'{e}\nPass --helpshort to see the flags.')
-  except OSError as e:  # missing or unreadable config file: its last line names the file and the reason
-    _fail(f'could not load the config: {str(e).strip().splitlines()[-1].strip()}')
-  except AttributeError as e:  # a mistyped key in a --config.a.b override
-    _fail(f'no such config key: {str(e).strip(chr(39)).replace(chr(92) + "n", " ").replace(chr(92), "")}')
-  except (SyntaxError, KeyError, TypeError, ValueError) as e:
-    _fail(f'could not load the config ({type(e).__name__}): {" ".join(str(e).split())}')
-  return remaining
 
 
 def main(argv: list[str]) -> None:
@@ -52,9 +40,15 @@ def main(argv: list[str]) -> None:
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+  except KeyboardInterrupt:  # Ctrl-C outside the training steps (loading, compiling, the final evaluation)
+    preemption.stop_now('SIGINT')
+  except train.Stopped as e:  # not an error: the run stopped as asked and can be resumed
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
   except UserError as e:
-    _fail(str(e))
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=parse_flags)
+  app.run(main, flags_parser=functools.partial(config_lib.parse_flags, usage=__doc__))

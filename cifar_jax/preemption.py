@@ -1,13 +1,41 @@
-"""Turns SIGTERM and Ctrl-C into a request to checkpoint and stop at the end of the current step."""
+"""Turns SIGTERM and Ctrl-C into a request to checkpoint and stop at the end of the current step.
 
+The first signal is acknowledged at once and recorded; the training loop then writes a checkpoint and raises
+`Stopped`, whose exit status is 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM), the shell's
+convention for a program ended by a signal. A second signal ends the process at once with that status, without
+a checkpoint: Orbax writes a checkpoint into a temporary folder and renames it when complete, so one cut short
+is never taken for a checkpoint and the previous one stays usable (tests/test_faults.py checks both).
+"""
+
+import os
 import signal
+import sys
 import threading
 import types
-from typing import Self
+from typing import NoReturn, Self
+
+from cifar_jax.errors import UserError
+
+
+def exit_status(signal_name: str) -> int:
+  """128 + the signal's number: what a shell reports for a program a signal ended."""
+  return 128 + signal.Signals[signal_name]
+
+
+def _spoken(signal_name: str) -> str:
+  return 'Ctrl-C' if signal_name == 'SIGINT' else signal_name
+
+
+class Stopped(UserError):
+  """SIGTERM or Ctrl-C: a checkpoint was written at the current step and the run can be resumed."""
+
+  def __init__(self, message: str, signal_name: str = 'SIGINT') -> None:
+    super().__init__(message)
+    self.exit_status = exit_status(signal_name)
 
 
 class StopRequest:
-  """While active, the first SIGTERM or SIGINT is recorded (a second one acts as usual)."""
+  """While active, the first SIGTERM or SIGINT is acknowledged and recorded; a second one ends the process."""
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -17,9 +45,13 @@ class StopRequest:
 
   def _handle(self, signum: int, frame: types.FrameType | None) -> None:
     del frame
-    self.received = signal.Signals(signum).name
-    for sig, handler in self._previous.items():  # a second signal stops at once
-      signal.signal(sig, handler)
+    name = signal.Signals(signum).name
+    if self.received is None:
+      self.received = name
+      _say(f'{_spoken(name)}: finishing the current step and writing a checkpoint; '
+           f'press Ctrl-C again to stop at once without one')
+      return
+    stop_now(name)
 
   def __enter__(self) -> Self:
     if threading.current_thread() is threading.main_thread():  # handlers can only be set there
@@ -29,3 +61,15 @@ class StopRequest:
   def __exit__(self, *exc_info: object) -> None:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
+
+
+def stop_now(signal_name: str) -> NoReturn:
+  """Ends the process at once with the signal's exit status, skipping clean-up (which could block or raise)."""
+  _say(f'{_spoken(signal_name)}: stopped at once, without a checkpoint; the same command resumes from the last one')
+  os._exit(exit_status(signal_name))  # pylint: disable=protected-access
+
+
+def _say(message: str) -> None:
+  """Prints `message` on stderr at once, flushing stdout first so that the two stay in order."""
+  sys.stdout.flush()
+  print(message, file=sys.stderr, flush=True)

@@ -34,13 +34,10 @@ variants, their overrides, the varied keys and each status. At the end
 variant failed, 130 when interrupted.
 """
 
-import ast
 from collections.abc import Sequence
 import copy
 import dataclasses
-import difflib
 import functools
-import importlib.util
 import math
 import pathlib
 import random
@@ -55,6 +52,7 @@ import ml_collections
 from ml_collections import config_flags
 
 from cifar_jax import report, run_dir, train
+from cifar_jax.config_lib import load_config_file, parse_assignment, parse_flags, set_key
 from cifar_jax.errors import ConfigError, UserError
 
 VARIANT_KEYS = ('name', 'config', 'overrides')
@@ -68,61 +66,6 @@ class Variant:
   source: str
   overrides: dict[str, Any]
   config: ml_collections.ConfigDict
-
-
-def load_config_file(path: str) -> ml_collections.ConfigDict:
-  """The ConfigDict that `get_config()` of the config file at `path` returns (relative to the current folder)."""
-  file = pathlib.Path(path)
-  if not file.is_file():
-    raise ConfigError(f'config file {path} not found (paths are relative to the repository root: run from there)')
-  spec = importlib.util.spec_from_file_location('cifar_jax_config_' + re.sub(r'\W', '_', file.stem), file)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
-def _unknown_key(key: str, config: ml_collections.ConfigDict) -> ConfigError:
-  """The error for a key the run config lacks, with the closest existing keys."""
-  close = difflib.get_close_matches(key, run_dir.flatten(config.to_dict()), n=3)
-  hint = f'; did you mean {" or ".join(close)}?' if close else ''
-  return ConfigError(f'unknown config key {key!r}: the run config has no such key{hint}')
-
-
-def _parent(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict | None, str]:
-  """The group that holds dotted `key` (None where the config has no such group) and the key's last part."""
-  *parents, leaf = key.split('.')
-  node = config
-  for part in parents:
-    node = node.get(part) if isinstance(node, ml_collections.ConfigDict) else None
-  return (node if isinstance(node, ml_collections.ConfigDict) else None), leaf
-
-
-def set_key(config: ml_collections.ConfigDict, key: str, value: Any) -> None:
-  """Sets dotted `key` of `config`; a key it lacks (besides model options) or a value of the wrong type raises."""
-  node, leaf = _parent(config, key)
-  if node is None or (leaf not in node and node is not config.get('model')):  # the model registry checks options
-    raise _unknown_key(key, config)
-  if isinstance(node.get(leaf), ml_collections.ConfigDict):
-    raise ConfigError(f'{key} is a group of keys, not a value: set its keys one by one')
-  try:
-    node[leaf] = value
-  except TypeError as e:
-    raise ConfigError(f'{key}={value!r} has the wrong type: {key} holds {type(node[leaf]).__name__} values') from e
-
-
-def parse_assignment(text: str, config: ml_collections.ConfigDict) -> tuple[str, Any]:
-  """`key=value` from the command line, the value read as a Python literal unless the key holds text."""
-  key, sep, raw = text.partition('=')
-  if not sep or not key:
-    raise ConfigError(f'--set={text!r} must read key=value, e.g. --set=num_epochs=1')
-  node, leaf = _parent(config, key)
-  current = node.get(leaf) if node is not None else None
-  if isinstance(current, str):
-    return key, raw
-  try:
-    return key, ast.literal_eval(raw)
-  except (ValueError, SyntaxError):
-    return key, tuple(filter(None, raw.split(','))) if isinstance(current, tuple) else raw
 
 
 def _apply(config: ml_collections.ConfigDict, items: dict[str, Any], where: str) -> None:
@@ -348,4 +291,4 @@ def main(argv: list[str], cli: _Flags) -> None:
 
 
 if __name__ == '__main__':
-  app.run(functools.partial(main, cli=_Flags.define()))
+  app.run(functools.partial(main, cli=_Flags.define()), flags_parser=functools.partial(parse_flags, usage=__doc__))

@@ -15,11 +15,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from cifar_jax import checkpoint, optim, parallel, preemption, run_dir, steps, writers
+from cifar_jax import checkpoint, config_lib, optim, parallel, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10, device
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.errors import ConfigError, UserError, check_choice
 from cifar_jax.models import count_params, create_model
+from cifar_jax.preemption import Stopped
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 PIPELINES = ('tfdata', 'device')
@@ -35,12 +36,9 @@ class TrainingDiverged(UserError):
   """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
 
 
-class Stopped(UserError):
-  """SIGTERM or Ctrl-C: a checkpoint was written at the current step and the run can be resumed."""
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and out-of-range values, naming the key, before anything is loaded or compiled."""
+  config_lib.check_known_keys(config)
   check_choice('dtype', config.dtype, DTYPES)
   nnx.eval_shape(lambda: build_model(config))  # model name, its keys, activation, dropout; no memory spent
   check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
@@ -269,7 +267,7 @@ class Trainer:
     if self.stop.received:
       self._save(None)
       raise Stopped(f'{self.stop.received} received: checkpoint written at step {self.step}; '
-                    f'run the same command again to resume')
+                    f'run the same command again to resume', self.stop.received)
 
   def _log_pending(self, epoch: int) -> None:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""

@@ -22,14 +22,14 @@ from cifar_jax import run_dir  # noqa: E402
 
 def _tensorboard_writer(workdir: pathlib.Path) -> Any:
   """clu's TensorBoard writer, or None (said once) when TensorFlow is not installed."""
+  from cifar_jax.data.tf_import import import_tensorflow
   try:
-    from clu.metric_writers import SummaryWriter  # imports TensorFlow
+    import_tensorflow()  # before clu imports it: quiet, and off the GPU
+    from clu.metric_writers import SummaryWriter
   except ImportError:
     print('TensorFlow is not installed: TensorBoard files are off (metrics.jsonl and summary.json are written).',
           file=sys.stderr)
     return None
-  from cifar_jax.data.tf_import import import_tensorflow
-  import_tensorflow()  # keeps TensorFlow off the GPU
   return SummaryWriter(str(workdir / run_dir.TENSORBOARD_DIR))
 
 

@@ -51,7 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.data = ml_collections.ConfigDict()
   config.data.source = 'auto'  # files (official cifar-10-batches-py), tfds, or auto (files if found)
-  config.data.data_dir = ''  # the batches folder or its parent ('' : $CIFAR10_DIR); the tfds data_dir for tfds
+  # data_dir: the batches folder or its parent ('': $CIFAR10_DIR; one that does not exist is an error); for tfds its
+  # data_dir. auto falls back to a copy tfds has already prepared; only source=tfds downloads (if online within 3 s)
+  config.data.data_dir = ''
   config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
   config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators; no TF)
   config.data.normalize = True  # per-channel normalization with the training mean and std

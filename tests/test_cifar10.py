@@ -3,6 +3,7 @@
 import os
 import pathlib
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -175,8 +176,9 @@ def test_hostile_pickle_is_refused_without_running(tmp_path: pathlib.Path, funct
   assert not marker.exists()
 
 
-def test_tfds_source_with_mock_data() -> None:
+def test_tfds_source_with_mock_data(monkeypatch: pytest.MonkeyPatch) -> None:
   tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.setattr(cifar10, 'network_reachable', lambda host: True)  # mock_data downloads nothing
   with tfds.testing.mock_data(num_examples=12):
     data = cifar10.load(None, source='tfds', val_fraction=0.25, max_eval_examples=2)
   assert (len(data.train), len(data.val), len(data.test)) == (9, 2, 2)
@@ -184,9 +186,37 @@ def test_tfds_source_with_mock_data() -> None:
   assert data.test.labels.dtype == np.int32 and data.test.labels.max() < 10
 
 
-def test_auto_prefers_files_and_falls_back_to_tfds(tmp_path: pathlib.Path) -> None:
+def test_auto_prefers_files_and_falls_back_to_a_prepared_tfds_copy_saying_so(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
   tfds = pytest.importorskip('tensorflow_datasets')
   folder = _fake_batches_dir(tmp_path)
+  (tmp_path / 'tfds').mkdir()
+  monkeypatch.setattr(tfds.core.DatasetBuilder, 'is_prepared', lambda self: True)
   with tfds.testing.mock_data(num_examples=3):
     assert len(cifar10.load(folder).train) == 100
-    assert len(cifar10.load(tmp_path / 'elsewhere').train) == 3
+    assert capsys.readouterr().err == ''
+    assert len(cifar10.load(tmp_path / 'tfds').train) == 3
+  assert f'CIFAR-10 files not found at {tmp_path / "tfds"}; trying' in capsys.readouterr().err
+
+
+def test_an_explicit_folder_that_does_not_exist_fails_at_once(tmp_path: pathlib.Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+  monkeypatch.setattr(cifar10, '_load_tfds', None)  # any fallback would fail with a TypeError
+  started = time.monotonic()
+  with pytest.raises(DataError, match=r"data.data_dir='.*nowhere': no such folder"):
+    cifar10.load(tmp_path / 'nowhere')
+  monkeypatch.setenv(cifar10.DATA_DIR_ENV, str(tmp_path / 'nowhere'))
+  with pytest.raises(DataError, match=r"\$CIFAR10_DIR='.*nowhere': no such folder"):
+    cifar10.load(None)
+  assert time.monotonic() - started < 1
+
+
+def test_auto_never_downloads_and_tfds_checks_the_network_first(tmp_path: pathlib.Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.setattr(tfds, 'load', None)  # a download attempt would fail with a TypeError
+  with pytest.raises(DataError, match='no prepared cifar10 in .*source=tfds to download'):
+    cifar10.load(tmp_path)
+  monkeypatch.setattr(cifar10, 'network_reachable', lambda host: False)
+  with pytest.raises(DataError, match='cannot download it: www.cs.toronto.edu does not answer'):
+    cifar10.load(tmp_path, source='tfds')

@@ -5,7 +5,8 @@ import pathlib
 from flax import nnx
 import pytest
 
-from cifar_jax import sweep, train
+from cifar_jax import config_lib, sweep, train
+from cifar_jax.errors import ConfigError
 from cifar_jax.models import count_params
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def test_every_report_experiment_has_its_config():
 
 @pytest.mark.parametrize('path', RUN_CONFIGS)
 def test_run_config_loads_passes_the_checks_and_says_how_to_run_it(path):
-  config = sweep.load_config_file(path)
+  config = config_lib.load_config_file(path)
   train.check_config(config)  # builds the model abstractly: name, options, activation
   assert _params(config) > 0
   doc = pathlib.Path(path).read_text()
@@ -59,7 +60,7 @@ def test_run_config_loads_passes_the_checks_and_says_how_to_run_it(path):
 
 @pytest.mark.parametrize('name, params', UPV_PARAMS.items())
 def test_upv_rows_have_the_report_parameter_counts_and_training(name, params):
-  config = sweep.load_config_file(f'configs/upv/{name}.py')
+  config = config_lib.load_config_file(f'configs/upv/{name}.py')
   assert _params(config) == params
   assert (config.optimizer.name, config.optimizer.learning_rate, config.optimizer.momentum,
           config.optimizer.weight_decay) == ('sgd', 0.01, 0.9, 1e-6)
@@ -78,19 +79,19 @@ def test_upv_rows_have_the_report_parameter_counts_and_training(name, params):
 
 def test_tp3_runs_on_an_80_20_split_and_its_final_model_takes_every_winner():
   for name in TP3_EXPERIMENTS:
-    assert sweep.load_config_file(f'configs/tp3/{name}.py').data.val_fraction == 0.2, name
-  final = sweep.load_config_file('configs/tp3/final.py')
+    assert config_lib.load_config_file(f'configs/tp3/{name}.py').data.val_fraction == 0.2, name
+  final = config_lib.load_config_file('configs/tp3/final.py')
   assert (final.model.name, final.model.activation, final.optimizer.name, final.schedule.name) == (
       'resnet18', 'relu6', 'sgd', 'exponential')
   assert (final.optimizer.learning_rate, final.optimizer.momentum, final.num_epochs, final.batch_size,
           final.optimizer.weight_decay) == (0.001, 0.7, 25, 64, 1e-4)
-  dense = [sweep.load_config_file(f'configs/tp3/{name}.py').model.hidden_sizes for name in TP3_EXPERIMENTS[:7]]
+  dense = [config_lib.load_config_file(f'configs/tp3/{name}.py').model.hidden_sizes for name in TP3_EXPERIMENTS[:7]]
   assert len(set(dense)) == 7
 
 
 @pytest.mark.parametrize('path', SWEEP_CONFIGS)
 def test_sweep_config_expands_to_checked_variants(path, tmp_path):
-  config = sweep.load_config_file(path)
+  config = config_lib.load_config_file(path)
   config.num_samples = min(config.num_samples, 4)  # random draws differ only in numbers: four show they hold
   variants = sweep.expand(config)
   sweep.check_variants(variants, tmp_path)
@@ -107,19 +108,31 @@ def test_sweep_config_expands_to_checked_variants(path, tmp_path):
     ('configs/sweeps/upv_progression.py', [f'{i}_{row}' for i, row in enumerate(UPV_PARAMS, 1)]),
 ])
 def test_sweeps_hold_the_reports_variants_in_order(path, names):
-  assert [v.name for v in sweep.expand(sweep.load_config_file(path))] == names
+  assert [v.name for v in sweep.expand(config_lib.load_config_file(path))] == names
 
 
 def test_tp3_studies_change_one_thing_against_the_stage_baseline():
-  activations = sweep.expand(sweep.load_config_file('configs/sweeps/tp3_activations.py'))
+  activations = sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_activations.py'))
   assert {v.config.model.activation for v in activations} == {
       'relu', 'leaky_relu', 'relu6', 'elu', 'tanh', 'silu', 'sigmoid', 'softmax'}
   for study in ('tp3_optimizers', 'tp3_schedules'):
-    variants = sweep.expand(sweep.load_config_file(f'configs/sweeps/{study}.py'))
+    variants = sweep.expand(config_lib.load_config_file(f'configs/sweeps/{study}.py'))
     assert all(v.config.model.activation == 'relu6' and v.config.model.name == 'resnet18' for v in variants)
-  regularizers = {v.name: v.config for v in sweep.expand(sweep.load_config_file('configs/sweeps/tp3_regularizers.py'))}
+  regularizers = {v.name: v.config for v in sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_regularizers.py'))}
   assert regularizers['data_augmentation'].augment.ops == ('random_crop', 'horizontal_flip', 'random_erasing')
   assert regularizers['dropout'].augment.ops == () and regularizers['dropout'].model.dropout > 0
   assert regularizers['Ridge'].regularization.l2 > 0 and regularizers['Lasso'].regularization.l1 > 0
-  drawn = sweep.expand(sweep.load_config_file('configs/sweeps/tp3_hyperparameters.py'))
+  drawn = sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_hyperparameters.py'))
   assert len(drawn) == 24 and all(v.config.augment.ops == () for v in drawn)
+
+
+def test_a_mistyped_key_in_a_config_file_is_refused_naming_the_closest_one(tmp_path):
+  config_file = tmp_path / 'typo.py'
+  config_file.write_text('from configs import mlp\n\n\ndef get_config():\n  config = mlp.get_config()\n'
+                         '  config.optimizer.learnig_rate = 0.05\n  return config\n')
+  with pytest.raises(ConfigError, match=r"unknown config key 'optimizer.learnig_rate'; did you mean "
+                                        r"optimizer.learning_rate\?"):
+    train.check_config(config_lib.load_config_file(config_file))
+  config = config_lib.load_config_file('configs/mlp.py')
+  config.model.anything = 1  # model keys are the model's to check
+  config_lib.check_known_keys(config)

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -28,17 +29,25 @@ def reference(tmp_path_factory, real_data_dir) -> pathlib.Path:
 
 
 def _start(workdir_path, data_dir) -> subprocess.Popen:
+  """The TINY run on the command line, its stderr merged into stdout as a terminal shows them."""
   return subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *helpers.tiny_flags(data_dir),
                            f'--workdir={workdir_path}'], cwd=helpers.REPO, env=helpers.cli_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(process: subprocess.Popen, found) -> str:
+  """Reads output lines until `found(line)`; returns that line."""
+  seen = []
+  for line in process.stdout:
+    if found(line):
+      return line
+    seen.append(line)
+  raise AssertionError(f'the run ended first: {"".join(seen)[-2000:]}')
 
 
 def _wait_for_step(process: subprocess.Popen, step: int) -> None:
   """Reads the progress lines until `step` has been reported."""
-  for line in process.stdout:
-    if line.startswith('step ') and int(line.split()[1].split('/')[0]) >= step:
-      return
-  raise AssertionError(f'the run ended before step {step}: {process.stderr.read()[-2000:]}')
+  _read_until(process, lambda line: line.startswith('step ') and int(line.split()[1].split('/')[0]) >= step)
 
 
 def _assert_same_run(path, reference_path):
@@ -65,22 +74,65 @@ def test_sigkill_at_random_steps_then_the_same_command_ends_exactly_as_an_uninte
   _assert_same_run(path, reference)
 
 
-@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
-def test_sigterm_or_ctrl_c_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(
-    tmp_path, real_data_dir, reference, sig):
+@pytest.mark.parametrize('sig, said', [(signal.SIGTERM, 'SIGTERM'), (signal.SIGINT, 'Ctrl-C')],
+                         ids=['SIGTERM', 'SIGINT'])
+def test_sigterm_or_ctrl_c_is_acknowledged_at_once_then_checkpoints_the_current_step_and_exits_128_plus_signal(
+    tmp_path, real_data_dir, reference, sig, said):
   path = tmp_path / 'run'
   process = _start(path, real_data_dir)
   _wait_for_step(process, 11)
+  sent = time.monotonic()
   process.send_signal(sig)
-  _, stderr = process.communicate(timeout=120)
-  assert process.returncode == 1
-  assert f'{sig.name} received: checkpoint written at step' in stderr and 'run the same command' in stderr
-  assert 'Traceback' not in stderr
-  stopped_at = int(stderr.split('checkpoint written at step ')[1].split(';')[0])
+  ack = _read_until(process, lambda line: 'writing a checkpoint' in line)
+  assert time.monotonic() - sent < 5
+  assert ack.strip() == f'{said}: finishing the current step and writing a checkpoint; press Ctrl-C again to stop ' \
+                        'at once without one'
+  output, _ = process.communicate(timeout=120)
+  assert process.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM
+  assert f'{sig.name} received: checkpoint written at step' in output and 'run the same command' in output
+  assert 'error:' not in output and 'Traceback' not in output
+  stopped_at = int(output.split('checkpoint written at step ')[1].split(';')[0])
   assert helpers.checkpoint_steps(path)[-1] == stopped_at
   result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
   _assert_same_run(path, reference)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_the_previous_checkpoint_resumes(tmp_path, real_data_dir, reference):
+  path = tmp_path / 'run'
+  process = _start(path, real_data_dir)
+  _wait_for_step(process, 11)
+  process.send_signal(signal.SIGINT)
+  _read_until(process, lambda line: 'writing a checkpoint' in line)
+  sent = time.monotonic()
+  process.send_signal(signal.SIGINT)  # while the first one's checkpoint is being written, or just after
+  output, _ = process.communicate(timeout=60)
+  assert time.monotonic() - sent < 5
+  assert process.returncode == 130 and 'Traceback' not in output and 'error:' not in output
+  result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
+  assert result.returncode == 0, result.stderr[-3000:]
+  _assert_same_run(path, reference)
+
+
+def test_the_second_signal_ends_the_process_in_the_handler_with_128_plus_signal():
+  """Deterministic: both signals reach the handler, whatever the timing of a real run."""
+  script = (
+      'import os, signal, time\n'
+      'from cifar_jax import preemption\n'
+      'with preemption.StopRequest() as stop:\n'
+      '  os.kill(os.getpid(), signal.SIGINT)\n'
+      '  time.sleep(0.5)\n'
+      '  print("recorded", stop.received, flush=True)\n'
+      '  os.kill(os.getpid(), signal.SIGINT)\n'
+      '  time.sleep(5)\n'
+      'print("not reached")\n')
+  result = subprocess.run([sys.executable, '-c', script], cwd=helpers.REPO, env=helpers.cli_env(),
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 130
+  assert result.stdout == 'recorded SIGINT\n'
+  assert result.stderr.splitlines() == [
+      'Ctrl-C: finishing the current step and writing a checkpoint; press Ctrl-C again to stop at once without one',
+      'Ctrl-C: stopped at once, without a checkpoint; the same command resumes from the last one']
 
 
 def _largest_file(directory: pathlib.Path) -> pathlib.Path:
@@ -182,7 +234,7 @@ def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damag
 
 @pytest.mark.parametrize('flags, message', [
     (['--config=configs/no_such_config.py'], 'No such file or directory'),
-    (['--config=configs/mlp.py', '--config.optimizer.nmae=sgd'], 'no such config key'),
+    (['--config=configs/mlp.py', '--config.optimizer.nmae=sgd'], "unknown config key 'optimizer.nmae'"),
     (['--config=configs/mlp.py', '--config.batch_size=many'], 'batch_size'),
 ])
 def test_a_missing_or_mistyped_config_is_one_clear_line(tmp_path, flags, message):

@@ -4,6 +4,8 @@ import dataclasses
 import os
 import pathlib
 import pickle
+import socket
+import sys
 
 import numpy as np
 
@@ -26,6 +28,7 @@ BATCHES_DIR_NAME = 'cifar-10-batches-py'
 TRAIN_FILES = tuple(f'data_batch_{i}' for i in range(1, 6))
 TEST_FILE = 'test_batch'
 DATA_DIR_ENV = 'CIFAR10_DIR'
+TFDS_DOWNLOAD_HOST = 'www.cs.toronto.edu'  # where tensorflow-datasets downloads cifar10 from
 TFDS_READ_BATCH_SIZE = 10_000  # Not -1: tfds turns -1 into sys.maxsize when split sizes are unknown.
 
 # The only globals the official batches reference (numpy 2 renamed numpy.core to numpy._core).
@@ -143,16 +146,28 @@ def load(data_dir: str | os.PathLike[str] | None, *, source: str = 'auto', val_f
 
 
 def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tuple[Split, Split]:
-  """Reads the full train and test splits from the chosen source; 'auto' falls back to tfds."""
+  """Reads the full train and test splits from the chosen source.
+
+  'auto' reads the files; where they are not found it falls back, saying so, to a copy of cifar10 that
+  tensorflow-datasets has already prepared, and never downloads (only 'tfds' does). An explicit folder that
+  does not exist is a mistake, reported at once.
+  """
   if source == 'files':
     return _load_files(find_batches_dir(data_dir))
   if source == 'tfds':
-    return _load_tfds(data_dir)
+    return _load_tfds(data_dir, download=True)
+  named = os.environ.get(DATA_DIR_ENV) if data_dir is None else data_dir
+  if named is not None and not pathlib.Path(named).expanduser().exists():
+    where = f'${DATA_DIR_ENV}' if data_dir is None else 'data.data_dir'
+    raise DataError(f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
+                    f'its parent (--config.data.data_dir=PATH).')
   try:
     batches_dir = find_batches_dir(data_dir)
   except DataError as files_error:
+    print(f'CIFAR-10 files not found {f"at {os.fspath(named)}" if named else "(no data_dir given)"}; trying a copy '
+          f'tensorflow-datasets has already prepared ...', file=sys.stderr, flush=True)
     try:
-      return _load_tfds(data_dir)
+      return _load_tfds(data_dir, download=False)
     except DataError as tfds_error:
       raise DataError(f'{files_error} The tfds fallback failed too: {tfds_error}') from tfds_error
   return _load_files(batches_dir)
@@ -164,15 +179,35 @@ def _load_files(batches_dir: pathlib.Path) -> tuple[Split, Split]:
   return Split(np.concatenate(images), np.concatenate(labels)), Split(*read_batch(batches_dir / TEST_FILE))
 
 
-def _load_tfds(data_dir: str | os.PathLike[str] | None) -> tuple[Split, Split]:
-  """Reads train and test of tensorflow-datasets' `cifar10` (downloading it if tfds can)."""
+def network_reachable(host: str, timeout: float = 3.0) -> bool:
+  """Whether a connection to `host` on port 443 opens within `timeout` seconds."""
+  try:
+    socket.create_connection((host, 443), timeout=timeout).close()
+  except OSError:
+    return False
+  return True
+
+
+def _load_tfds(data_dir: str | os.PathLike[str] | None, download: bool) -> tuple[Split, Split]:
+  """Reads train and test of tensorflow-datasets' `cifar10`; when it is not prepared yet, downloads it if
+  `download` and its source answers, and otherwise fails at once (tfds would retry for minutes offline)."""
   tf_import.import_tensorflow()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
+  tfds_dir = None if data_dir is None else os.fspath(data_dir)
+  builder = tfds.builder('cifar10', data_dir=tfds_dir)
+  if not builder.is_prepared():
+    if not download:
+      raise DataError(f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir}; set '
+                      f'--config.data.source=tfds to download it there (about 170 MB)')
+    if not network_reachable(TFDS_DOWNLOAD_HOST):
+      raise DataError(f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir} and cannot download it: '
+                      f'{TFDS_DOWNLOAD_HOST} does not answer (no network?)')
+
   def read(split: str) -> Split:
     try:
-      dataset = tfds.load('cifar10', split=split, data_dir=None if data_dir is None else os.fspath(data_dir),
-                          batch_size=TFDS_READ_BATCH_SIZE, as_supervised=True)
+      dataset = tfds.load('cifar10', split=split, data_dir=tfds_dir, batch_size=TFDS_READ_BATCH_SIZE,
+                          as_supervised=True, download=download)
       images, labels = zip(*tfds.as_numpy(dataset))
     except Exception as e:  # tfds reports a missing or undownloadable dataset in many ways.
       raise DataError(f'tensorflow-datasets could not load cifar10 {split} (data_dir={data_dir}): '
