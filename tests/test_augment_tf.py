@@ -1,4 +1,5 @@
-"""Tests the TF augmentations: shapes, ranges, determinism, exact pixels, config checks, op order."""
+"""Tests the TF augmentations: shapes, determinism, exact pixels, config checks, op order (their ranges and
+rates: test_augment_ranges.py)."""
 
 import inspect
 import subprocess
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from cifar_jax.data import augment_jax, augment_tf, cifar10, tfdata
-from cifar_jax.data.augment_config import AUGMENTATIONS, check_augment_config
+from cifar_jax.data.augment_config import AUGMENTATIONS, OPS, check_augment_config, describe
 from cifar_jax.errors import ConfigError
 from configs import default
 
@@ -64,23 +65,13 @@ def test_every_op_of_the_table_has_a_function_in_both_backends_taking_randomness
       assert list(inspect.signature(getattr(backend, name)).parameters)[:2] == first_two, (backend, name)
 
 
-def test_flip_is_mirror_or_identity() -> None:
-  image = _arange_image()
-  outputs = [augment_tf.horizontal_flip(seed, tf.constant(image)).numpy() for seed in SEEDS]
-  flipped = [np.array_equal(output, image[:, ::-1]) for output in outputs]
-  assert all(flip or np.array_equal(output, image) for flip, output in zip(flipped, outputs))
-  assert 0 < sum(flipped) < len(SEEDS)
-
-
 def test_crop_is_a_window_of_the_padded_image() -> None:
   image = _arange_image()
   padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
-  windows = {(top, left): padded[top:top + 32, left:left + 32] for top in range(9) for left in range(9)}
-  offsets = set()
+  windows = [padded[top:top + 32, left:left + 32] for top in range(9) for left in range(9)]
   for seed in SEEDS:
     output = augment_tf.random_crop(seed, tf.constant(image), 4).numpy()
-    offsets |= {offset for offset, window in windows.items() if np.array_equal(output, window)}
-  assert len(offsets) > 1
+    assert any(np.array_equal(output, window) for window in windows)
   np.testing.assert_array_equal(augment_tf.random_crop(SEEDS[0], tf.constant(image), 0).numpy(), image)
 
 
@@ -96,21 +87,17 @@ def test_erasing_fills_one_rectangle_with_value() -> None:
     assert erased[box].all() and erased.sum() == erased[box].size
     np.testing.assert_array_equal(output[box], np.broadcast_to([-1.0, -2.0, -3.0], output[box].shape))
     np.testing.assert_array_equal(output[~erased], image[~erased])
-    assert 0.02 * 1024 - 32 <= erased.sum() <= 0.33 * 1024 + 32  # Area within scale, up to rounding.
   unchanged = augment_tf.random_erasing(SEEDS[0], tf.constant(image), 0.0, (0.02, 0.33), (0.3, 3.3), 0.0)
   np.testing.assert_array_equal(unchanged.numpy(), image)
 
 
 def test_affine_without_rotation_is_a_whole_pixel_shift() -> None:
   image = _arange_image() + 1
-  shifts = set()
   for seed in SEEDS:
     output = augment_tf.random_affine(seed, tf.constant(image), 0.0, (0.25, 0.125)).numpy()
     matches = [(dx, dy) for dx in range(-8, 9) for dy in range(-4, 5)
                if np.array_equal(output, _shifted(image, dx, dy))]
     assert len(matches) == 1
-    shifts |= set(matches)
-  assert len(shifts) > 1
 
 
 def _shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -135,12 +122,11 @@ def test_jitter_and_resized_crop_without_range_are_identity(image: tf.Tensor) ->
   np.testing.assert_allclose(cropped.numpy(), image.numpy(), atol=1e-6)
 
 
-def test_jitter_brightness_scales_and_hue_keeps_gray() -> None:
+def test_jitter_keeps_a_gray_image_flat_and_gray() -> None:
   gray = tf.fill([32, 32, 3], 0.4)
   for seed in SEEDS[:4]:
-    output = augment_tf.color_jitter(seed, gray, 0.5, 0.0, 0.0, 0.5).numpy()
-    assert 0.2 - 1e-6 <= output[0, 0, 0] <= 0.6 + 1e-6
-    np.testing.assert_allclose(output, output[0, 0, 0], atol=1e-5)  # Still flat and gray.
+    output = augment_tf.color_jitter(seed, gray, 0.5, 0.5, 0.5, 0.5).numpy()
+    np.testing.assert_allclose(output, output[0, 0, 0], atol=1e-5)
 
 
 def test_resized_crop_zooms_in() -> None:
@@ -197,6 +183,15 @@ def test_check_augment_config_lists_choices_and_accepts_defaults() -> None:
   check_augment_config(_config(ops=AUGMENTATIONS))
   with pytest.raises(ConfigError, match='random_resized_crop'):
     check_augment_config(_config(ops=('cutout',)))
+
+
+def test_default_config_holds_every_table_key_and_the_listing_explains_each() -> None:
+  keys = [key for op in OPS for key in op.keys]
+  assert set(_config().keys()) == {'ops', *(key.name for key in keys)}
+  listing = describe().splitlines()
+  assert len(listing) == len(keys)
+  for key, line in zip(keys, listing):
+    assert line.startswith(f'augment.{key.name} = ') and line.endswith(key.meaning)
 
 
 def test_loader_and_config_check_do_not_import_tensorflow() -> None:

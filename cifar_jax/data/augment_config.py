@@ -115,20 +115,15 @@ def check_augment_config(augment_config: Any) -> None:
       raise ConfigError(f'augment.{key.name}={value!r} must be {key.requirement}')
 
 
-def op_arguments(name: str, augment_config: Any) -> tuple[Any, ...]:
-  """The config values op `name` takes after its randomness and its images, in both backends."""
-  return _OPS_BY_NAME[name].arguments(augment_config)
-
-
 def compose(augment_config: Any, functions: Mapping[str, Callable[..., Any]],
             fold_in: Callable[[Any, int], Any]) -> Callable[[Any, Any], Any]:
   """Checks the config; returns augment(randomness, images) applying `augment_config.ops` in order.
 
-  Op i is `functions[name](fold_in(randomness, i), images, *op_arguments(name, augment_config))`: a backend
-  passes its module's functions (named after the ops) and its way of deriving independent randomness.
+  Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS: a
+  backend passes its module's functions (named after the ops) and its way of deriving independent randomness.
   """
   check_augment_config(augment_config)
-  steps = [(functions[name], op_arguments(name, augment_config)) for name in augment_config.ops]
+  steps = [(functions[name], _OPS_BY_NAME[name].arguments(augment_config)) for name in augment_config.ops]
 
   def augment(randomness: Any, images: Any) -> Any:
     for index, (function, arguments) in enumerate(steps):
