@@ -8,6 +8,8 @@ measured (see configs/resnet18.py for the full recipe).
 
 import ml_collections
 
+from cifar_jax.data import augment_config
+
 
 def get_config() -> ml_collections.ConfigDict:
   """The default config: every key a run reads, each with a one-line comment."""
@@ -62,15 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.augment = ml_collections.ConfigDict()
   config.augment.ops = ('random_crop', 'horizontal_flip')  # applied in this order, on the training set only
-  config.augment.crop_padding = 4  # random_crop: zero padding on each side before the 32 x 32 crop
-  config.augment.erasing_probability = 0.5  # random_erasing: chance of erasing one rectangle
-  config.augment.erasing_scale = (0.02, 0.33)  # random_erasing: area fraction range
-  config.augment.erasing_ratio = (0.3, 3.3)  # random_erasing: aspect ratio range
-  config.augment.affine_degrees = 5.0  # random_affine: rotation range in degrees
-  config.augment.affine_translate = (0.2, 0.2)  # random_affine: translation as a fraction of width, height
-  config.augment.jitter = (0.2, 0.2, 0.2, 0.1)  # color_jitter: brightness, contrast, saturation, hue
-  config.augment.resized_crop_scale = (0.8, 1.0)  # random_resized_crop: area fraction range
-  config.augment.resized_crop_ratio = (0.75, 4 / 3)  # random_resized_crop: aspect ratio range
+  # Every key the ops read (crop_padding, erasing_*, affine_*, jitter, resized_crop_*), with its default. What
+  # each means and allows: the OPS table in cifar_jax/data/augment_config.py, or the list that
+  # `python -m cifar_jax.data.augment_config` prints.
+  config.augment.update(augment_config.default_values())
 
   config.log_every_steps = 50  # training metrics and the progress line every this many steps
   config.checkpoint_keep = 3  # how many of the latest checkpoints to keep (the best is kept apart)

@@ -1,16 +1,23 @@
-"""What the TensorFlow and JAX augmentations share, in plain Python: the op names, the config check (so bad
-values fail before TF is even imported), the arguments each op reads from the config, torchvision's constants."""
+"""The one table of augmentations that both backends read, in plain Python (so bad values fail before TF is
+even imported): each op's name, its config keys with their defaults, meanings and checks, and the arguments
+its function takes; the config check and the composition of ops; torchvision's constants.
 
+Adding an augmentation: one `Op` row here, a function of that name in `augment_tf` and in `augment_jax`,
+and their tests. Every op function takes its randomness first, then its images, then the row's arguments:
+`op(seed, image, *arguments)` in TensorFlow (one image), `op(key, images, *arguments)` in JAX (a batch).
+
+    python -m cifar_jax.data.augment_config   # lists every augment.* key with its default and meaning
+"""
+
+import dataclasses
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cifar_jax.data.cifar10 import CIFAR10_MEAN
 from cifar_jax.errors import ConfigError, check_choice
 
-AUGMENTATIONS = ('random_crop', 'horizontal_flip', 'random_erasing', 'random_affine', 'color_jitter',
-                 'random_resized_crop')
 NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 
@@ -27,24 +34,72 @@ def _is_interval(value: Any, low: float, high: float, *, open_low: bool = False)
           and value[0] <= value[1] <= high)
 
 
-# (key, predicate, what the value must be) for every augment config key besides `ops`.
-_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ('crop_padding', lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
-     'an integer >= 0'),
-    ('erasing_probability', lambda v: _are_reals((v,), 1) and 0 <= v <= 1, 'a number in [0, 1]'),
-    ('erasing_scale', lambda v: _is_interval(v, 0, 1), 'a pair (low, high) with 0 <= low <= high <= 1'),
-    ('erasing_ratio', lambda v: _is_interval(v, 0, math.inf, open_low=True),
-     'a pair (low, high) with 0 < low <= high'),
-    ('affine_degrees', lambda v: _are_reals((v,), 1) and 0 <= v <= 180, 'a number in [0, 180]'),
-    ('affine_translate', lambda v: _are_reals(v, 2) and all(0 <= x <= 1 for x in v),
-     'a pair of fractions in [0, 1]'),
-    ('jitter', lambda v: _are_reals(v, 4) and min(v) >= 0 and v[3] <= 0.5,
-     '(brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5'),
-    ('resized_crop_scale', lambda v: _is_interval(v, 0, 1, open_low=True),
-     'a pair (low, high) with 0 < low <= high <= 1'),
-    ('resized_crop_ratio', lambda v: _is_interval(v, 0, math.inf, open_low=True),
-     'a pair (low, high) with 0 < low <= high'),
+@dataclasses.dataclass(frozen=True)
+class Key:
+  """One `augment.<name>` config key: its default, what it means (one line), and the check its value must pass."""
+  name: str
+  default: Any
+  meaning: str
+  is_valid: Callable[[Any], bool]
+  requirement: str  # What a valid value is, for the error message.
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+  """An augmentation: its name (also its function's name in each backend), the config keys it reads, and
+  `arguments(augment_config)`, the values its function takes after its randomness and its images."""
+  name: str
+  keys: tuple[Key, ...]
+  arguments: Callable[[Any], tuple[Any, ...]]
+
+
+# Every augmentation, in the order of torchvision's transforms of the same names. Random erasing fills with the
+# training mean, so that erasing before normalization equals torchvision's erasing to 0 after Normalize.
+OPS: tuple[Op, ...] = (
+    Op('random_crop', (
+        Key('crop_padding', 4, 'zero padding on each side before the 32 x 32 crop',
+            lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0, 'an integer >= 0'),
+    ), lambda c: (c.crop_padding,)),
+    Op('horizontal_flip', (), lambda c: ()),
+    Op('random_erasing', (
+        Key('erasing_probability', 0.5, 'chance of erasing one rectangle',
+            lambda v: _are_reals((v,), 1) and 0 <= v <= 1, 'a number in [0, 1]'),
+        Key('erasing_scale', (0.02, 0.33), 'area fraction range',
+            lambda v: _is_interval(v, 0, 1), 'a pair (low, high) with 0 <= low <= high <= 1'),
+        Key('erasing_ratio', (0.3, 3.3), 'aspect ratio range',
+            lambda v: _is_interval(v, 0, math.inf, open_low=True), 'a pair (low, high) with 0 < low <= high'),
+    ), lambda c: (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN)),
+    Op('random_affine', (
+        Key('affine_degrees', 5.0, 'rotation angle drawn from [-degrees, degrees]',
+            lambda v: _are_reals((v,), 1) and 0 <= v <= 180, 'a number in [0, 180]'),
+        Key('affine_translate', (0.2, 0.2), 'largest shift as a fraction of width, height',
+            lambda v: _are_reals(v, 2) and all(0 <= x <= 1 for x in v), 'a pair of fractions in [0, 1]'),
+    ), lambda c: (c.affine_degrees, tuple(c.affine_translate))),
+    Op('color_jitter', (
+        Key('jitter', (0.2, 0.2, 0.2, 0.1), 'brightness, contrast, saturation, hue amounts',
+            lambda v: _are_reals(v, 4) and min(v) >= 0 and v[3] <= 0.5,
+            '(brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5'),
+    ), lambda c: tuple(c.jitter)),
+    Op('random_resized_crop', (
+        Key('resized_crop_scale', (0.8, 1.0), 'area fraction range',
+            lambda v: _is_interval(v, 0, 1, open_low=True), 'a pair (low, high) with 0 < low <= high <= 1'),
+        Key('resized_crop_ratio', (0.75, 4 / 3), 'aspect ratio range',
+            lambda v: _is_interval(v, 0, math.inf, open_low=True), 'a pair (low, high) with 0 < low <= high'),
+    ), lambda c: (tuple(c.resized_crop_scale), tuple(c.resized_crop_ratio))),
 )
+AUGMENTATIONS = tuple(op.name for op in OPS)
+_OPS_BY_NAME = {op.name: op for op in OPS}
+
+
+def default_values() -> dict[str, Any]:
+  """Every augment key but `ops`, with its default, in table order (configs/default.py starts from these)."""
+  return {key.name: key.default for op in OPS for key in op.keys}
+
+
+def describe() -> str:
+  """One line per augment key: its default and, as a comment, the op that reads it and what it means."""
+  return '\n'.join(f'augment.{key.name} = {key.default!r}  # {op.name}: {key.meaning}'
+                   for op in OPS for key in op.keys)
 
 
 def check_augment_config(augment_config: Any) -> None:
@@ -54,27 +109,28 @@ def check_augment_config(augment_config: Any) -> None:
     raise ConfigError(f'augment.ops={ops!r} must be a tuple of names from: {", ".join(AUGMENTATIONS)}')
   for name in ops:
     check_choice('augment.ops', name, AUGMENTATIONS)
-  for key, is_valid, what in _CHECKS:
-    value = getattr(augment_config, key)
-    if not is_valid(value):
-      raise ConfigError(f'augment.{key}={value!r} must be {what}')
+  for key in (key for op in OPS for key in op.keys):
+    value = getattr(augment_config, key.name)
+    if not key.is_valid(value):
+      raise ConfigError(f'augment.{key.name}={value!r} must be {key.requirement}')
 
 
-def op_arguments(name: str, augment_config: Any) -> tuple[Any, ...]:
-  """The config values op `name` takes after its image and its randomness, in both backends.
+def compose(augment_config: Any, functions: Mapping[str, Callable[..., Any]],
+            fold_in: Callable[[Any, int], Any]) -> Callable[[Any, Any], Any]:
+  """Checks the config; returns augment(randomness, images) applying `augment_config.ops` in order.
 
-  Random erasing fills with the training mean, so that erasing before normalization equals torchvision's
-  erasing to 0 after Normalize.
+  Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS: a
+  backend passes its module's functions (named after the ops) and its way of deriving independent randomness.
   """
-  c = augment_config
-  return {
-      'random_crop': (c.crop_padding,),
-      'horizontal_flip': (),
-      'random_erasing': (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN),
-      'random_affine': (c.affine_degrees, tuple(c.affine_translate)),
-      'color_jitter': tuple(c.jitter),
-      'random_resized_crop': (tuple(c.resized_crop_scale), tuple(c.resized_crop_ratio)),
-  }[name]
+  check_augment_config(augment_config)
+  steps = [(functions[name], _OPS_BY_NAME[name].arguments(augment_config)) for name in augment_config.ops]
+
+  def augment(randomness: Any, images: Any) -> Any:
+    for index, (function, arguments) in enumerate(steps):
+      images = function(fold_in(randomness, index), images, *arguments)
+    return images
+
+  return augment
 
 
 def center_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
@@ -86,3 +142,7 @@ def center_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int
   else:
     box_width, box_height = width, height
   return (height - box_height) // 2, (width - box_width) // 2, box_height, box_width
+
+
+if __name__ == '__main__':
+  print(describe())

@@ -4,7 +4,8 @@ The same ops, config keys and semantics as `augment_tf` (torchvision's transform
 without TensorFlow. Images are float32 [B, H, W, C] in [0, 1]. Each random op draws every example's
 parameters from one `jax.random` key (arrays with a leading batch axis, so examples are independent)
 and hands them to an explicit-parameter op (`crop`, `flip`, `erase`, `affine`, `jitter`,
-`resized_crop`): deterministic functions that the tests compare with TensorFlow.
+`resized_crop`): deterministic functions that the tests compare with TensorFlow. Each random op is
+`op(key, images, *arguments)`, named and given its arguments by the table in `augment_config`.
 """
 
 import math
@@ -14,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, check_augment_config, op_arguments
+from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, compose
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 
 Pair = Sequence[float]
@@ -237,26 +238,6 @@ def normalize(images: jax.Array, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_
   return (images - jnp.array(mean, images.dtype)) / jnp.array(std, images.dtype)
 
 
-# The op for each name; its config arguments come from `augment_config.op_arguments`.
-_OPS: dict[str, Callable[..., jax.Array]] = {
-    'random_crop': random_crop,
-    'horizontal_flip': horizontal_flip,
-    'random_erasing': random_erasing,
-    'random_affine': random_affine,
-    'color_jitter': color_jitter,
-    'random_resized_crop': random_resized_crop,
-}
-
-
 def build_augment(augment_config: Any) -> Augment:
   """Returns augment(key, images) applying `augment_config.ops` in order, op i with key fold_in(key, i)."""
-  check_augment_config(augment_config)
-  ops = tuple(augment_config.ops)
-  arguments = [op_arguments(name, augment_config) for name in ops]
-
-  def augment(key: jax.Array, images: jax.Array) -> jax.Array:
-    for index, name in enumerate(ops):
-      images = _OPS[name](jax.random.fold_in(key, index), images, *arguments[index])
-    return images
-
-  return augment
+  return compose(augment_config, globals(), jax.random.fold_in)

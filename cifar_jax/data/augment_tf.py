@@ -1,7 +1,8 @@
 """Per-image augmentations in TensorFlow, each driven by a stateless seed so every run repeats exactly.
 
 Images are float32 [H, W, C] in [0, 1] with a static shape. The semantics follow torchvision's
-transforms of the same names, so results are comparable with PyTorch CIFAR-10 recipes.
+transforms of the same names, so results are comparable with PyTorch CIFAR-10 recipes. Each random op
+is `op(seed, image, *arguments)`, named and given its arguments by the table in `augment_config`.
 """
 
 import math
@@ -9,8 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cifar_jax.data import tf_import
-from cifar_jax.data.augment_config import (AUGMENTATIONS, GRAY_WEIGHTS, NUM_TRIES,  # noqa: F401 (re-export)
-                                           center_box, check_augment_config, op_arguments)
+from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, compose
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 
 tf = tf_import.import_tensorflow()
@@ -34,7 +34,7 @@ def crop_at(image: tf.Tensor, padding: int, offset: tf.Tensor) -> tf.Tensor:
   return tf.slice(padded, tf.stack([offset[0], offset[1], 0]), image.shape)
 
 
-def random_crop(image: tf.Tensor, seed: tf.Tensor, padding: int) -> tf.Tensor:
+def random_crop(seed: tf.Tensor, image: tf.Tensor, padding: int) -> tf.Tensor:
   """Zero-pads each side by `padding`, then crops the original size at a random offset (RandomCrop)."""
   offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32)
   return crop_at(image, padding, offset)
@@ -45,7 +45,7 @@ def flip_if(image: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
   return tf.where(flip, tf.reverse(image, [1]), image)
 
 
-def horizontal_flip(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+def horizontal_flip(seed: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
   """Mirrors the image left-right with probability 0.5 (RandomHorizontalFlip)."""
   return flip_if(image, _uniform(seed, 0, 1) < 0.5)
 
@@ -72,7 +72,7 @@ def _random_corner(seed: tf.Tensor, height: int, width: int, box_height: tf.Tens
   return top, left
 
 
-def random_erasing(image: tf.Tensor, seed: tf.Tensor, probability: float, scale: Pair, ratio: Pair,
+def random_erasing(seed: tf.Tensor, image: tf.Tensor, probability: float, scale: Pair, ratio: Pair,
                    value: float | Sequence[float]) -> tf.Tensor:
   """With `probability`, fills one random rectangle with `value` per channel (RandomErasing)."""
   height, width, _ = image.shape
@@ -101,7 +101,7 @@ def _rotate_and_shift(image: tf.Tensor, angle: tf.Tensor, shift: tf.Tensor) -> t
       interpolation='NEAREST', fill_mode='CONSTANT')[0]
 
 
-def random_affine(image: tf.Tensor, seed: tf.Tensor, degrees: float, translate: Pair) -> tf.Tensor:
+def random_affine(seed: tf.Tensor, image: tf.Tensor, degrees: float, translate: Pair) -> tf.Tensor:
   """Rotates by U(-degrees, degrees), shifts by whole pixels up to translate * size (RandomAffine)."""
   height, width, _ = image.shape
   angle_seed, shift_seed = _split_seed(seed, 2)
@@ -125,7 +125,7 @@ def _factor(seed: tf.Tensor, amount: float) -> tf.Tensor:
   return _uniform(seed, max(0.0, 1 - amount), 1 + amount)
 
 
-def color_jitter(image: tf.Tensor, seed: tf.Tensor, brightness: float, contrast: float,
+def color_jitter(seed: tf.Tensor, image: tf.Tensor, brightness: float, contrast: float,
                  saturation: float, hue: float) -> tf.Tensor:
   """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
   brightness_seed, contrast_seed, saturation_seed, hue_seed = _split_seed(seed, 4)
@@ -135,7 +135,7 @@ def color_jitter(image: tf.Tensor, seed: tf.Tensor, brightness: float, contrast:
   return tf.clip_by_value(tf.image.adjust_hue(image, _uniform(hue_seed, -hue, hue)), 0.0, 1.0)
 
 
-def random_resized_crop(image: tf.Tensor, seed: tf.Tensor, scale: Pair, ratio: Pair) -> tf.Tensor:
+def random_resized_crop(seed: tf.Tensor, image: tf.Tensor, scale: Pair, ratio: Pair) -> tf.Tensor:
   """Crops a random area fraction `scale`, aspect `ratio`, resizes back bilinearly (RandomResizedCrop)."""
   height, width, channels = image.shape
   sides_seed, corner_seed = _split_seed(seed, 2)
@@ -155,26 +155,6 @@ def normalize(image: tf.Tensor, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_S
   return (image - tf.constant(mean, image.dtype)) / tf.constant(std, image.dtype)
 
 
-# The op for each name; its config arguments come from `augment_config.op_arguments`.
-_OPS: dict[str, Callable[..., tf.Tensor]] = {
-    'random_crop': random_crop,
-    'horizontal_flip': horizontal_flip,
-    'random_erasing': random_erasing,
-    'random_affine': random_affine,
-    'color_jitter': color_jitter,
-    'random_resized_crop': random_resized_crop,
-}
-
-
 def build_augment(augment_config: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """Returns augment(image, seed) applying `augment_config.ops` in order, op i with seed fold_in(seed, i)."""
-  check_augment_config(augment_config)
-  ops = tuple(augment_config.ops)
-  arguments = [op_arguments(name, augment_config) for name in ops]
-
-  def augment(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    for index, name in enumerate(ops):
-      image = _OPS[name](image, tf.random.experimental.stateless_fold_in(seed, index), *arguments[index])
-    return image
-
-  return augment
+  """Returns augment(seed, image) applying `augment_config.ops` in order, op i with seed fold_in(seed, i)."""
+  return compose(augment_config, globals(), tf.random.experimental.stateless_fold_in)

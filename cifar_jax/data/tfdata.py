@@ -62,7 +62,7 @@ def train_batches(split: Split, *, batch_size: int, seed: int, epoch: int, augme
 
   def preprocess(image: tf.Tensor, label: tf.Tensor, position: tf.Tensor) -> dict[str, tf.Tensor]:
     example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
-    return {'image': _to_input(image, normalize, lambda x: augment(x, example_seed)), 'label': label}
+    return {'image': _to_input(image, normalize, lambda x: augment(example_seed, x)), 'label': label}
 
   return _batches((split.images[indices], split.labels[indices], positions), preprocess,
                   local_batch_size)
