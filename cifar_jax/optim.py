@@ -208,6 +208,9 @@ def scale_updates(updates: optax.Updates, plateau: PlateauState) -> optax.Update
   return jax.tree.map(lambda u: u * plateau.scale, updates)
 
 
+PlateauUpdate = Callable[[PlateauState, jax.Array], PlateauState]  # (state, validation loss) -> new state
+
+
 @dataclasses.dataclass(frozen=True)
 class LearningRate:
   """The effective learning rate: the schedule's rate at a step times the ReduceLROnPlateau scale.
@@ -218,7 +221,7 @@ class LearningRate:
   """
 
   schedule: Schedule
-  plateau: optax.GradientTransformationExtraArgs | None  # None: the rate does not watch the validation loss
+  plateau_update: PlateauUpdate | None  # None: the rate does not watch the validation loss
 
   def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
     return self.schedule.learning_rate(step)
@@ -229,26 +232,26 @@ class LearningRate:
 
   def after_validation(self, plateau: PlateauState, val_loss: Any) -> PlateauState:
     """Feeds one epoch's validation loss to ReduceLROnPlateau (mode min); unchanged for other schedules."""
-    if self.plateau is None:
+    if self.plateau_update is None:
       return plateau
-    _, new_state = self.plateau.update(jnp.zeros(()), plateau, value=jnp.asarray(val_loss, jnp.float32))
-    return new_state
+    return self.plateau_update(plateau, jnp.asarray(val_loss, jnp.float32))
 
 
-def _reduce_on_plateau(config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+def _reduce_on_plateau(config: ml_collections.ConfigDict) -> PlateauUpdate:
   """ReduceLROnPlateau(mode='min', threshold_mode='rel') with the config's factor, patience, threshold, cooldown.
 
   PyTorch reduces once more than `patience` epochs went without improvement, optax once `patience` did: hence
   patience + 1. min_lr becomes a floor on the scale.
   """
   sched = config.schedule
-  return optax.contrib.reduce_on_plateau(
+  tracker = optax.contrib.reduce_on_plateau(
       factor=sched.plateau_factor,
       patience=sched.plateau_patience + 1,
       rtol=sched.plateau_threshold,
       cooldown=sched.plateau_cooldown,
       min_scale=sched.plateau_min_lr / config.optimizer.learning_rate,
   )
+  return jax.jit(lambda state, loss: tracker.update(jnp.zeros(()), state, value=loss)[1])
 
 
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> LearningRate:
