@@ -2,8 +2,8 @@
 
     python -m cifar_jax.main --config=configs/default.py --workdir=runs/default
 
-Defaults: CIFAR ResNet-18, SGD with momentum and cosine decay, crop + flip. Expected accuracy: not yet
-measured (see configs/resnet18.py for the full recipe).
+Defaults: CIFAR ResNet-18, SGD with momentum and cosine decay (stepped every batch), crop + flip. Expected
+accuracy: not yet measured (see configs/resnet18.py for the full recipe).
 """
 
 import ml_collections
