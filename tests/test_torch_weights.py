@@ -11,7 +11,7 @@ from cifar_jax.models import create_model
 
 
 def _conv(x, weight, bias):
-  """torch.nn.Conv2d (stride 1, padding k // 2 ... here 'same' for 3x3, none for 5x5) on NCHW with OIHW weights."""
+  """torch.nn.Conv2d at stride 1 on NCHW with OIHW weights: padding 1 for 3x3 (as the UPV nets), none for 5x5."""
   k = weight.shape[-1]
   pad = 1 if k == 3 else 0
   x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
