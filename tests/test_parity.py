@@ -226,8 +226,8 @@ def test_multistep_applies_a_repeated_milestone_twice():
 def test_onecycle_cycles_the_momentum_and_ends_at_the_final_rate(total):
   momentum = optim.create_learning_rate_fn(_config(**{'schedule.name': 'onecycle', 'optimizer.learning_rate': LR,
                                                       'num_epochs': total}), 1).schedule.momentum
-  np.testing.assert_allclose([float(momentum(s)) for s in range(total)], [_one_cycle(s, total)[1] for s in range(total)],
-                             rtol=1e-12)
+  expected = [_one_cycle(s, total)[1] for s in range(total)]
+  np.testing.assert_allclose([float(momentum(s)) for s in range(total)], expected, rtol=1e-12)
   assert _one_cycle(total - 1, total)[0] == pytest.approx(LR / 25 / 1e4)
 
 

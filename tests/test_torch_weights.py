@@ -1,4 +1,4 @@
-"""A PyTorch state_dict loads into every model family: numpy references in torch's layout, and torch itself if present."""
+"""A PyTorch state_dict loads into every model family: numpy references in torch's layout, and torch if present."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +30,8 @@ def _max_pool(x):
 
 def _batch_norm_eval(x, sd, prefix):
   shape = (1, -1, 1, 1)
-  normed = (x - sd[f'{prefix}.running_mean'].reshape(shape)) / np.sqrt(sd[f'{prefix}.running_var'].reshape(shape) + 1e-5)
+  std = np.sqrt(sd[f'{prefix}.running_var'].reshape(shape) + 1e-5)
+  normed = (x - sd[f'{prefix}.running_mean'].reshape(shape)) / std
   return normed * sd[f'{prefix}.weight'].reshape(shape) + sd[f'{prefix}.bias'].reshape(shape)
 
 
@@ -57,7 +58,8 @@ def test_blitz_cnn_matches_a_torch_layout_reference():
   """Conv kernels OIHW and the (c, h, w) flatten before fc1, as torch's Net from the 60-minute blitz computes."""
   sd = _random_state_dict([('conv1.weight', (6, 3, 5, 5)), ('conv1.bias', (6,)), ('conv2.weight', (16, 6, 5, 5)),
                            ('conv2.bias', (16,)), ('fc1.weight', (120, 400)), ('fc1.bias', (120,)),
-                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)), ('fc3.bias', (10,))])
+                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)),
+                           ('fc3.bias', (10,))])
   x = np.random.default_rng(1).normal(size=(2, 3, 32, 32))
   relu = lambda v: np.maximum(v, 0)  # noqa: E731
   h = _max_pool(relu(_conv(x, sd['conv1.weight'], sd['conv1.bias'])))
@@ -90,7 +92,8 @@ def test_upv_cnn_matches_a_torch_layout_reference_with_batchnorm_statistics():
 def test_a_state_dict_of_another_architecture_is_refused_naming_the_layer():
   sd = _random_state_dict([('conv1.weight', (6, 3, 3, 3)), ('conv1.bias', (6,)), ('conv2.weight', (16, 6, 5, 5)),
                            ('conv2.bias', (16,)), ('fc1.weight', (120, 400)), ('fc1.bias', (120,)),
-                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)), ('fc3.bias', (10,))])
+                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)),
+                           ('fc3.bias', (10,))])
   with pytest.raises(UserError, match='conv1.weight'):
     torch_weights.load_state_dict(create_model('tutorial_cnn', rngs=nnx.Rngs(0)), sd)
   with pytest.raises(UserError, match='layers'):

@@ -1,4 +1,4 @@
-"""PyTorch twins of every model family, written as the reports' and kuangliu/pytorch-cifar's modules are (torch only)."""
+"""PyTorch twins of every model family, written as the reports' and kuangliu/pytorch-cifar's modules are."""
 
 import torch
 import torch.nn.functional as F
