@@ -17,7 +17,7 @@ import optax
 from clu import metrics
 from flax import nnx
 
-from cifar_jax.optim import PlateauState
+from cifar_jax import optim
 
 Batch = dict[str, jax.Array]
 
@@ -30,7 +30,7 @@ class TrainState:
   params: nnx.State
   model_state: nnx.State  # BatchNorm running statistics
   opt_state: optax.OptState
-  plateau: PlateauState  # ReduceLROnPlateau; its scale multiplies the learning rate (1 when unused)
+  plateau: optim.PlateauState  # ReduceLROnPlateau; its scale multiplies the learning rate (1 when unused)
 
 
 @flax.struct.dataclass
@@ -77,11 +77,14 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float =
 
 
 def weight_penalty(params: nnx.State, l1: float, l2: float) -> jax.Array:
-  """L1 (Lasso) and L2 (Ridge) penalties over every parameter, as the report's regularization study adds them."""
+  """L1 (Lasso) and L2 (Ridge) penalties over every parameter, as the report's regularization study adds them.
+
+  The L1 gradient is sign(w), 0 at w = 0 as in PyTorch (jnp.abs's gradient at 0 is 1).
+  """
   leaves = jax.tree.leaves(params)
   penalty = jnp.zeros((), jnp.float32)
   if l1:
-    penalty += l1 * sum(jnp.abs(p).sum() for p in leaves)
+    penalty += l1 * sum((p * jax.lax.stop_gradient(jnp.sign(p))).sum() for p in leaves)
   if l2:
     penalty += l2 * sum(jnp.square(p).sum() for p in leaves)
   return penalty
@@ -114,7 +117,7 @@ def train_step(
   grads, (data_loss, logits, model_state) = jax.grad(loss_fn, has_aux=True)(state.params, state.model_state)
   grads = _pmean(grads, cfg.axis_name)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  updates = jax.tree.map(lambda u: u * state.plateau.scale, updates)
+  updates = optim.scale_updates(updates, state.plateau)
   params = optax.apply_updates(state.params, updates)
   accuracy = (logits.argmax(-1) == batch['label']).mean()
   loss, accuracy = _pmean((data_loss, accuracy), cfg.axis_name)

@@ -78,7 +78,7 @@ def create_train_state(
       params=params,
       model_state=model_state,
       opt_state=tx.init(params),
-      plateau=optim.create_plateau(config).init(params),
+      plateau=optim.init_plateau(),
   )
   return graphdef, state
 
@@ -159,7 +159,6 @@ class Trainer:
     self.learning_rate_fn = optim.create_learning_rate_fn(config, self.steps_per_epoch)
     tx = optim.create_optimizer(config, self.learning_rate_fn)
     graphdef, state = create_train_state(config, model, tx)
-    self.plateau = optim.create_plateau(config)
 
     self.checkpoints = checkpoint.Checkpoints(self.workdir / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
     self.record = RunRecord()
@@ -233,9 +232,7 @@ class Trainer:
       if self.data.val is not None:
         val = self._evaluate('val')
         self.log.write('val', self.step, {'epoch': epoch + 1, **val})
-        if config.schedule.name == 'plateau':
-          new_plateau = optim.plateau_update(self.plateau, self.state.plateau, val['loss'])
-          self.state = self.state.replace(plateau=new_plateau)
+        self.state = self.state.replace(plateau=self.learning_rate_fn.after_validation(self.state.plateau, val['loss']))
       self.record.close_epoch(epoch + 1, self.step, val)
     self._save(val['accuracy'] if val else None)
 
@@ -279,8 +276,7 @@ class Trainer:
           f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became non-finite '
           f'between steps {self.pending_start} and {self.step}; stopped, {kept}')
     self.record.add_interval(values, self.step - self.pending_start)
-    values['learning_rate'] = float(self.learning_rate_fn(self.step)) * float(
-        self.dp.get_state(self.state).plateau.scale)
+    values['learning_rate'] = self.learning_rate_fn.effective(self.step, self.dp.get_state(self.state).plateau)
     values['images_per_second'] = self.progress.images_per_second(self.step)
     self.log.write('train', self.step, {'epoch': epoch, **values})
     self.progress.report(self.step, epoch, self.config.num_epochs, values)

@@ -2,8 +2,8 @@
 
     python -m cifar_jax.main --config=configs/default.py --workdir=runs/default
 
-Defaults: CIFAR ResNet-18, SGD with momentum and cosine decay, crop + flip. Expected accuracy: not yet
-measured (see configs/resnet18.py for the full recipe).
+Defaults: CIFAR ResNet-18, SGD with momentum and cosine decay (stepped every batch), crop + flip. Expected
+accuracy: not yet measured (see configs/resnet18.py for the full recipe).
 """
 
 import ml_collections
@@ -37,7 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 disables clipping
 
   config.schedule = ml_collections.ConfigDict()
-  config.schedule.name = 'cosine'  # constant, step, multistep, exponential, cosine, warmup_cosine, onecycle, plateau
+  config.schedule.name = 'cosine'  # constant, step, multistep, exponential, cosine, cosine_epoch, warmup_cosine,
+  # onecycle, plateau: PyTorch's schedulers; cosine steps every batch, cosine_epoch once per epoch (see optim.py)
   config.schedule.warmup_epochs = 0.0  # warmup_cosine: epochs of linear warmup from 0
   config.schedule.step_epochs = 30  # step: multiply by gamma every this many epochs (PyTorch StepLR)
   config.schedule.milestones = (50, 75)  # multistep: epochs at which to multiply by gamma (MultiStepLR)
@@ -45,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.plateau_factor = 0.1  # plateau: factor on validation-loss plateau (ReduceLROnPlateau)
   config.schedule.plateau_patience = 10  # plateau: epochs without improvement before reducing
   config.schedule.plateau_min_lr = 1e-6  # plateau: the learning rate never goes below this
+  config.schedule.plateau_threshold = 1e-4  # plateau: an improvement must beat the best loss by this fraction
+  config.schedule.plateau_cooldown = 0  # plateau: epochs after a reduction before bad epochs count again
 
   config.regularization = ml_collections.ConfigDict()
   config.regularization.l1 = 0.0  # Lasso: coefficient of sum |w| added to the loss

@@ -2,8 +2,8 @@
 
     python -m cifar_jax.main --config=configs/vgg16.py --workdir=runs/vgg16
 
-Same recipe as configs/resnet18.py (SGD 0.1, momentum 0.9, wd 5e-4, cosine over 200 epochs, batch 128,
-crop + flip). Published figure for this recipe (not ours): about 92.6 % test accuracy.
+Same recipe as configs/resnet18.py (SGD 0.1, momentum 0.9, wd 5e-4, cosine over 200 epochs stepped per batch,
+batch 128, crop + flip). Published figure for this recipe (not ours): about 92.6 % test accuracy.
 Our accuracy: not yet measured.
 """
 

@@ -50,11 +50,31 @@ def variant(cls: type[nnx.Module], doc: str, **kwargs) -> functools.partial:
   return entry
 
 
-def batch_norm(num_features: int, *, dtype: DTypeLike, rngs: nnx.Rngs) -> nnx.BatchNorm:
-  """A BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, epsilon 1e-5)."""
-  return nnx.BatchNorm(
-      num_features, momentum=0.9, epsilon=1e-5, dtype=dtype, param_dtype=jnp.float32, rngs=rngs
-  )
+class BatchNorm(nnx.BatchNorm):
+  """nnx.BatchNorm whose running variance takes the unbiased batch variance (n / (n - 1)), as torch.nn.BatchNorm2d.
+
+  The batch is still normalized with the biased variance, as in both libraries. n counts every reduced element,
+  over all devices of `axis_name` when set (pmap).
+  """
+
+  def __call__(self, x: jax.Array, use_running_average: bool | None = None) -> jax.Array:
+    """Normalizes `x`; when training, also updates the running statistics."""
+    if use_running_average is None:
+      use_running_average = self.use_running_average
+    previous_var = self.var[...]
+    y = super().__call__(x, use_running_average)
+    if not use_running_average:
+      n = x.size // x.shape[-1]
+      if self.axis_name is not None:
+        n *= jax.lax.psum(1, self.axis_name)
+      # nnx set var = m * previous + (1 - m) * biased; adding (1 - m) * biased / (n - 1) makes it the unbiased one.
+      self.var[...] = self.var[...] + (self.var[...] - self.momentum * previous_var) / (n - 1)
+    return y
+
+
+def batch_norm(num_features: int, *, dtype: DTypeLike, rngs: nnx.Rngs) -> BatchNorm:
+  """A BatchNorm with PyTorch's defaults (momentum 0.1 there is 0.9 here, epsilon 1e-5, unbiased running var)."""
+  return BatchNorm(num_features, momentum=0.9, epsilon=1e-5, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
 
 
 class ConvNormAct(nnx.Module):
