@@ -11,7 +11,8 @@ Every study of `reproduce_plan.STUDIES` runs in that order as a sweep (`cifar_ja
 run is skipped, an interrupted one resumes from its checkpoint. After each study every finished run gets its
 confusion matrix (`cifar_jax.analysis`). With `--max-minutes M`, a deadline `margin` seconds before M minutes
 sends this process the stop request SIGTERM sends: the run in progress checkpoints at its current step and the
-chain stops, prints a summary and exits 0; the same command continues. The margin covers the checkpoint and
+chain stops, prints a summary and exits 0; the same command continues (and first analyses the runs the last
+slice finished). The margin covers the checkpoint and
 whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
 Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it.
 
@@ -310,12 +311,14 @@ def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
         print(f'note: {study.name}: this version of cifar_jax.sweep has no seeds key; one seed per variant')
       print(f'\n=== {study.name}: {study.title}', flush=True)
       record_invocation(folder, options.command)
+      runs = sweep.expand(sweep_config, options.settings())
+      analyse_finished(folder, runs, options.data_dir, box)  # runs finished by a slice that stopped mid-study
       try:
         sweep.run_sweep(sweep_config, folder, options.settings(), command=options.command)
       except train.Stopped:
         box.requested = True
         break
-      analyse_finished(folder, sweep.expand(sweep_config, options.settings()), options.data_dir, box)
+      analyse_finished(folder, runs, options.data_dir, box)
   return box
 
 
