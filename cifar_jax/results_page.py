@@ -186,7 +186,8 @@ def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
             label="report: best test acc (selected on test)")
   _errorbar_points(axis, variants, 'test_accuracy', 'ours: final test acc', 0.05)
   _errorbar_points(axis, variants, 'best_val_accuracy', 'ours: best val acc', -0.05)
-  _finish(axis, [r.label for r in rows], 'UPV progression: test accuracy by row (ours: mean ± std over seeds)')
+  _finish(axis, [r.label for r in rows], 'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
+          measured=any(variants))
   _save(figure, path)
 
 
@@ -202,18 +203,19 @@ def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> N
   elif winner in names:
     axis.axvline(names.index(winner), color='gray', linestyle=':', label="report's winner")
   n = sorted({v.n for v in variants if v is not None})
-  _finish(axis, names, f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)')
+  _finish(axis, names, f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)',
+          measured=any(variants))
   _save(figure, path)
 
 
-def _finish(axis: Any, labels: Sequence[str], title: str) -> None:
-  """Labels, title and a note when nothing is measured yet; the y axis is left zoomed to the data."""
+def _finish(axis: Any, labels: Sequence[str], title: str, measured: bool) -> None:
+  """Labels, title and a note when nothing of ours is measured yet; the y axis is left zoomed to the data."""
   axis.set_xticks(range(len(labels)), labels, rotation=30, ha='right')
   axis.set_xlim(-0.5, len(labels) - 0.5)
   axis.set_ylabel('accuracy %')
   axis.set_title(title, fontsize=10)
-  if not axis.lines and not axis.collections:
-    axis.text(0.5, 0.5, NOT_MEASURED, transform=axis.transAxes, ha='center', color='gray')
+  if not measured:
+    axis.text(0.5, 0.5, f'ours: {NOT_MEASURED}', transform=axis.transAxes, ha='center', color='gray')
   if axis.get_legend_handles_labels()[0]:
     axis.legend(fontsize=8)
   axis.grid(alpha=0.3)
