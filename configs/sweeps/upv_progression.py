@@ -3,7 +3,7 @@
     python -m cifar_jax.sweep --config=configs/sweeps/upv_progression.py --workdir=runs/upv_progression
 
 The report's figures (best test accuracy over 100 epochs): 82.11, 87.5, 88.86, 89.65, 91.74, 92.64 %. Ours:
-not yet measured. The names carry the row number, as the table sorts by validation accuracy; every row holds
+docs/results.md. The names carry the row number, as the table sorts by validation accuracy; every row holds
 out a 10 % validation split (see configs/upv/cnn.py for that reading).
 """
 

@@ -14,8 +14,7 @@ Reading chosen: model `lenet5` (C1 conv 3->6 5x5, S2 max pool, C3 conv 6->16 5x5
 16->120 5x5, F6 dense 120->84, output 84->10; 62,006 parameters) with ReLU and max pooling, the report's
 baseline activation, rather than the 1998 paper's scaled tanh and average pooling.
 Training: configs/tp3/base.py (80/20 split, SGD 0.01 momentum 0.9, constant, 25 epochs, batch 64).
-Report's figure: none given. Ours: measured, 59.90 % val, 59.80 % test after 25 epochs (6 min on a
-2-core CPU with --config.data.pipeline=device; train accuracy 80.3 %). The four CNNs together: configs/sweeps/tp3_cnn.py.
+Report's figure: none given. Ours: docs/results.md. The four CNNs together: configs/sweeps/tp3_cnn.py.
 """
 
 import ml_collections

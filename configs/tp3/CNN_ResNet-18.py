@@ -19,7 +19,7 @@ pool, stages [2, 2, 2, 2] of widths 64-512, BatchNorm; 11,173,962 parameters).
 Training: configs/tp3/base.py (80/20 split, SGD 0.01 momentum 0.9, constant, 25 epochs, batch 64). The
 activation, optimizer and schedule studies start from this config (configs/sweeps/tp3_activations.py...).
 Report's figure: none given; the report names it the best of the four CNNs ("vimos que la CNN_ResNet-18
-[...] logró obtener los mejores resultados"). Ours: not yet measured.
+[...] logró obtener los mejores resultados"). Ours: docs/results.md.
 """
 
 import ml_collections

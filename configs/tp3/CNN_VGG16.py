@@ -15,7 +15,7 @@ Reading chosen: model `vgg16`, the thirteen 3x3 convolutions of VGG-16 (64-512 c
 each with BatchNorm, as in the "Writing VGG from Scratch in PyTorch" reference the report cites, then one
 dense layer 512->10 (14,728,266 parameters).
 Training: configs/tp3/base.py (80/20 split, SGD 0.01 momentum 0.9, constant, 25 epochs, batch 64).
-Report's figure: none given. Ours: not yet measured. The four CNNs together: configs/sweeps/tp3_cnn.py.
+Report's figure: none given. Ours: docs/results.md. The four CNNs together: configs/sweeps/tp3_cnn.py.
 """
 
 import ml_collections

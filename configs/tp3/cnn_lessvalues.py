@@ -14,8 +14,7 @@ The report (section 3, "Experimentos con Arquitectura CNN"):
 Reading chosen: the PyTorch 60-minute-blitz Net the class starts from (model `tutorial_cnn`: conv 3->6 5x5,
 max pool, conv 6->16 5x5, max pool, dense 400->120->84->10, ReLU; 62,006 parameters).
 Training: configs/tp3/base.py (80/20 split, SGD 0.01 momentum 0.9, constant, 25 epochs, batch 64).
-Report's figure: none given. Ours: measured, 58.26 % val, 57.65 % test after 25 epochs (10 min on a
-2-core CPU with --config.data.pipeline=device; train accuracy 78.6 %). The four CNNs together: configs/sweeps/tp3_cnn.py.
+Report's figure: none given. Ours: docs/results.md. The four CNNs together: configs/sweeps/tp3_cnn.py.
 """
 
 import ml_collections

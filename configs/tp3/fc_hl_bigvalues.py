@@ -18,8 +18,7 @@ Reading chosen: both hidden layers of the MLP widened from 120 to 150, the 84-no
 Training: configs/tp3/base.py (80/20 split, SGD 0.01 momentum 0.9, constant, 25 epochs, batch 64).
 Report's figure: none given; the report names it the best of the seven dense networks ("encontramos que el
 mejor resultado nos lo daba el experimento fc_hl_bigvalues").
-Ours: measured, 48.69 % val, 48.33 % test after 25 epochs (41 s on a
-2-core CPU with --config.data.pipeline=device). The seven run together: configs/sweeps/tp3_dense.py.
+Ours: docs/results.md. The seven run together: configs/sweeps/tp3_dense.py.
 """
 
 import ml_collections

@@ -1,0 +1,414 @@
+r"""Reproduces both reports with one resumable command, in time-boxed slices; generates docs/results.md.
+
+    python -m cifar_jax.reproduce --max-minutes=9                  # one slice; run it again to continue
+    python -m cifar_jax.reproduce --only=upv --data_dir=/data/cifar10
+    python -m cifar_jax.reproduce --status                         # what is done, what remains, time left
+    python -m cifar_jax.reproduce --write-docs [--from tp3_dense=runs/tp3_dense_5seeds]
+    python -m cifar_jax.reproduce --quick                          # the whole chain in minutes on a CPU
+
+Every study of `reproduce_plan.STUDIES` runs in that order as a sweep (`cifar_jax.sweep`) in
+`<workdir>/<study>`, each variant once per seed where the study has seeds, on the device pipeline. A finished
+run is skipped, an interrupted one resumes from its checkpoint. After each study every finished run gets its
+confusion matrix (`cifar_jax.analysis`). With `--max-minutes M`, a deadline `margin` seconds before M minutes
+sends this process the stop request SIGTERM sends: the run in progress checkpoints at its current step and the
+chain stops, prints a summary and exits 0; the same command continues (and first analyses the runs the last
+slice finished). The margin covers the checkpoint and
+whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
+Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it.
+
+`--quick` shrinks everything (256 training and 128 evaluation images, one epoch, batch 32, the big models at
+tiny widths, the first two variants of each study, at most two seeds) into `runs/reproduce_quick`: it proves
+the chain, its numbers mean nothing. Exit status: 0 when done or when the time box was reached, 1 on bad input
+or a failed run, 130 when stopped by a signal.
+"""
+
+import argparse
+import dataclasses
+import os
+import pathlib
+import shlex
+import signal
+import statistics
+import sys
+import threading
+import time
+import types
+from collections.abc import Sequence
+from typing import Any, Self
+
+import jax
+import ml_collections
+from absl import logging as absl_logging
+
+from cifar_jax import analysis, report, reproduce_plan, results_page, run_dir, sweep, train
+from cifar_jax.data import cifar10
+from cifar_jax.errors import UserError
+from cifar_jax.models import MODELS, model_options
+from cifar_jax.reproduce_plan import Study
+
+TRAIN_IMAGES = 50_000  # CIFAR-10's training set, before the validation split
+DEFAULT_MARGIN_SECONDS = 60.0
+QUICK_SETTINGS = ('num_epochs=1', 'num_train_steps=-1', 'data.max_train_examples=256',
+                  'data.max_eval_examples=128', 'batch_size=32', 'eval_batch_size=128', 'log_every_steps=4')
+QUICK_VARIANTS = 2
+QUICK_SEEDS = 2
+TINY_WIDTH = 4  # the big models' channels in --quick
+
+
+# ---- The studies as sweeps.
+
+def _entry_name(entry: dict[str, Any], base: str) -> str:
+  """A variant's folder name, as `sweep.expand` derives it."""
+  return sweep.safe_name(entry.get('name') or pathlib.Path(entry.get('config', base)).stem)
+
+
+def tiny_model(name: str) -> dict[str, Any]:
+  """Model overrides that keep a model's structure at a few channels: what --quick trains."""
+  options, defaults = model_options(name), getattr(MODELS[name], 'keywords', {})
+  if 'width' in options:  # ResNets: every stage, one block each
+    return {'model.width': TINY_WIDTH, 'model.stage_sizes': (1,) * len(defaults['stage_sizes'])}
+  if 'stages' in options:  # VGGs: every stage, one conv each
+    return {'model.stages': tuple((TINY_WIDTH,) for _ in defaults['stages'])}
+  if 'plan' in options:  # UPV nets: every block and pool, a few channels
+    return {'model.plan': tuple((kind, n if kind in ('max', 'avg') else TINY_WIDTH) for kind, n in defaults['plan'])}
+  return {}  # the MLPs and LeNets are small already
+
+
+def study_sweep(study: Study, quick: bool = False) -> ml_collections.ConfigDict:
+  """The sweep config that runs `study`: its sweep file, the study's variants and seeds, shrunk for --quick."""
+  config = sweep.load_config_file(study.sweep)
+  if study.variants:
+    config.variants = [e for e in config.variants if _entry_name(e, config.base) in study.variants]
+  if quick:
+    _shrink(config)
+  if 'seeds' in config:  # the sweep key of issue 11; without it every variant runs once
+    config.seeds = min(study.seeds, QUICK_SEEDS) if quick else study.seeds
+  return config
+
+
+def _shrink(config: ml_collections.ConfigDict) -> None:
+  """Keeps the first QUICK_VARIANTS variants of `config`, each with its model at a tiny width."""
+  if config.grid:
+    config.num_samples = QUICK_VARIANTS
+    for key, value in tiny_model(sweep.load_config_file(config.base).model.name).items():
+      group, leaf = key.split('.')  # sweep overrides mirror the run config's groups
+      config.overrides[group] = config.overrides.get(group) or ml_collections.ConfigDict()
+      config.overrides[group][leaf] = value
+    return
+  entries = [dict(e) for e in config.variants[:QUICK_VARIANTS]]
+  for entry in entries:
+    model = sweep.load_config_file(entry.get('config', config.base)).model.name
+    entry['overrides'] = {**run_dir.flatten(entry.get('overrides', {})), **tiny_model(model)}
+  config.variants = entries
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What one invocation does, from the command line."""
+
+  workdir: pathlib.Path
+  data_dir: str | None = None
+  quick: bool = False
+  pipeline: str = 'device'
+  max_minutes: float | None = None
+  margin_seconds: float = DEFAULT_MARGIN_SECONDS
+  command: str = ''
+
+  def settings(self) -> list[str]:
+    """The --set lines every run of the chain gets."""
+    sets = [f'data.pipeline={self.pipeline}']
+    if self.data_dir:
+      sets.append(f'data.data_dir={self.data_dir}')
+    return sets + (list(QUICK_SETTINGS) if self.quick else [])
+
+
+def expand_study(study: Study, options: Options) -> list[Any]:
+  """Every run of `study` (each variant once per seed) with its resolved config."""
+  return sweep.expand(study_sweep(study, options.quick), options.settings())
+
+
+# ---- Progress and the estimate of the time left.
+
+def expected_steps(config: ml_collections.ConfigDict) -> int:
+  """How many train steps a run of `config` takes, from its data size, batch size and epochs."""
+  images = TRAIN_IMAGES - round(config.data.val_fraction * TRAIN_IMAGES)
+  if config.data.max_train_examples > 0:
+    images = min(images, config.data.max_train_examples)
+  steps = config.num_epochs * cifar10.steps_per_epoch(images, config.batch_size)
+  return steps if config.num_train_steps < 0 else min(steps, config.num_train_steps)
+
+
+def checkpointed_step(folder: pathlib.Path) -> int:
+  """The step of a run's newest checkpoint (0 without one)."""
+  latest = folder / run_dir.CHECKPOINTS_DIR / 'latest'
+  steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
+  return max(steps, default=0)
+
+
+def seconds_per_image(folder: pathlib.Path) -> float | None:
+  """A finished run's wall time per training image (compilation and evaluation included)."""
+  summary, config = run_dir.read_json(folder / run_dir.SUMMARY_FILE), run_dir.read_json(folder / run_dir.CONFIG_FILE)
+  if not summary or summary.get('status') != 'completed' or not summary.get('steps') or not config:
+    return None
+  return summary['wall_seconds'] / (summary['steps'] * config['batch_size'])
+
+
+@dataclasses.dataclass
+class StudyProgress:
+  """A study's runs: how many finished, how many remain, and the estimated seconds for those it can estimate."""
+
+  study: Study
+  total: int
+  done: int
+  seconds_left: float = 0.0
+  unknown: int = 0  # remaining runs with no finished run of their kind to time them by
+  basis: int = 0  # finished runs the estimate comes from
+
+  def describe(self) -> str:
+    left = self.total - self.done
+    if left == 0:
+      return 'done'
+    parts = []
+    if left > self.unknown:
+      parts.append(f'about {report.format_duration(self.seconds_left)} for {left - self.unknown} '
+                   f'(timed by {self.basis} finished run{"s" * (self.basis != 1)})')
+    if self.unknown:
+      parts.append(f'{self.unknown} unknown until one run of their kind finishes')
+    return '; '.join(parts)
+
+
+def study_progress(study: Study, runs: Sequence[Any], folder: pathlib.Path) -> StudyProgress:
+  """Done and remaining runs of a study; each remaining run's time from the finished runs of the same variant
+  (other seeds), else of the same model in the study, scaled by the images it still has to train on."""
+  rates: dict[tuple[str, str], list[float]] = {}
+  finished = [run for run in runs if run_dir.holds_completed_run(folder / run.name, run.config)]
+  for run in finished:
+    rate = seconds_per_image(folder / run.name)
+    if rate is not None:
+      rates.setdefault(('variant', results_page.variant_of(pathlib.Path(run.name))), []).append(rate)
+      rates.setdefault(('model', run.config.model.name), []).append(rate)
+  progress = StudyProgress(study, len(runs), len(finished), basis=len(finished))
+  for run in (r for r in runs if r not in finished):
+    known = (rates.get(('variant', results_page.variant_of(pathlib.Path(run.name))))
+             or rates.get(('model', run.config.model.name)))
+    if not known:
+      progress.unknown += 1
+      continue
+    steps = max(expected_steps(run.config) - checkpointed_step(folder / run.name), 0)
+    progress.seconds_left += statistics.fmean(known) * steps * run.config.batch_size
+  return progress
+
+
+def print_progress(studies: Sequence[Study], options: Options) -> list[StudyProgress]:
+  """One line per study, then the totals."""
+  progress = [study_progress(s, expand_study(s, options), options.workdir / s.name) for s in studies]
+  width = max(len(s.name) for s in studies)
+  print(f'\nProgress in {options.workdir} (this machine: {device_name()}):')
+  for p in progress:
+    print(f'  {p.study.name:<{width}}  {p.done:>3}/{p.total:<3} runs  {p.describe()}')
+  done, total = sum(p.done for p in progress), sum(p.total for p in progress)
+  unknown, seconds = sum(p.unknown for p in progress), sum(p.seconds_left for p in progress)
+  estimate = f'about {report.format_duration(seconds)} for {total - done - unknown} of them on this hardware'
+  print(f'Done {done} of {total} runs; {total - done} left: {estimate}'
+        + (f'; {unknown} not estimated yet (no finished run of their kind)' if unknown else '') + '.', flush=True)
+  return progress
+
+
+def device_name() -> str:
+  """The accelerator this process trains on: platform and kind (and the core count on a CPU)."""
+  device, count = jax.devices()[0], jax.device_count()
+  if device.platform == 'cpu':
+    return f'CPU, {os.cpu_count()} cores'
+  return f'{device.platform}: {device.device_kind}' + (f' x {count}' if count > 1 else '')
+
+
+def record_invocation(folder: pathlib.Path, command: str) -> None:
+  """Adds this machine's device and this command to the study's reproduce.json (each once)."""
+  folder.mkdir(parents=True, exist_ok=True)
+  record = run_dir.read_json(folder / results_page.RECORD_FILE) or {'devices': [], 'commands': []}
+  for key, value in (('devices', device_name()), ('commands', command)):
+    if value not in record[key]:
+      record[key].append(value)
+  run_dir.write_json(folder / results_page.RECORD_FILE, record)
+
+
+# ---- The time box.
+
+class TimeBox:
+  """Turns a deadline (and a SIGTERM from outside) into the trainer's stop request.
+
+  Once the deadline passes or a SIGTERM arrives, a watcher thread sends this process SIGTERM every second
+  until the box closes: the trainer's handler (`preemption.StopRequest`) checkpoints and stops the run in
+  progress, and a run that was still compiling when the first request came is stopped by a later one.
+  Between runs, this box's own handler only records the request, so nothing is cut off mid-write.
+  """
+
+  def __init__(self, seconds: float | None) -> None:
+    self.seconds = seconds
+    self.expired = False  # the deadline passed
+    self.requested = False  # any stop request: the deadline's or one from outside
+    self._wake, self._closed = threading.Event(), threading.Event()
+    self._previous: Any = None
+    self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+  def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+    del signum, frame
+    self.requested = True
+    self._wake.set()
+
+  def _watch(self) -> None:
+    if not self._wake.wait(self.seconds):
+      self.expired = True
+    while not self._closed.is_set():
+      signal.raise_signal(signal.SIGTERM)
+      self._closed.wait(1.0)
+
+  def __enter__(self) -> Self:
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._watcher.start()
+    return self
+
+  def __exit__(self, *exc_info: object) -> None:
+    self._closed.set()
+    self._wake.set()
+    self._watcher.join()
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def deadline_seconds(max_minutes: float | None, margin_seconds: float) -> float | None:
+  """Seconds until the stop request: M minutes less the margin, the margin at most a quarter of the box."""
+  if max_minutes is None:
+    return None
+  if max_minutes <= 0:
+    raise UserError(f'--max-minutes={max_minutes} must be > 0')
+  return 60 * max_minutes - min(margin_seconds, 15 * max_minutes)
+
+
+# ---- The chain.
+
+def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | None, box: TimeBox) -> None:
+  """Writes the confusion matrix of every finished run of a study that has none yet, until a stop request."""
+  for run in runs:
+    if box.requested:
+      return
+    if run_dir.holds_completed_run(folder / run.name, run.config) and not (
+        folder / run.name / analysis.CONFUSION_FILE).exists():
+      try:
+        analysis.confusion(folder / run.name, data_dir)
+      except UserError as e:  # a damaged checkpoint spoils the analysis, not the chain
+        print(f'warning: no confusion matrix for {folder / run.name}: {e}', file=sys.stderr)
+
+
+def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
+  """Runs the studies in order until done or stopped; returns the time box, which says why it ended."""
+  with TimeBox(deadline_seconds(options.max_minutes, options.margin_seconds)) as box:
+    for study in studies:
+      if box.requested:
+        break
+      folder = options.workdir / study.name
+      sweep_config = study_sweep(study, options.quick)
+      if study.seeds > 1 and 'seeds' not in sweep_config:
+        print(f'note: {study.name}: this version of cifar_jax.sweep has no seeds key; one seed per variant')
+      print(f'\n=== {study.name}: {study.title}', flush=True)
+      record_invocation(folder, options.command)
+      runs = sweep.expand(sweep_config, options.settings())
+      analyse_finished(folder, runs, options.data_dir, box)  # runs finished by a slice that stopped mid-study
+      try:
+        sweep.run_sweep(sweep_config, folder, options.settings(), command=options.command)
+      except train.Stopped:
+        box.requested = True
+        break
+      analyse_finished(folder, runs, options.data_dir, box)
+  return box
+
+
+def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.Path]) -> None:
+  """Regenerates the page's tables and plots from the study folders (`sources` replaces some of them)."""
+  results, names = {}, {}
+  for study in reproduce_plan.STUDIES:
+    folder = sources.get(study.name, options.workdir / study.name)
+    results[study.name] = results_page.load_study(study, folder)
+    names[study.name] = list(dict.fromkeys(
+        results_page.variant_of(pathlib.Path(run.name)) for run in expand_study(study, options)))
+  for path in results_page.write_page(page, results, names):
+    print(f'wrote {path}')
+
+
+def parse_sources(items: Sequence[str]) -> dict[str, pathlib.Path]:
+  """`study=folder` pairs of --from, each study checked against the plan."""
+  sources = {}
+  known = [s.name for s in reproduce_plan.STUDIES]
+  for item in items:
+    name, sep, folder = item.partition('=')
+    if not sep or name not in known:
+      raise UserError(f'--from={item!r} must read STUDY=FOLDER with STUDY one of {", ".join(known)}')
+    if not pathlib.Path(folder).is_dir():
+      raise UserError(f'--from={item!r}: no such folder {folder}')
+    sources[name] = pathlib.Path(folder)
+  return sources
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(prog='python -m cifar_jax.reproduce', description=__doc__.splitlines()[0])
+  parser.add_argument('--workdir', default=None, help='one folder per study (default runs/reproduce, '
+                                                      'runs/reproduce_quick with --quick)')
+  parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10's folder for every run "
+                                                                     "(default: the configs', i.e. $CIFAR10_DIR)")
+  parser.add_argument('--only', action='append', default=[], help='upv, tp3 or a study name (repeatable)')
+  parser.add_argument('--max-minutes', '--max_minutes', type=float, default=None,
+                      help='stop cleanly (checkpointed) before this many minutes; run again to continue')
+  parser.add_argument('--margin-seconds', '--margin_seconds', type=float, default=DEFAULT_MARGIN_SECONDS,
+                      help='how long before --max-minutes the stop is requested (at most a quarter of the box)')
+  parser.add_argument('--quick', action='store_true', help='tiny data, epochs and models: proves the chain')
+  parser.add_argument('--pipeline', choices=train.PIPELINES, default='device',
+                      help='input pipeline of every run (default device: no TensorFlow, fastest)')
+  parser.add_argument('--status', action='store_true', help='print progress and the estimate; train nothing')
+  parser.add_argument('--write-docs', '--write_docs', action='store_true',
+                      help='regenerate the tables and plots of --docs from the runs; train nothing')
+  parser.add_argument('--docs', default='docs/results.md', help='the page --write-docs rewrites')
+  parser.add_argument('--from', dest='sources', action='append', default=[], metavar='STUDY=FOLDER',
+                      help='--write-docs: read STUDY from this sweep folder instead of the workdir (repeatable)')
+  return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str]) -> int:
+  """Runs the command line; returns the exit status."""
+  args = parse_args(argv)
+  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
+  workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
+  options = Options(workdir, args.data_dir, args.quick, args.pipeline, args.max_minutes, args.margin_seconds,
+                    shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]))
+  try:
+    studies = [s for name in args.only for s in reproduce_plan.find(name)] or list(reproduce_plan.STUDIES)
+    studies = list(dict.fromkeys(studies))
+    if args.write_docs:
+      write_docs(pathlib.Path(args.docs), options, parse_sources(args.sources))
+      return 0
+    if args.status:
+      print_progress(studies, options)
+      return 0
+    started = time.perf_counter()
+    box = run_chain(studies, options)
+    progress = print_progress(studies, options)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  minutes = (time.perf_counter() - started) / 60
+  if box.expired:
+    print(f'Time box reached after {minutes:.1f} min: the run in progress is checkpointed. Run the same command '
+          f'again to continue.')
+    return 0
+  if box.requested:
+    print(f'Stopped by a signal after {minutes:.1f} min (checkpointed): run the same command again to continue.')
+    return 130
+  failed = sum(p.done < p.total for p in progress)
+  print(f'Finished in {minutes:.1f} min.' + (f' {failed} studies have failed runs (see their results.md).'
+                                             if failed else ''))
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv[1:]))

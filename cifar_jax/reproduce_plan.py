@@ -1,0 +1,89 @@
+"""What `python -m cifar_jax.reproduce` runs, in priority order, and the two reports' own figures per row.
+
+The order puts the cheap TP3 dense study first (seconds on a GPU, minutes on a CPU), then the two headline
+rows (UPV ResNet Final and TP3 final, 3 seeds each), then the studies by cost. The figures below are the
+reports' (transcribed from shared/spec/experiments.md), never ours: ours come from the run folders.
+"""
+
+import dataclasses
+
+REPORTS = {'upv': 'UPV: progressive pipeline', 'tp3': 'TP3: hyperparameter study'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+  """One sweep of the chain: its folder under the workdir (and its --only name), the report it belongs to, the
+  sweep config, how many seeds each variant runs, and which of the sweep's variants (all when empty)."""
+
+  name: str
+  report: str
+  sweep: str
+  seeds: int = 1
+  variants: tuple[str, ...] = ()
+  title: str = ''
+
+
+UPV_ROWS = ('1_cnn', '2_da_lra', '3_resnet', '4_avgpool', '5_maxpool', '6_resnet_final')
+
+STUDIES: tuple[Study, ...] = (
+    Study('tp3_dense', 'tp3', 'configs/sweeps/tp3_dense.py', seeds=5, title='TP3 stage 2: dense networks'),
+    Study('upv_final', 'upv', 'configs/sweeps/upv_progression.py', seeds=3, variants=UPV_ROWS[-1:],
+          title='UPV row 6: ResNet Final'),
+    Study('tp3_final', 'tp3', 'configs/sweeps/tp3_final.py', seeds=3, title='TP3 final: all the winners'),
+    Study('tp3_cnn', 'tp3', 'configs/sweeps/tp3_cnn.py', title='TP3 stage 3: convolutional networks'),
+    Study('upv_progression', 'upv', 'configs/sweeps/upv_progression.py', variants=UPV_ROWS[:-1],
+          title='UPV rows 1-5'),
+    Study('tp3_activations', 'tp3', 'configs/sweeps/tp3_activations.py', title='TP3 stage 4: activations'),
+    Study('tp3_optimizers', 'tp3', 'configs/sweeps/tp3_optimizers.py', title='TP3 stage 5a: optimizers'),
+    Study('tp3_schedules', 'tp3', 'configs/sweeps/tp3_schedules.py', title='TP3 stage 5b: learning-rate schedules'),
+    Study('tp3_regularizers', 'tp3', 'configs/sweeps/tp3_regularizers.py', title='TP3 stage 7: regularization'),
+    Study('tp3_hyperparameters', 'tp3', 'configs/sweeps/tp3_hyperparameters.py',
+          title='TP3 stage 6: hyperparameter grid (24 random draws)'),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class UpvRow:
+  """One row of the UPV report's Table 1: its label, our variant and study, its exact parameter count, and
+  the report's best test accuracy (selected on the test set) with its epoch."""
+
+  label: str
+  variant: str
+  study: str
+  config: str
+  params: int
+  report_accuracy: float
+  report_epoch: int
+
+
+UPV_TABLE: tuple[UpvRow, ...] = (
+    UpvRow('CNN', '1_cnn', 'upv_progression', 'configs/upv/cnn.py', 1_838_346, 82.11, 81),
+    UpvRow('+DA +LRA', '2_da_lra', 'upv_progression', 'configs/upv/da_lra.py', 1_838_346, 87.5, 69),
+    UpvRow('+ResNet', '3_resnet', 'upv_progression', 'configs/upv/resnet.py', 8_886_538, 88.86, 60),
+    UpvRow('+AvgPool', '4_avgpool', 'upv_progression', 'configs/upv/avgpool.py', 4_954_378, 89.65, 74),
+    UpvRow('+MaxPool', '5_maxpool', 'upv_progression', 'configs/upv/maxpool.py', 5_159_146, 91.74, 99),
+    UpvRow('ResNet Final', '6_resnet_final', 'upv_final', 'configs/upv/resnet_final.py', 5_159_146, 92.64, 81),
+)
+
+# The TP3 report's word on each study: its winner (a variant name) and the figure it gives, if any.
+TP3_REPORT: dict[str, tuple[str, str]] = {
+    'tp3_dense': ('fc_hl_bigvalues', 'winner, no figure given'),
+    'tp3_cnn': ('CNN_ResNet-18', 'winner, no figure given'),
+    'tp3_activations': ('ReLU6', 'winner, no figure given'),
+    'tp3_optimizers': ('SGD', 'winner (lr 0.01, momentum 0.9), no figure given'),
+    'tp3_schedules': ('ExponentialLR', 'winner, no figure given'),
+    'tp3_hyperparameters': ('', 'chose lr 0.001, momentum 0.7, 25 epochs, batch 64, wd 1e-4; its table of runs '
+                                'tops at 85.13 % val (lr 0.05, batch 64, momentum 0.6, 25 epochs)'),
+    'tp3_regularizers': ('', 'no winner stated'),
+    'tp3_final': ('final', '83 % (set not stated; read as test accuracy)'),
+}
+TP3_FINAL_ACCURACY = 83.0  # the report's one figure, plotted beside ours
+
+
+def find(name: str) -> list[Study]:
+  """The studies `--only name` selects: a report (upv, tp3) or one study by name."""
+  chosen = [s for s in STUDIES if name in (s.report, s.name)]
+  if not chosen:
+    raise ValueError(f'--only={name!r} is neither a report ({", ".join(REPORTS)}) nor a study '
+                     f'({", ".join(s.name for s in STUDIES)})')
+  return chosen

@@ -1,0 +1,255 @@
+"""docs/results.md's tables and plots, generated from the run folders of `python -m cifar_jax.reproduce`.
+
+    python -m cifar_jax.reproduce --write-docs [--workdir=runs/reproduce] [--from tp3_dense=/path/to/sweep]
+
+Only the text between `<!-- generated:NAME begin -->` and `<!-- generated:NAME end -->` is rewritten (NAME is
+`upv` or `tp3`); everything else in the page is left as it is. Each row gives the report's figure (from
+`reproduce_plan`, labelled as the report's) and ours as mean ± std over the seeds that finished, with n, the
+epochs, the mean wall time of one run, the device and the command that ran it (from the study's
+reproduce.json and sweep.json). A row without a finished run says "not yet measured".
+"""
+
+from collections.abc import Mapping, Sequence
+import dataclasses
+import pathlib
+import re
+import statistics
+from typing import Any
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+
+from cifar_jax import report, reproduce_plan, run_dir  # noqa: E402
+from cifar_jax.errors import UserError  # noqa: E402
+from cifar_jax.reproduce_plan import Study  # noqa: E402
+
+RECORD_FILE = 'reproduce.json'  # in a study's folder: the devices and commands of the invocations that ran it
+NOT_MEASURED = 'not yet measured'
+SEED_FOLDER = re.compile(r'seed=\d+')
+
+
+@dataclasses.dataclass
+class Variant:
+  """The finished runs of one variant of a study (one per seed), with their summaries and configs."""
+
+  name: str
+  summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  configs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+  @property
+  def n(self) -> int:
+    return len(self.summaries)
+
+  def values(self, key: str) -> list[float]:
+    """`key` of every run that has it."""
+    return [s[key] for s in self.summaries if s.get(key) is not None]
+
+  def mean(self, key: str) -> float | None:
+    values = self.values(key)
+    return statistics.fmean(values) if values else None
+
+  def std(self, key: str) -> float:
+    """The sample standard deviation over seeds (0 with one run)."""
+    values = self.values(key)
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def variant_of(relative: pathlib.Path) -> str:
+  """The variant a run folder belongs to: its path within the study, without a last `seed=K` part."""
+  parts = relative.parts[:-1] if SEED_FOLDER.fullmatch(relative.parts[-1]) else relative.parts
+  return '/'.join(parts)
+
+
+def finished_runs(folder: pathlib.Path) -> dict[str, Variant]:
+  """The completed runs under a study's folder, grouped by variant, in folder order."""
+  variants: dict[str, Variant] = {}
+  for summary_file in sorted(folder.rglob(run_dir.SUMMARY_FILE)):
+    run = summary_file.parent
+    summary = run_dir.read_json(summary_file)
+    if summary.get('status') != 'completed' or run_dir.CHECKPOINTS_DIR in run.relative_to(folder).parts:
+      continue
+    variant = variants.setdefault(variant_of(run.relative_to(folder)), Variant(variant_of(run.relative_to(folder))))
+    variant.summaries.append(summary)
+    variant.configs.append(run_dir.read_json(run / run_dir.CONFIG_FILE) or {})
+  return variants
+
+
+def percent(variant: Variant | None, key: str) -> str:
+  """`mean ± std %` of an accuracy over the variant's runs, with n; 'not yet measured' without runs."""
+  if variant is None or variant.mean(key) is None:
+    return NOT_MEASURED
+  spread = f' ± {100 * variant.std(key):.2f}' if variant.n > 1 else ''
+  return f'{100 * variant.mean(key):.2f}{spread} % (n={len(variant.values(key))})'
+
+
+def best_epoch(variant: Variant | None) -> str:
+  """The best validation accuracy as mean ± std, and the best epochs of the runs."""
+  if variant is None or variant.mean('best_val_accuracy') is None:
+    return NOT_MEASURED
+  epochs = ', '.join(str(e) for e in variant.values('best_epoch'))
+  return f'{percent(variant, "best_val_accuracy")}, epoch {epochs}'
+
+
+def epochs_and_time(variant: Variant | None) -> tuple[str, str]:
+  """The runs' epochs and the mean wall time of one run, as table cells."""
+  if variant is None:
+    return '–', '–'
+  epochs = sorted(set(variant.values('epochs')))
+  return ', '.join(map(str, epochs)), report.format_duration(variant.mean('wall_seconds') or 0)
+
+
+@dataclasses.dataclass
+class StudyResults:
+  """What the page says about one study: its variants' runs, the devices and the command that ran them."""
+
+  study: Study
+  folder: pathlib.Path
+  variants: dict[str, Variant]
+  devices: str
+  command: str
+
+
+def load_study(study: Study, folder: pathlib.Path) -> StudyResults:
+  """The finished runs of `study` in `folder`, with the device and command recorded there."""
+  record = run_dir.read_json(folder / RECORD_FILE) or {}
+  sweep_record = run_dir.read_json(folder / run_dir.SWEEP_FILE) or {}
+  devices = ', '.join(record.get('devices', [])) or 'not recorded'
+  command = (record.get('commands') or [sweep_record.get('command')])[-1] or default_command(study)
+  return StudyResults(study, folder, finished_runs(folder) if folder.is_dir() else {}, devices, command)
+
+
+def default_command(study: Study) -> str:
+  return f'python -m cifar_jax.reproduce --only={study.name}'
+
+
+def _code(text: str) -> str:
+  return f'`{text}`'
+
+
+def upv_table(results: Mapping[str, StudyResults]) -> str:
+  """The UPV progression, one row per row of the report's Table 1."""
+  lines = ['| row | config | params | report: best test acc (epoch) | ours: final test acc | ours: best val acc '
+           '(epochs) | epochs | wall time per run | device | command |', '|' + '---|' * 10]
+  for row in reproduce_plan.UPV_TABLE:
+    study = results[row.study]
+    variant = study.variants.get(row.variant)
+    epochs, wall = epochs_and_time(variant)
+    measured = variant is not None
+    lines.append(f'| {row.label} | {_code(row.config)} | {row.params:,} | {row.report_accuracy} % ({row.report_epoch}) '
+                 f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} '
+                 f'| {study.devices if measured else "–"} | {_code(study.command)} |')
+  return '\n'.join(lines)
+
+
+def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
+  """One TP3 study, one row per variant (`names`: the sweep's variants in order, then any other found)."""
+  winner, said = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
+  lines = ['| variant | report | ours: val acc | ours: test acc | ours: best val acc (epochs) | epochs '
+           '| wall time per run |', '|' + '---|' * 7]
+  for name in list(names) + [n for n in study.variants if n not in names]:
+    variant = study.variants.get(name)
+    epochs, wall = epochs_and_time(variant)
+    lines.append(f'| {name} | {said if name == winner else ""} | {percent(variant, "val_accuracy")} '
+                 f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} |')
+  return '\n'.join(lines)
+
+
+def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]], figures: str) -> str:
+  """Every TP3 study: its title, command, device, table and plot."""
+  parts = []
+  for study in (s for s in reproduce_plan.STUDIES if s.report == 'tp3'):
+    found = results[study.name]
+    _, said = reproduce_plan.TP3_REPORT.get(study.name, ('', ''))
+    parts.append(f'### {study.title}\n\n'
+                 f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
+                 f'{tp3_table(found, names[study.name])}\n\n![{study.title}]({figures}/{study.name}.png)')
+  return '\n\n'.join(parts)
+
+
+def _errorbar_points(axis: Any, variants: Sequence[Variant | None], key: str, label: str, offset: float) -> None:
+  """Ours: the mean of `key` with a bar of ± one std over seeds, at each label that has runs."""
+  points = [(i + offset, 100 * v.mean(key), 100 * v.std(key)) for i, v in enumerate(variants)
+            if v is not None and v.mean(key) is not None]
+  if points:
+    x, y, err = zip(*points)
+    axis.errorbar(x, y, yerr=err, fmt='o', capsize=4, label=label)
+
+
+def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
+  """The report's accuracy per row against ours (mean ± std over seeds) on one axis."""
+  rows = reproduce_plan.UPV_TABLE
+  variants = [results[row.study].variants.get(row.variant) for row in rows]
+  figure, axis = plt.subplots(figsize=(8, 4.5))
+  axis.plot(range(len(rows)), [row.report_accuracy for row in rows], 's--', color='gray',
+            label="report: best test acc (selected on test)")
+  _errorbar_points(axis, variants, 'test_accuracy', 'ours: final test acc', 0.05)
+  _errorbar_points(axis, variants, 'best_val_accuracy', 'ours: best val acc', -0.05)
+  _finish(axis, [r.label for r in rows], 'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
+          measured=any(variants))
+  _save(figure, path)
+
+
+def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> None:
+  """One TP3 study: validation and test accuracy per variant, mean ± std over seeds, the report's figure."""
+  variants = [study.variants.get(name) for name in names]
+  figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4.5))
+  _errorbar_points(axis, variants, 'val_accuracy', 'ours: val acc', -0.05)
+  _errorbar_points(axis, variants, 'test_accuracy', 'ours: test acc', 0.05)
+  winner, _ = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
+  if study.study.name == 'tp3_final':
+    axis.axhline(reproduce_plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label="report: 83 %")
+  elif winner in names:
+    axis.axvline(names.index(winner), color='gray', linestyle=':', label="report's winner")
+  n = sorted({v.n for v in variants if v is not None})
+  _finish(axis, names, f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)',
+          measured=any(variants))
+  _save(figure, path)
+
+
+def _finish(axis: Any, labels: Sequence[str], title: str, measured: bool) -> None:
+  """Labels, title and a note when nothing of ours is measured yet; the y axis is left zoomed to the data."""
+  axis.set_xticks(range(len(labels)), labels, rotation=30, ha='right')
+  axis.set_xlim(-0.5, len(labels) - 0.5)
+  axis.set_ylabel('accuracy %')
+  axis.set_title(title, fontsize=10)
+  if not measured:
+    axis.text(0.5, 0.5, f'ours: {NOT_MEASURED}', transform=axis.transAxes, ha='center', color='gray')
+  if axis.get_legend_handles_labels()[0]:
+    axis.legend(fontsize=8)
+  axis.grid(alpha=0.3)
+
+
+def _save(figure: Any, path: pathlib.Path) -> None:
+  path.parent.mkdir(parents=True, exist_ok=True)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def replace_generated(text: str, name: str, body: str) -> str:
+  """`text` with what lies between the `generated:name` markers replaced by `body`; the rest untouched."""
+  begin, end = f'<!-- generated:{name} begin -->', f'<!-- generated:{name} end -->'
+  if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+    raise UserError(f'the page must hold exactly one {begin} followed by one {end}')
+  head, rest = text.split(begin)
+  _, tail = rest.split(end)
+  return f'{head}{begin}\n{body}\n{end}{tail}'
+
+
+def write_page(page: pathlib.Path, results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]]) -> list[
+    pathlib.Path]:
+  """Rewrites the generated blocks of `page` and draws the plots into `<page's folder>/results/figures`."""
+  figures = page.parent / 'results' / 'figures'
+  relative = figures.relative_to(page.parent).as_posix()
+  plot_upv(results, figures / 'upv_progression.png')
+  written = [figures / 'upv_progression.png']
+  for study in (s for s in reproduce_plan.STUDIES if s.report == 'tp3'):
+    plot_tp3(results[study.name], names[study.name], figures / f'{study.name}.png')
+    written.append(figures / f'{study.name}.png')
+  upv = f'{upv_table(results)}\n\n![UPV progression, report against ours]({relative}/upv_progression.png)'
+  text = replace_generated(page.read_text(), 'upv', upv)
+  text = replace_generated(text, 'tp3', tp3_section(results, names, relative))
+  page.write_text(text)
+  return [page, *written]

@@ -1,0 +1,42 @@
+"""Confusion matrix and per-class accuracy of a finished run, restored from its checkpoint."""
+
+import numpy as np
+import pytest
+
+from cifar_jax import analysis, train
+from tests import helpers
+
+
+def test_confusion_matrix_counts_true_rows_against_predicted_columns():
+  labels = np.array([0, 0, 0, 1, 1, 2])
+  predictions = np.array([0, 1, 0, 1, 1, 0])
+  expected = np.array([[2, 1, 0],
+                       [0, 2, 0],
+                       [1, 0, 0]])
+  counts = analysis.confusion_matrix(labels, predictions, 3)
+  np.testing.assert_array_equal(counts, expected)
+  np.testing.assert_allclose(analysis.per_class_accuracy(counts), [2 / 3, 1.0, 0.0])
+
+
+def test_per_class_table_names_each_class_and_its_commonest_mistake():
+  counts = np.eye(10, dtype=np.int64) * 9
+  counts[3, 5] = 1  # one cat taken for a dog
+  table = analysis.per_class_table(counts)
+  assert '| cat | 90.00 | 10 | dog (1) |' in table
+  assert '| airplane | 100.00 | 9 | – |' in table
+  assert f'| **all** | {100 * 90 / 91:.2f} | 91 | |' in table
+
+
+def test_confusion_of_a_trained_run_matches_its_test_accuracy(tmp_path, real_data_dir):
+  config = helpers.tiny_config(real_data_dir, num_epochs=2)
+  summary = train.train_and_evaluate(config, tmp_path / 'run')
+  png, table = analysis.confusion(tmp_path / 'run')
+  assert png.stat().st_size > 0
+  total = table.read_text().splitlines()[-1]
+  # The trainer measured the test accuracy through its own pipeline; the restored model must agree.
+  assert total == f'| **all** | {100 * summary["test_accuracy"]:.2f} | 128 | |'
+
+
+def test_confusion_refuses_a_folder_without_a_run(tmp_path):
+  with pytest.raises(Exception, match='holds no run'):
+    analysis.confusion(tmp_path)

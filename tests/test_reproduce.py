@@ -1,0 +1,182 @@
+"""The reproduce chain: the generated blocks of the page, the estimate, the time box and resume, the quick chain."""
+
+import pathlib
+import time
+import types
+
+import ml_collections
+import pytest
+
+from cifar_jax import preemption, reproduce, reproduce_plan, results_page, run_dir, train
+from cifar_jax.reproduce_plan import Study
+
+PAGE = """# Title
+
+Hand-written text above.
+<!-- generated:upv begin -->
+old upv table
+<!-- generated:upv end -->
+Text between, kept.
+<!-- generated:tp3 begin -->
+old tp3
+<!-- generated:tp3 end -->
+Text below, kept.
+"""
+
+
+def test_replace_generated_rewrites_only_between_markers():
+  text = results_page.replace_generated(PAGE, 'upv', 'NEW')
+  assert 'old upv table' not in text and '<!-- generated:upv begin -->\nNEW\n<!-- generated:upv end -->' in text
+  assert text.replace('NEW\n', 'old upv table\n') == PAGE  # everything else byte for byte
+
+
+@pytest.mark.parametrize('page', [PAGE.replace('<!-- generated:upv end -->', ''),
+                                  PAGE + '<!-- generated:upv begin -->'])
+def test_replace_generated_refuses_broken_markers(page):
+  with pytest.raises(Exception, match='exactly one'):
+    results_page.replace_generated(page, 'upv', 'NEW')
+
+
+def _config(model='mlp', **values):
+  config = ml_collections.ConfigDict({
+      'model': {'name': model}, 'num_epochs': 2, 'num_train_steps': -1, 'batch_size': 32,
+      'data': {'val_fraction': 0.2, 'max_train_examples': 320}, 'seed': 0})
+  config.update(values)
+  return config
+
+
+def _finished(folder, config, wall_seconds, steps):
+  folder.mkdir(parents=True)
+  run_dir.write_config(folder, config)
+  run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'completed', 'wall_seconds': wall_seconds,
+                                                     'steps': steps, 'val_accuracy': 0.5})
+
+
+def test_estimate_times_remaining_runs_by_finished_runs_of_their_kind(tmp_path):
+  # 320 images / batch 32 = 10 steps an epoch, 2 epochs = 20 steps; a finished seed took 64 s: 0.1 s per image.
+  mlp, other = _config(), _config(model='lenet5')
+  _finished(tmp_path / 'a' / 'seed=0', mlp, wall_seconds=64.0, steps=20)
+  (tmp_path / 'a' / 'seed=1' / 'checkpoints' / 'latest' / '5').mkdir(parents=True)  # 15 steps left
+  runs = [types.SimpleNamespace(name='a/seed=0', config=mlp), types.SimpleNamespace(name='a/seed=1', config=mlp),
+          types.SimpleNamespace(name='a/seed=2', config=mlp), types.SimpleNamespace(name='b', config=other)]
+  progress = reproduce.study_progress(Study('s', 'tp3', 'x'), runs, tmp_path)
+  assert (progress.done, progress.total, progress.unknown) == (1, 4, 1)
+  assert progress.seconds_left == pytest.approx(15 * 32 * 0.1 + 20 * 32 * 0.1)  # 48 s + 64 s
+  assert 'unknown until one run of their kind finishes' in progress.describe()
+
+
+def test_expected_steps_follow_the_split_the_cap_and_the_step_limit():
+  assert reproduce.expected_steps(_config(data={'val_fraction': 0.2, 'max_train_examples': -1})) == 2 * 1250
+  assert reproduce.expected_steps(_config(num_train_steps=7)) == 7
+
+
+def test_deadline_leaves_the_margin_at_most_a_quarter_of_the_box():
+  assert reproduce.deadline_seconds(9, 60) == 9 * 60 - 60
+  assert reproduce.deadline_seconds(1, 60) == 45
+  assert reproduce.deadline_seconds(None, 60) is None
+
+
+@pytest.mark.parametrize('study', reproduce_plan.STUDIES, ids=lambda s: s.name)
+def test_quick_runs_every_study_small_and_valid(study):
+  options = reproduce.Options(pathlib.Path('unused'), quick=True)
+  runs = reproduce.expand_study(study, options)
+  variants = {results_page.variant_of(pathlib.Path(r.name)) for r in runs}
+  assert 1 <= len(variants) <= reproduce.QUICK_VARIANTS
+  for run in runs:
+    train.check_config(run.config)
+    assert (run.config.num_epochs, run.config.data.max_train_examples) == (1, 256)
+    options_of_model = run.config.model.to_dict()
+    assert options_of_model.get('width', 4) == 4
+    assert all(n <= 4 or kind in ('max', 'avg') for kind, n in options_of_model.get('plan', []))
+
+
+def test_full_plan_runs_every_variant_with_the_study_seeds():
+  runs = reproduce.expand_study(reproduce_plan.find('upv_final')[0], reproduce.Options(pathlib.Path('unused')))
+  assert {results_page.variant_of(pathlib.Path(r.name)) for r in runs} == {'6_resnet_final'}
+  dense = reproduce.study_sweep(reproduce_plan.find('tp3_dense')[0])
+  assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
+
+
+SWEEP = '''
+import ml_collections
+from configs.sweeps import smoke
+
+
+def get_config():
+  config = smoke.get_config()
+  config.grid = ml_collections.ConfigDict()
+  config.variants = [{'name': 'short', 'overrides': {'num_epochs': 1}},
+                     {'name': 'long', 'overrides': {'num_epochs': 100000}}]
+  return config
+'''
+
+
+def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():
+  started = time.perf_counter()
+  with reproduce.TimeBox(0.2) as box:
+    time.sleep(0.5)  # the deadline passes here, between runs: only recorded
+    assert box.expired and box.requested
+    with preemption.StopRequest() as stop:  # a run that starts late still gets the request within a second
+      while not stop.received and time.perf_counter() - started < 5:
+        time.sleep(0.01)
+  assert stop.received == 'SIGTERM' and time.perf_counter() - started < 2
+
+
+def test_time_box_without_a_deadline_never_fires():
+  with reproduce.TimeBox(None) as box:
+    time.sleep(0.2)
+  assert not box.expired and not box.requested
+
+
+def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, real_data_dir):
+  sweep_file = tmp_path / 'sweep.py'
+  sweep_file.write_text(SWEEP)
+  study = Study('timed', 'tp3', str(sweep_file))
+  # One minute, the stop requested 15 s before it: room for two compilations on a busy 2-core machine.
+  options = reproduce.Options(tmp_path / 'runs', data_dir=str(real_data_dir), max_minutes=1, margin_seconds=15)
+  started = time.perf_counter()
+  box = reproduce.run_chain([study], options)
+  assert box.expired and time.perf_counter() - started < 60
+  short, long = tmp_path / 'runs' / 'timed' / 'short', tmp_path / 'runs' / 'timed' / 'long'
+  assert run_dir.read_json(short / run_dir.SUMMARY_FILE)['status'] == 'completed'
+  assert not (long / run_dir.SUMMARY_FILE).exists()
+  first_stop = reproduce.checkpointed_step(long)
+  assert first_stop > 0
+  finished_at = (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns
+
+  box = reproduce.run_chain([study], options)  # the same command again
+  assert box.expired
+  assert (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns == finished_at  # a finished run is never redone
+  assert (short / 'confusion.png').exists() and (short / 'per_class.md').exists()  # analysed by the next slice
+  assert reproduce.checkpointed_step(long) > first_stop  # resumed, not restarted
+  assert any(r['kind'] == 'train' and r['step'] <= first_stop for r in run_dir.read_metrics(long))
+
+
+def test_quick_chain_writes_runs_page_and_figures(tmp_path, real_data_dir, capsys):
+  page = tmp_path / 'results.md'
+  page.write_text(PAGE)
+  workdir = tmp_path / 'runs'
+  common = ['--quick', f'--workdir={workdir}', f'--data_dir={real_data_dir}']
+  assert reproduce.main([*common, '--only=tp3_dense']) == 0
+  assert 'Finished in' in capsys.readouterr().out
+  runs = [p.parent for p in (workdir / 'tp3_dense').rglob(run_dir.SUMMARY_FILE)]
+  assert runs and all((run / 'confusion.png').exists() and (run / 'per_class.md').exists() for run in runs)
+  assert 'devices' in run_dir.read_json(workdir / 'tp3_dense' / results_page.RECORD_FILE)
+
+  assert reproduce.main([*common, '--write-docs', f'--docs={page}']) == 0
+  text = page.read_text()
+  assert text.startswith('# Title\n\nHand-written text above.\n') and 'Text between, kept.' in text
+  mlp_row = next(line for line in text.splitlines() if line.startswith('| MLP |'))
+  assert '(n=' in mlp_row and results_page.NOT_MEASURED not in mlp_row
+  assert '| 1 | 0:0' in mlp_row  # one epoch, its wall time
+  assert results_page.NOT_MEASURED in next(line for line in text.splitlines() if line.startswith('| CNN |'))
+  for study in reproduce_plan.STUDIES:
+    if study.report == 'tp3':
+      assert (tmp_path / 'results' / 'figures' / f'{study.name}.png').exists()
+  assert (tmp_path / 'results' / 'figures' / 'upv_progression.png').exists()
+
+
+def test_only_names_a_report_or_a_study():
+  assert [s.name for s in reproduce_plan.find('upv')] == ['upv_final', 'upv_progression']
+  with pytest.raises(ValueError, match='neither a report'):
+    reproduce_plan.find('tp4')
