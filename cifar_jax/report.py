@@ -117,15 +117,21 @@ def _latest(records: list[dict[str, Any]]) -> dict[str, Any]:
   return latest
 
 
+def _load_run(folder: pathlib.Path, name: str) -> Run | None:
+  """The run in `folder`, or None when it holds neither a config.json nor a summary.json."""
+  config, summary = run_dir.read_json(folder / run_dir.CONFIG_FILE), run_dir.read_json(folder / run_dir.SUMMARY_FILE)
+  if config is None and summary is None:
+    return None
+  records = run_dir.read_metrics(folder)
+  return Run(name, run_dir.flatten(config or {}), summary or _latest(records), records)
+
+
 def load_runs(workdir: pathlib.Path) -> list[Run]:
-  """Every subfolder of `workdir` holding a config.json or a summary.json, by folder name."""
+  """Every run folder of `workdir`, by name: its subfolders, and their subfolders (a sweep's `variant/seed=K`)."""
   runs = []
   for folder in sorted(p for p in workdir.iterdir() if p.is_dir()):
-    config, summary = run_dir.read_json(folder / run_dir.CONFIG_FILE), run_dir.read_json(folder / run_dir.SUMMARY_FILE)
-    if config is None and summary is None:
-      continue
-    records = run_dir.read_metrics(folder)
-    runs.append(Run(folder.name, run_dir.flatten(config or {}), summary or _latest(records), records))
+    nested = [_load_run(sub, f'{folder.name}/{sub.name}') for sub in sorted(folder.iterdir()) if sub.is_dir()]
+    runs += [run for run in (_load_run(folder, folder.name), *nested) if run is not None]
   return runs
 
 
