@@ -16,7 +16,7 @@ def _write_run(folder: pathlib.Path, *, lr: float = 0.1, activation: str = 'relu
                epochs: int = 5, val: bool = True, status: str | None = 'completed', error: str | None = None,
                seed: int = 0, examples: int | None = None) -> None:
   """A run folder as train.py writes it: config.json, metrics.jsonl and (unless unfinished) summary.json;
-  `examples` is the size of its validation and test sets, unrecorded when None (as before summaries had it)."""
+  `examples` is the size of its validation set, twice that of its test set; unrecorded when None (as in old runs)."""
   folder.mkdir(parents=True)
   config = {'model': {'name': 'mlp', 'activation': activation, 'hidden_sizes': [32]},
             'optimizer': {'learning_rate': lr}, 'seed': seed, 'data': {'split_seed': 0}}
@@ -42,7 +42,7 @@ def _write_run(folder: pathlib.Path, *, lr: float = 0.1, activation: str = 'relu
                'test_loss': 2.4 - 2 * final, 'test_accuracy': final, 'wall_seconds': 3725.0,
                'images_per_second': 1234.5}
     if examples is not None:
-      summary |= {'val_examples': examples if val else 0, 'test_examples': examples}
+      summary |= {'val_examples': examples if val else 0, 'test_examples': 2 * examples}
     (folder / 'summary.json').write_text(json.dumps(summary))
   elif status == 'failed':
     (folder / 'summary.json').write_text(json.dumps({'status': 'failed', 'error': error, 'steps': 3}))
@@ -158,7 +158,7 @@ SEEDED = {'a': (0.50, 0.51, 0.49, 0.505, 0.495), 'b': (0.498, 0.508, 0.488, 0.50
 
 @pytest.fixture
 def seeded_runs(tmp_path):
-  """Three variants of five seeds each, in a sweep's variant/seed=K folders, on 10,000 evaluation images."""
+  """Three variants of five seeds each, in a sweep's variant/seed=K folders, on 10,000 validation images."""
   for i, (name, finals) in enumerate(SEEDED.items()):
     for seed, final in enumerate(finals):
       _write_run(tmp_path / name / f'seed={seed}', lr=0.1 * (i + 1), final=final, seed=seed, examples=10_000)
@@ -177,7 +177,7 @@ def test_seeds_are_aggregated_per_variant_with_t_intervals(seeded_runs):
   assert (float(a['val_accuracy_ci95_low']), float(a['val_accuracy_ci95_high'])) == pytest.approx(
       (0.5 - 0.009815, 0.5 + 0.009815), abs=2e-6)
   assert float(a['val_accuracy_binomial_se']) == pytest.approx(0.005)  # sqrt(0.25 / 10000)
-  assert (a['val_examples'], a['test_examples'], a['vs_best']) == ('10000', '10000', 'best')
+  assert (a['val_examples'], a['test_examples'], a['vs_best']) == ('10000', '20000', 'best')
   assert rows['b']['vs_best_significant'] == 'False' and rows['b']['vs_best'].startswith('indistinguishable')
   # a against c: difference 0.05, se sqrt(2 * 0.0000625 / 5) = 0.005, df 8, half-width 2.306 * 0.005 = 0.01153.
   c = rows['c']
@@ -194,7 +194,7 @@ def test_the_table_and_conclusion_say_which_differences_are_real(seeded_runs):
   report.write_report(seeded_runs)
   markdown = (seeded_runs / 'results.md').read_text()
   assert '3 variants, n = 5 completed runs each' in markdown
-  assert 'Evaluation sets: 10,000 validation images, 10,000 test images.' in markdown
+  assert 'Evaluation sets: 10,000 validation images, 20,000 test images.' in markdown
   assert 'same validation images (data.split_seed=0' in markdown
   assert "Welch's t-test over seeds" in markdown and 'α = 0.05' in markdown
   assert '| a | 0.1 | 5 | 50.00 ± 0.79 [49.02, 50.98] |' in markdown
@@ -221,14 +221,15 @@ def _title(path: pathlib.Path) -> str:
 
 
 def test_one_seed_gives_binomial_errors_and_a_z_test(tmp_path):
-  # 50 % against 45 % on 1,000 images: SE sqrt(0.25 / 1000) = 1.58 points; the pooled z-test gives z = 2.2389,
-  # p = 0.025, and the Wald half-width 1.96 * sqrt((0.25 + 0.2475) / 1000) = 4.37 points.
+  # 50 % against 45 % on 1,000 validation images: SE sqrt(0.25 / 1000) = 1.58 points (on the 2,000 test images
+  # sqrt(0.25 / 2000) = 1.12); the pooled z-test gives z = 2.2389, p = 0.025, and the Wald half-width
+  # 1.96 * sqrt((0.25 + 0.2475) / 1000) = 4.37 points.
   _write_run(tmp_path / 'a', lr=0.1, final=0.50, examples=1000)
   _write_run(tmp_path / 'b', lr=0.2, final=0.45, examples=1000)
   _write_run(tmp_path / 'c', lr=0.3, final=0.49, examples=1000)
   report.write_report(tmp_path)
   markdown = (tmp_path / 'results.md').read_text()
-  assert '| a | 0.1 | 1 | 50.00 ± 1.58 |' in markdown and 'binomial standard error' in markdown
+  assert '| a | 0.1 | 1 | 50.00 ± 1.58 | 50.00 ± 1.58 | 50.00 ± 1.12 |' in markdown and 'binomial standard error' in markdown
   assert 'worse by 5.00 ± 4.37 points (two-proportion z p=0.025)' in markdown
   assert '`a` and `c` are indistinguishable' in markdown and 'two-proportion z-test' in markdown
   assert 'one run per variant' in _title(tmp_path / 'accuracy_by_variant.png')
