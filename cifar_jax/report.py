@@ -238,9 +238,9 @@ def _markdown(study: str, runs: list[Run], variants: list[aggregate.Variant], ke
               sweep: dict[str, Any] | None) -> str:
   """The Markdown page: how it was made, the per-variant table and conclusion, the per-run table, the plots."""
   metric = sort_metric(runs)
-  counts = sorted({v.n for v in variants})
-  seeds = '' if not counts else f' ({len(variants)} variants, n = {"–".join(map(str, {counts[0], counts[-1]}))} ' \
-                                f'completed run{"s" if counts[-1] > 1 else ""} each)'
+  counts = [v.n for v in variants]
+  seeds = (f' ({len(variants)} variants, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
+           if counts else '')
   made = [f'Made by `python -m cifar_jax.report` from the {len(runs)} run folders beside this file{seeds}.']
   if sweep and sweep.get('command'):
     made.append(f'The runs come from `{sweep["command"]}`.')
@@ -336,13 +336,15 @@ def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
             title=title, title_fontsize='small', alignment='left')
 
 
-def _n_label(counts: Iterable[int]) -> str:
-  """'n=5 seeds', 'n=3–5 seeds' or 'one run' for the titles."""
-  counts = sorted(set(counts))
-  if not counts or counts == [1]:
-    return 'one run per variant'
-  span = str(counts[0]) if len(counts) == 1 else f'{counts[0]}–{counts[-1]}'
-  return f'n={span} seeds per variant'
+def _span(counts: Sequence[int]) -> str:
+  """'5' when every variant has 5 runs, '3–5' when they have 3 to 5."""
+  low, high = min(counts), max(counts)
+  return str(low) if low == high else f'{low}–{high}'
+
+
+def _n_label(counts: Sequence[int]) -> str:
+  """'n=5 seeds per variant', 'n=3–5 seeds per variant' or 'one run per variant' for the titles."""
+  return f'n={_span(counts)} seeds per variant' if counts and max(counts) > 1 else 'one run per variant'
 
 
 def _mean_curve(runs: Sequence[Run], kind: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

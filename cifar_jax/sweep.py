@@ -1,6 +1,7 @@
 r"""Sweeps: many runs from one base config, each in its own subfolder, then the comparison table and plots.
 
     python -m cifar_jax.sweep --config=configs/sweeps/tp3_dense.py --workdir=runs/tp3_dense
+    python -m cifar_jax.sweep --config=configs/sweeps/tp3_dense.py --workdir=runs/tp3_dense_5seeds --config.seeds=5
     python -m cifar_jax.sweep --config=configs/sweeps/tp3_hyperparameters.py --workdir=runs/tp3_hp \
         --config.num_samples=8 --set=num_epochs=2 --set=data.max_train_examples=5000
 
