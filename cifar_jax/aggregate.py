@@ -110,7 +110,7 @@ def compare(best: Variant, other: Variant, metric: str) -> tuple[stats.Differenc
     if not (n_best and n_other):
       return None, 'evaluation set size not recorded'
     return stats.two_proportion_z_test(a[0], n_best, b[0], n_other), ''
-  return None, f'n={len(b)} against n={len(a)}: rerun with the same seeds'
+  return None, f'n={len(b)} against n={len(a)} (a test needs n >= 2 on both sides, or one run each)'
 
 
 def aggregate(runs: Sequence[RunLike], metric: str | None = None) -> list[Variant]:

@@ -434,8 +434,9 @@ def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence
   ax.set_yticks(range(len(variants)), [v.name for v in variants])
   ax.set_ylim(len(variants) - 0.5, -0.5)  # best at the top
   counts = [v.n for v in variants]
-  interval = ('mean and 95 % t interval over seeds' if max(counts, default=1) > 1
-              else 'each run ± 1.96 binomial SE (95 %)')
+  interval = 'each run ± 1.96 binomial SE (95 %)'
+  if max(counts, default=1) > 1:
+    interval = 'mean and 95 % t interval over seeds' + (' (± 1.96 binomial SE for one run)' if min(counts) == 1 else '')
   title = f'{study}: final accuracy by variant\n{interval}, {_n_label(counts)}'
   _style(ax, title, 'accuracy (%)', '')
   if variants:

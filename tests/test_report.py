@@ -242,6 +242,6 @@ def test_unequal_seed_counts_and_unrecorded_set_sizes_are_said_not_tested(tmp_pa
   _write_run(tmp_path / 'c', lr=0.3, final=0.3)
   report.write_report(tmp_path)
   rows = _aggregates(tmp_path)
-  assert rows['b']['vs_best'] == 'not tested: n=1 against n=2: rerun with the same seeds'
+  assert rows['b']['vs_best'] == 'not tested: n=1 against n=2 (a test needs n >= 2 on both sides, or one run each)'
   assert rows['c']['val_accuracy_binomial_se'] == '' and rows['c']['vs_best'].startswith('not tested')
   assert 'not recorded by every run' in (tmp_path / 'results.md').read_text()
