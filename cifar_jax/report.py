@@ -60,6 +60,7 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ('wall_seconds', 'wall time', format_duration),
     ('images_per_second', 'img/s', '{:,.0f}'.format),
 )
+_HEADERS = {key: header for key, header, _ in METRICS}
 
 
 def varied_keys(configs: Sequence[Mapping[str, Any]], first: Iterable[str] = ()) -> list[str]:
@@ -139,14 +140,9 @@ def load_runs(workdir: pathlib.Path) -> list[Run]:
   return runs
 
 
-def sort_metric(runs: Sequence[Run]) -> str:
-  """The accuracy the table sorts by: validation when any run has a split, test otherwise."""
-  return 'val_accuracy' if any(r.results.get('val_accuracy') is not None for r in runs) else 'test_accuracy'
-
-
 def sort_runs(runs: Sequence[Run]) -> list[Run]:
   """Completed runs best first, then unfinished ones, then failed ones."""
-  metric = sort_metric(runs)
+  metric = aggregate.ranking_metric(runs)
   group = {'completed': 0, 'incomplete': 1}
 
   def key(run: Run) -> tuple[Any, ...]:
@@ -206,38 +202,34 @@ def _examples_sentence(runs: Sequence[Run], variants: Sequence[aggregate.Variant
   return sentence
 
 
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+  """A Markdown table's lines, with `|` in cells escaped."""
+  return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
+          *('| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows)]
+
+
 def _variant_table(variants: Sequence[aggregate.Variant], keys: Sequence[str]) -> list[str]:
   """The per-variant Markdown table: config keys, n, each metric's cell, and the verdict against the best."""
   metrics = [key for key, _ in aggregate.METRICS if any(key in v.spreads for v in variants)]
   header = ['variant', *keys, 'n', *(_HEADERS[key] for key in metrics), 'vs best']
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  for variant in variants:
-    cells = [variant.name, *(format_value(variant.config.get(k)) for k in keys), str(variant.n),
-             *(_variant_cell(variant, key) for key in metrics), aggregate.verdict(variant)]
-    lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
-  return lines
-
-
-_HEADERS = {key: header for key, header, _ in METRICS}
+  return _table(header, ([variant.name, *(format_value(variant.config.get(k)) for k in keys), str(variant.n),
+                          *(_variant_cell(variant, key) for key in metrics), aggregate.verdict(variant)]
+                         for variant in variants))
 
 
 def _run_table(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
-  """The per-run Markdown table, as before seeds: every metric of every run, failed ones with their reason."""
+  """The per-run Markdown table: every metric of every run, failed ones with their reason."""
   metrics = [m for m in METRICS if any(run.results.get(m[0]) is not None for run in runs)]  # no empty columns
   header = ['name', *keys, *(h for _, h, _ in metrics), 'status']
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  for run in runs:
-    cells = [run.name, *(format_value(run.config.get(k)) for k in keys),
-             *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in metrics),
-             _status_cell(run)]
-    lines.append('| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |')
-  return lines
+  return _table(header, ([run.name, *(format_value(run.config.get(k)) for k in keys),
+                          *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in metrics),
+                          _status_cell(run)] for run in runs))
 
 
 def _markdown(study: str, runs: list[Run], variants: list[aggregate.Variant], keys: list[str],
               sweep: dict[str, Any] | None) -> str:
   """The Markdown page: how it was made, the per-variant table and conclusion, the per-run table, the plots."""
-  metric = sort_metric(runs)
+  metric = aggregate.ranking_metric(runs)
   counts = [v.n for v in variants]
   seeds = (f' ({len(variants)} variants, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
            if counts else '')
@@ -460,7 +452,7 @@ def write_report(workdir: str | pathlib.Path) -> list[pathlib.Path]:
     raise UserError(f'{workdir} holds no run folders (subfolders with a config.json or summary.json)')
   sweep = run_dir.read_json(workdir / run_dir.SWEEP_FILE)
   keys = varied_keys([r.config for r in runs if r.config], first=sweep.get('varied', ()) if sweep else ())
-  variants = aggregate.aggregate(runs, sort_metric(runs))
+  variants = aggregate.aggregate(runs, aggregate.ranking_metric(runs))
   study = study_name(workdir)
   paths = [workdir / name for name in (*TABLE_FILES, *PLOT_FILES)]
   paths[0].write_text(_markdown(study, runs, variants, keys, sweep))
