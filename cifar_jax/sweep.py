@@ -1,6 +1,7 @@
 r"""Sweeps: many runs from one base config, each in its own subfolder, then the comparison table and plots.
 
     python -m cifar_jax.sweep --config=configs/sweeps/tp3_dense.py --workdir=runs/tp3_dense
+    python -m cifar_jax.sweep --config=configs/sweeps/tp3_dense.py --workdir=runs/tp3_dense_5seeds --config.seeds=5
     python -m cifar_jax.sweep --config=configs/sweeps/tp3_hyperparameters.py --workdir=runs/tp3_hp \
         --config.num_samples=8 --set=num_epochs=2 --set=data.max_train_examples=5000
 
@@ -15,6 +16,7 @@ holds them all, documented; every sweep imports it):
                of their product is a variant named after its values (`learning_rate=0.01_momentum=0.9`)
   num_samples  grid only: 0 runs every point; N runs N points drawn at random without replacement
   seed         grid only: the seed of those draws
+  seeds        how many times each variant runs, with run seeds config.seed, config.seed + 1, ...
 
 A variant's config is its config file, then `overrides`, then its own overrides, then every `--set=key=value`
 of the command line (which therefore can shrink a whole sweep: `--set=num_epochs=1`). A key the run config
@@ -23,13 +25,15 @@ config is checked before anything runs. `--set` values are Python literals (`--s
 or plain text for text keys; a tuple key also takes `a,b`. Variant names become folder names: characters
 other than letters, digits and `._=+-` become `_`, and a repeated name gets a suffix.
 
-Each variant runs in `workdir/<name>` through `train.train_and_evaluate`. A variant whose summary.json says
-'completed' for the same config is skipped; any other resumes from its latest checkpoint. A folder that holds
+Each variant runs in `workdir/<name>` through `train.train_and_evaluate`; with `seeds` > 1, once per seed in
+`workdir/<name>/seed=<K>` (the seed drives initialization, data order, augmentation and dropout; the validation
+split comes from `data.split_seed`, so every seed and variant is measured on the same images). A run whose
+summary.json says 'completed' for the same config is skipped; any other resumes from its latest checkpoint. A folder that holds
 a run of a different config stops the sweep before anything runs, unless `--allow_config_change` (then the
-run resumes with the new values, as `cifar_jax.main` does). A variant that fails (a non-finite loss, bad
+run resumes with the new values, as `cifar_jax.main` does). A run that fails (a non-finite loss, bad
 data...) is recorded as failed with its reason, in sweep.json and its summary.json, and the sweep goes on;
-Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json holds the command, the
-variants, their overrides, the varied keys and each status. At the end
+Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json holds the command, one
+record per run (its folder, variant, seed, config file, overrides and status) and the varied keys. At the end
 `cifar_jax.report` writes results.md, results.csv and the plots. The exit status is 1 on bad input or when a
 variant failed, 130 when interrupted.
 """
@@ -59,13 +63,16 @@ VARIANT_KEYS = ('name', 'config', 'overrides')
 
 
 @dataclasses.dataclass
-class Variant:
-  """One run of a sweep: its folder name, the config file it starts from, its own changes, its resolved config."""
+class SweepRun:
+  """One run of a sweep: its folder (relative to the workdir), the config file it starts from, its variant's own
+  changes, its resolved config, and the variant it belongs to (the variant's folder name) with its seed."""
 
   name: str
   source: str
   overrides: dict[str, Any]
   config: ml_collections.ConfigDict
+  variant: str = ''
+  seed: int = 0
 
 
 def _apply(config: ml_collections.ConfigDict, items: dict[str, Any], where: str) -> None:
@@ -144,8 +151,16 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
   return specs
 
 
-def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[Variant]:
-  """The sweep's variants with resolved configs and unique safe names; a bad key or value raises ConfigError."""
+def seed_folder(variant: str, seed: int, seeds: int) -> str:
+  """The folder of one run of `variant`: the variant's own folder with one seed, `variant/seed=K` with several."""
+  return variant if seeds == 1 else f'{variant}/seed={seed}'
+
+
+def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[SweepRun]:
+  """Every run of the sweep (each variant once per seed) with resolved configs and unique safe folder names;
+  a bad key or value raises ConfigError."""
+  if not isinstance(sweep.seeds, int) or sweep.seeds < 1:
+    raise ConfigError(f'seeds={sweep.seeds!r} must be a whole number >= 1 (runs per variant)')
   shared = run_dir.flatten(sweep.overrides.to_dict())
   loaded, variants, seen = {}, [], set()
   for name, source, overrides in _specs(sweep):
@@ -162,11 +177,14 @@ def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) 
     _apply(config, overrides, f'variant {name}')
     for text in cli_overrides:
       _apply(config, dict([parse_assignment(text, config)]), f'--set={text}')
-    variants.append(Variant(name, source, overrides, config))
+    for seed in range(config.seed, config.seed + sweep.seeds):
+      seeded = copy.deepcopy(config)
+      seeded.seed = seed
+      variants.append(SweepRun(seed_folder(name, seed, sweep.seeds), source, overrides, seeded, name, seed))
   return variants
 
 
-def check_variants(variants: Sequence[Variant], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
+def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
   """Checks every variant's config, and that a folder already there holds a run of the same config."""
   for variant in variants:
     try:
@@ -196,7 +214,7 @@ def _record_failure(folder: pathlib.Path, config: ml_collections.ConfigDict, err
     run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'failed', 'error': error})
 
 
-def _varied(variants: Sequence[Variant]) -> list[str]:
+def _varied(variants: Sequence[SweepRun]) -> list[str]:
   """The keys the variants change, then any other key whose value differs between them."""
   first = [key for v in variants for key in v.overrides]
   return report.varied_keys([run_dir.flatten(v.config.to_dict()) for v in variants], first=first)
@@ -208,14 +226,17 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
   variants = expand(sweep, cli_overrides)
   check_variants(variants, pathlib.Path(workdir), allow_config_change)
   workdir = run_dir.prepare(workdir, needed_bytes=0)
-  records = [{'name': v.name, 'config': v.source, 'overrides': v.overrides, 'status': 'pending'} for v in variants]
+  records = [{'name': v.name, 'variant': v.variant, 'seed': v.seed, 'config': v.source, 'overrides': v.overrides,
+              'status': 'pending'} for v in variants]
   state = {'command': command, 'sweep': run_dir.config_as_json(sweep), 'set': list(cli_overrides),
            'varied': _varied(variants), 'variants': records}
   sweep_file = workdir / run_dir.SWEEP_FILE
   run_dir.write_json(sweep_file, state)
   size = grid_size(sweep) if sweep.grid else 0
-  drawn = f', drawn at random from a grid of {size:,} points' if len(variants) < size else ''
-  print(f'Sweep of {len(variants)} variants{drawn} in {workdir}: {", ".join(v.name for v in variants)}', flush=True)
+  names = list(dict.fromkeys(v.variant for v in variants))
+  drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
+  seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
+  print(f'Sweep of {len(names)} variants{drawn}{seeds} in {workdir}: {", ".join(names)}', flush=True)
   for i, (variant, record) in enumerate(zip(variants, records), 1):
     folder = workdir / variant.name
     prefix = f'[{i}/{len(variants)}] {variant.name}'
@@ -243,7 +264,7 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
       run_dir.write_json(sweep_file, state)
   paths = report.write_report(workdir)
   failed = [r['name'] for r in records if r['status'] == 'failed']
-  print(f'{len(records) - len(failed)} of {len(records)} variants completed'
+  print(f'{len(records) - len(failed)} of {len(records)} runs completed'
         + (f'; failed: {", ".join(failed)}' if failed else '') + f'. Table: {paths[0]}', flush=True)
   return records
 

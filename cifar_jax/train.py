@@ -141,7 +141,7 @@ class Trainer:
     self.workdir = run_dir.prepare(workdir, needed_bytes=3 * 4 * abstract_params * (config.checkpoint_keep + 1))
     self.is_main = jax.process_index() == 0
     self.data = cifar10.load(config.data.data_dir or None, source=config.data.source,
-                             val_fraction=config.data.val_fraction, seed=config.seed,
+                             val_fraction=config.data.val_fraction, seed=config.data.split_seed,
                              max_train_examples=config.data.max_train_examples,
                              max_eval_examples=config.data.max_eval_examples)
     self.steps_per_epoch = cifar10.steps_per_epoch(len(self.data.train), config.batch_size)
@@ -308,6 +308,8 @@ class Trainer:
         'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
         'test_loss': test['loss'],
         'test_accuracy': test['accuracy'],
+        'val_examples': len(self.data.val) if self.data.val is not None else 0,
+        'test_examples': len(self.data.test),
         'wall_seconds': self.record.wall_seconds + time.perf_counter() - self.started,
         'images_per_second': self.step * self.config.batch_size / train_seconds if train_seconds else None,
     }

@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_train_steps = -1  # -1: num_epochs of steps; otherwise stop after this many steps (schedule unchanged)
   config.batch_size = 128  # global batch size, split over all devices (must be divisible by their count)
   config.eval_batch_size = 500  # global batch size for validation and test evaluation
-  config.seed = 0  # the one source of randomness: init, dropout, data order, augmentation, split
+  config.seed = 0  # the run's randomness: init, dropout, data order, augmentation (not the validation split)
   config.dtype = 'float32'  # compute dtype: float32 or bfloat16 (parameters stay float32)
   config.parallelism = 'jit'  # data parallelism: jit (sharded mesh, the default) or pmap (explicit pmean)
 
@@ -60,6 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
   # data_dir. auto falls back to a copy tfds has already prepared; only source=tfds downloads (if online within 3 s)
   config.data.data_dir = ''
   config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
+  config.data.split_seed = 0  # draws the validation images, apart from `seed`; changing it changes them
   config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators; no TF)
   config.data.normalize = True  # per-channel normalization with the training mean and std
   config.data.max_train_examples = -1  # -1: all; a small number for quick runs

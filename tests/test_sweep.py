@@ -1,5 +1,6 @@
 """Sweeps: expansion of variants and grids, strict overrides, skip and resume, failures, the command line."""
 
+import csv
 import json
 import os
 import pathlib
@@ -11,6 +12,7 @@ from PIL import Image
 import pytest
 
 from cifar_jax import report, run_dir, sweep, train
+from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -64,6 +66,20 @@ def test_grid_runs_every_point_in_product_order():
   assert [(v.config.model.hidden_sizes, v.config.optimizer.learning_rate) for v in variants] == [
       ((8,), 0.1), ((8,), 0.2), ((16, 8), 0.1), ((16, 8), 0.2)]
   assert variants[2].overrides == {'model.hidden_sizes': (16, 8), 'optimizer.learning_rate': 0.1}
+
+
+def test_seeds_run_every_variant_once_per_seed_in_its_own_folder():
+  config = _sweep(variants=[{'name': 'a'}, {'name': 'b', 'overrides': {'model.activation': 'tanh'}}], seeds=3)
+  runs = sweep.expand(config, ['seed=10'])
+  assert [r.name for r in runs] == ['a/seed=10', 'a/seed=11', 'a/seed=12', 'b/seed=10', 'b/seed=11', 'b/seed=12']
+  assert [(r.variant, r.seed, r.config.seed) for r in runs[3:]] == [('b', 10, 10), ('b', 11, 11), ('b', 12, 12)]
+  assert {r.config.data.split_seed for r in runs} == {0}  # one validation split for every seed and variant
+  assert {r.config.model.activation for r in runs[3:]} == {'tanh'}
+  config.seeds = 1
+  assert [(r.name, r.seed) for r in sweep.expand(config)] == [('a', 0), ('b', 0)]  # one seed: the plain layout
+  config.seeds = 0
+  with pytest.raises(ConfigError, match='seeds=0 must be a whole number >= 1'):
+    sweep.expand(config)
 
 
 def test_random_draws_from_the_tp3_grid_are_distinct_repeatable_points():
@@ -186,6 +202,38 @@ def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, real_data
   rows = (workdir / 'results.csv').read_text().splitlines()
   assert rows[1].startswith('fine,') and len(rows) == 4
   assert f'| failed: {records[1]["error"]} |' in (workdir / 'results.md').read_text()
+
+
+def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validation_split(
+    tmp_path, real_data_dir, monkeypatch, capsys):
+  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config.seeds = 2
+  split_seeds = []
+  original_load = cifar10.load
+
+  def spy(*args, **kwargs):
+    split_seeds.append(kwargs['seed'])
+    return original_load(*args, **kwargs)
+
+  monkeypatch.setattr(cifar10, 'load', spy)
+  workdir = tmp_path / 'smoke'
+  records = sweep.run_sweep(config, workdir, [f'data.data_dir={real_data_dir}'])
+  names = ['learning_rate=0.01', 'learning_rate=0.05']
+  assert [(r['name'], r['seed'], r['status']) for r in records] == [
+      (f'{name}/seed={seed}', seed, 'completed') for name in names for seed in (0, 1)]
+  assert split_seeds == [0] * 4  # the run seed changes, the validation images do not
+  assert 'Sweep of 2 variants x 2 seeds = 4 runs' in capsys.readouterr().out
+  seeds = {json.loads((workdir / r['name'] / 'config.json').read_text())['seed'] for r in records}
+  assert seeds == {0, 1}
+  with (workdir / 'aggregates.csv').open() as f:
+    rows = list(csv.DictReader(f))
+  assert sorted(row['variant'] for row in rows) == names
+  assert {(row['n'], row['val_examples'], row['test_examples']) for row in rows} == {('2', '128', '128')}
+  assert len((workdir / 'results.csv').read_text().splitlines()) == 5  # a header and one row per run
+  assert 'mean ± std over the n seeds' in (workdir / 'results.md').read_text()
+
+  sweep.run_sweep(config, workdir, [f'data.data_dir={real_data_dir}'])
+  assert 'learning_rate=0.05/seed=1: finished earlier, skipped' in capsys.readouterr().out
 
 
 def _cli(module, *args):

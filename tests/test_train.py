@@ -37,6 +37,7 @@ def test_command_line_run_writes_every_output(tmp_path, real_data_dir):
               'test_loss', 'wall_seconds', 'images_per_second'):
     assert summary[key] is not None, key
   assert summary['steps'] == 16 and summary['epochs'] == 2  # 512 training images // 64, twice
+  assert (summary['val_examples'], summary['test_examples']) == (256, 256)  # both capped by max_eval_examples
   assert summary['params'] == 3072 * 512 + 512 + 512 * 256 + 256 + 256 * 10 + 10
   assert summary['test_accuracy'] > 0.1  # better than chance after two epochs
   config = json.loads((workdir / 'config.json').read_text())

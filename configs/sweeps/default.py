@@ -18,4 +18,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.grid = ml_collections.ConfigDict()  # or a grid, keys mirroring the run config, each leaf a list of values
   config.num_samples = 0  # grid only: 0 runs every point, N runs N points drawn at random without replacement
   config.seed = 0  # grid only: the seed of those random draws
+  config.seeds = 1  # runs per variant, with run seeds seed, seed + 1, ... (each in variant/seed=K when > 1)
   return config
