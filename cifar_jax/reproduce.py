@@ -185,11 +185,11 @@ def study_progress(study: Study, runs: Sequence[Any], folder: pathlib.Path) -> S
   for run in finished:
     rate = seconds_per_image(folder / run.name)
     if rate is not None:
-      rates.setdefault(('variant', results_page.variant_of(pathlib.Path(run.name))), []).append(rate)
+      rates.setdefault(('variant', run.variant), []).append(rate)
       rates.setdefault(('model', run.config.model.name), []).append(rate)
   progress = StudyProgress(study, len(runs), len(finished), basis=len(finished))
   for run in (r for r in runs if r not in finished):
-    known = (rates.get(('variant', results_page.variant_of(pathlib.Path(run.name))))
+    known = (rates.get(('variant', run.variant))
              or rates.get(('model', run.config.model.name)))
     if not known:
       progress.unknown += 1
@@ -329,7 +329,7 @@ def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.
     folder = sources.get(study.name, options.workdir / study.name)
     results[study.name] = results_page.load_study(study, folder)
     names[study.name] = list(dict.fromkeys(
-        results_page.variant_of(pathlib.Path(run.name)) for run in expand_study(study, options)))
+        run.variant for run in expand_study(study, options)))
   for path in results_page.write_page(page, results, names):
     print(f'wrote {path}')
 

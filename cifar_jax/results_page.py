@@ -12,81 +12,36 @@ reproduce.json and sweep.json). A row without a finished run says "not yet measu
 from collections.abc import Mapping, Sequence
 import dataclasses
 import pathlib
-import re
 import statistics
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cifar_jax import report, reproduce_plan, run_dir  # noqa: E402
+from cifar_jax import aggregate, report, reproduce_plan, run_dir  # noqa: E402
+from cifar_jax.aggregate import Variant  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
 from cifar_jax.reproduce_plan import Study  # noqa: E402
 
 RECORD_FILE = 'reproduce.json'  # in a study's folder: the devices and commands of the invocations that ran it
 NOT_MEASURED = 'not yet measured'
-SEED_FOLDER = re.compile(r'seed=\d+')
-
-
-@dataclasses.dataclass
-class Variant:
-  """The finished runs of one variant of a study (one per seed), with their summaries and configs."""
-
-  name: str
-  summaries: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-  configs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-
-  @property
-  def n(self) -> int:
-    return len(self.summaries)
-
-  def values(self, key: str) -> list[float]:
-    """`key` of every run that has it."""
-    return [s[key] for s in self.summaries if s.get(key) is not None]
-
-  def mean(self, key: str) -> float | None:
-    values = self.values(key)
-    return statistics.fmean(values) if values else None
-
-  def std(self, key: str) -> float:
-    """The sample standard deviation over seeds (0 with one run)."""
-    values = self.values(key)
-    return statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def variant_of(relative: pathlib.Path) -> str:
-  """The variant a run folder belongs to: its path within the study, without a last `seed=K` part."""
-  parts = relative.parts[:-1] if SEED_FOLDER.fullmatch(relative.parts[-1]) else relative.parts
-  return '/'.join(parts)
-
-
-def finished_runs(folder: pathlib.Path) -> dict[str, Variant]:
-  """The completed runs under a study's folder, grouped by variant, in folder order."""
-  variants: dict[str, Variant] = {}
-  for summary_file in sorted(folder.rglob(run_dir.SUMMARY_FILE)):
-    run = summary_file.parent
-    summary = run_dir.read_json(summary_file)
-    if summary.get('status') != 'completed' or run_dir.CHECKPOINTS_DIR in run.relative_to(folder).parts:
-      continue
-    variant = variants.setdefault(variant_of(run.relative_to(folder)), Variant(variant_of(run.relative_to(folder))))
-    variant.summaries.append(summary)
-    variant.configs.append(run_dir.read_json(run / run_dir.CONFIG_FILE) or {})
-  return variants
 
 
 def percent(variant: Variant | None, key: str) -> str:
   """`mean ± std %` of an accuracy over the variant's runs, with n; 'not yet measured' without runs."""
-  if variant is None or variant.mean(key) is None:
+  if variant is None or key not in variant.spreads:
     return NOT_MEASURED
-  spread = f' ± {100 * variant.std(key):.2f}' if variant.n > 1 else ''
-  return f'{100 * variant.mean(key):.2f}{spread} % (n={len(variant.values(key))})'
+  spread = variant.spreads[key]
+  std = f' ± {100 * spread.std:.2f}' if spread.n > 1 else ''
+  return f'{100 * spread.mean:.2f}{std} % (n={spread.n})'
 
 
 def best_epoch(variant: Variant | None) -> str:
   """The best validation accuracy as mean ± std, and the best epochs of the runs."""
-  if variant is None or variant.mean('best_val_accuracy') is None:
+  if variant is None or 'best_val_accuracy' not in variant.spreads:
     return NOT_MEASURED
   epochs = ', '.join(str(e) for e in variant.values('best_epoch'))
   return f'{percent(variant, "best_val_accuracy")}, epoch {epochs}'
@@ -97,7 +52,8 @@ def epochs_and_time(variant: Variant | None) -> tuple[str, str]:
   if variant is None:
     return '–', '–'
   epochs = sorted(set(variant.values('epochs')))
-  return ', '.join(map(str, epochs)), report.format_duration(variant.mean('wall_seconds') or 0)
+  wall = variant.values('wall_seconds')
+  return ', '.join(map(str, epochs)), report.format_duration(statistics.fmean(wall) if wall else 0)
 
 
 @dataclasses.dataclass
@@ -107,6 +63,7 @@ class StudyResults:
   study: Study
   folder: pathlib.Path
   variants: dict[str, Variant]
+  conclusion: str  # what the data support, from aggregate.conclusion
   devices: str
   command: str
 
@@ -117,7 +74,10 @@ def load_study(study: Study, folder: pathlib.Path) -> StudyResults:
   sweep_record = run_dir.read_json(folder / run_dir.SWEEP_FILE) or {}
   devices = ', '.join(record.get('devices', [])) or 'not recorded'
   command = (record.get('commands') or [sweep_record.get('command')])[-1] or default_command(study)
-  return StudyResults(study, folder, finished_runs(folder) if folder.is_dir() else {}, devices, command)
+  runs = report.load_runs(folder) if folder.is_dir() else []
+  variants = aggregate.aggregate(runs)
+  conclusion = aggregate.conclusion(variants, aggregate.ranking_metric(runs)) if variants else ''
+  return StudyResults(study, folder, {v.name: v for v in variants}, conclusion, devices, command)
 
 
 def default_command(study: Study) -> str:
@@ -164,14 +124,14 @@ def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequenc
     _, said = reproduce_plan.TP3_REPORT.get(study.name, ('', ''))
     parts.append(f'### {study.title}\n\n'
                  f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
-                 f'{tp3_table(found, names[study.name])}\n\n![{study.title}]({figures}/{study.name}.png)')
+                 f'{tp3_table(found, names[study.name])}\n\n{found.conclusion or "Ours: " + NOT_MEASURED + "."}\n\n![{study.title}]({figures}/{study.name}.png)')
   return '\n\n'.join(parts)
 
 
 def _errorbar_points(axis: Any, variants: Sequence[Variant | None], key: str, label: str, offset: float) -> None:
   """Ours: the mean of `key` with a bar of ± one std over seeds, at each label that has runs."""
-  points = [(i + offset, 100 * v.mean(key), 100 * v.std(key)) for i, v in enumerate(variants)
-            if v is not None and v.mean(key) is not None]
+  points = [(i + offset, 100 * v.spreads[key].mean, 100 * np.nan_to_num(v.spreads[key].std))
+            for i, v in enumerate(variants) if v is not None and key in v.spreads]
   if points:
     x, y, err = zip(*points)
     axis.errorbar(x, y, yerr=err, fmt='o', capsize=4, label=label)

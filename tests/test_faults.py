@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax import train, workdir
+from cifar_jax import run_dir, train
 from cifar_jax.errors import ConfigError, UserError
 
 STEPS = 24  # TINY: 8 steps an epoch, 3 epochs
@@ -191,7 +191,7 @@ def test_resuming_a_run_of_another_config_is_refused_naming_the_keys(tmp_path, r
 
 def test_a_full_disk_is_refused_before_training_starts(tmp_path, real_data_dir, monkeypatch):
   usage = collections.namedtuple('usage', 'total used free')
-  monkeypatch.setattr(workdir.shutil, 'disk_usage', lambda path: usage(10**9, 10**9 - 2**20, 2**20))
+  monkeypatch.setattr(run_dir.shutil, 'disk_usage', lambda path: usage(10**9, 10**9 - 2**20, 2**20))
   with pytest.raises(UserError, match='not enough disk space'):
     train.train_and_evaluate(helpers.tiny_config(real_data_dir), tmp_path / 'run')
   assert not (tmp_path / 'run' / 'checkpoints').exists()

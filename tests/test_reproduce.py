@@ -57,8 +57,8 @@ def test_estimate_times_remaining_runs_by_finished_runs_of_their_kind(tmp_path):
   mlp, other = _config(), _config(model='lenet5')
   _finished(tmp_path / 'a' / 'seed=0', mlp, wall_seconds=64.0, steps=20)
   (tmp_path / 'a' / 'seed=1' / 'checkpoints' / 'latest' / '5').mkdir(parents=True)  # 15 steps left
-  runs = [types.SimpleNamespace(name='a/seed=0', config=mlp), types.SimpleNamespace(name='a/seed=1', config=mlp),
-          types.SimpleNamespace(name='a/seed=2', config=mlp), types.SimpleNamespace(name='b', config=other)]
+  runs = [types.SimpleNamespace(name=f'a/seed={k}', variant='a', config=mlp) for k in range(3)]
+  runs.append(types.SimpleNamespace(name='b', variant='b', config=other))
   progress = reproduce.study_progress(Study('s', 'tp3', 'x'), runs, tmp_path)
   assert (progress.done, progress.total, progress.unknown) == (1, 4, 1)
   assert progress.seconds_left == pytest.approx(15 * 32 * 0.1 + 20 * 32 * 0.1)  # 48 s + 64 s
@@ -80,7 +80,7 @@ def test_deadline_leaves_the_margin_at_most_a_quarter_of_the_box():
 def test_quick_runs_every_study_small_and_valid(study):
   options = reproduce.Options(pathlib.Path('unused'), quick=True)
   runs = reproduce.expand_study(study, options)
-  variants = {results_page.variant_of(pathlib.Path(r.name)) for r in runs}
+  variants = {r.variant for r in runs}
   assert 1 <= len(variants) <= reproduce.QUICK_VARIANTS
   for run in runs:
     train.check_config(run.config)
@@ -92,7 +92,7 @@ def test_quick_runs_every_study_small_and_valid(study):
 
 def test_full_plan_runs_every_variant_with_the_study_seeds():
   runs = reproduce.expand_study(reproduce_plan.find('upv_final')[0], reproduce.Options(pathlib.Path('unused')))
-  assert {results_page.variant_of(pathlib.Path(r.name)) for r in runs} == {'6_resnet_final'}
+  assert {r.variant for r in runs} == {'6_resnet_final'}
   dense = reproduce.study_sweep(reproduce_plan.find('tp3_dense')[0])
   assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
 
