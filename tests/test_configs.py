@@ -5,7 +5,7 @@ import pathlib
 from flax import nnx
 import pytest
 
-from cifar_jax import sweep, train
+from cifar_jax import experiment, sweep, train
 from cifar_jax.models import count_params
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def _in_repo(monkeypatch):
 
 
 def _params(config) -> int:
-  return count_params(nnx.eval_shape(lambda: train.build_model(config)))
+  return count_params(nnx.eval_shape(lambda: experiment.build_model(config)))
 
 
 def test_every_report_experiment_has_its_config():
