@@ -128,7 +128,7 @@ def _dataset(args: argparse.Namespace) -> cifar10.Cifar10:
 
 
 def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
-  """The model as the rows name it: its registry name, with the options that change it (a tiny variant is no resnet18)."""
+  """The model as the rows name it: its registry name with the options that change it (a toy is no resnet18)."""
   options = ', '.join(f'{key}={value}' for key, value in model_kwargs.items())
   return f'{model}({options})' if options else model
 
@@ -160,16 +160,6 @@ class Step:
     for batch in batches:
       self.state, _ = self.compiled(self.state, batch)
     return self.state
-
-
-def _build_step(config: ml_collections.ConfigDict, inputs: 'Pipelines') -> Step:
-  """The train step a run of `config` would train with, compiled ahead of time for the rows' batches."""
-  exp = experiment.build_experiment(config, inputs.data, pipeline=inputs.pipelines['synthetic'])
-  state = exp.dp.put_state(exp.state)
-  example = exp.dp.put_batch(inputs.pipelines['synthetic'].batch)
-  start = time.perf_counter()
-  compiled = exp.train_step.lower(state, example).compile()
-  return Step(compiled, state, time.perf_counter() - start)
 
 
 def _median_seconds(run: Callable[[int], Any], reps: int) -> float:
@@ -228,6 +218,16 @@ class Pipelines:
     return self.input_rates.get(name)
 
 
+def _build_step(config: ml_collections.ConfigDict, inputs: Pipelines) -> Step:
+  """The train step a run of `config` would train with, compiled ahead of time for the rows' batches."""
+  exp = experiment.build_experiment(config, inputs.data, pipeline=inputs.pipelines['synthetic'])
+  state = exp.dp.put_state(exp.state)
+  example = exp.dp.put_batch(inputs.pipelines['synthetic'].batch)
+  start = time.perf_counter()
+  compiled = exp.train_step.lower(state, example).compile()
+  return Step(compiled, state, time.perf_counter() - start)
+
+
 def _epoch_seconds(step: Step, inputs: Pipelines, name: str, reps: int) -> float:
   """Median seconds per epoch of training `step` on pipeline `name`."""
   return _median_seconds(lambda epoch: step.train(inputs.train_input(name, epoch)), reps)
@@ -263,8 +263,9 @@ def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
       pipelines[batch_size, parallelism] = Pipelines(data, config, dp)
     inputs = pipelines[batch_size, parallelism]
     step = _build_step(config, inputs)
+    label = model_label(model, args.model_kwargs)
     for name in args.pipelines:
-      row = {'model': model_label(model, args.model_kwargs), 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
+      row = {'model': label, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
       if skip.get(name):
         rows.append(row | {'note': skip[name]})
         continue

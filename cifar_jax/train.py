@@ -23,6 +23,7 @@ from cifar_jax.models import count_params
 NO_VALIDATION = ('no validation split (data.val_fraction=0): no validation line per epoch, best_val_accuracy '
                  'stays null and checkpoints/best/ stays empty; set data.val_fraction to keep the best epoch')
 
+
 class TrainingDiverged(UserError):
   """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
 
