@@ -3,11 +3,11 @@
     python benchmarks/throughput.py --batch-sizes=128,512,1024 --dtypes=bfloat16 --torch --out=benchmarks/results
     python benchmarks/throughput.py --quick        # a tiny grid in seconds on CPU: the smoke test CI runs
 
-Every row trains the package's own step (`steps.make_steps` compiled by `parallel.create_parallel`)
-fed by one input pipeline: `synthetic` (one batch made on the device once: the ceiling), `device`
-(`cifar_jax.data.device.DevicePipeline`: gather + augment + normalize on the device) or `tfdata`
-(the host tf.data pipeline). The step is compiled ahead of time once per (model, batch size, dtype,
-parallelism), its compile time reported apart. After a warm-up epoch, each repetition times one
+Every row trains the package's own step, built by `experiment.build_experiment` as a training run
+builds it, fed by one input pipeline: `synthetic` (one batch made on the device once: the ceiling),
+`device` (gather + augment + normalize on the device) or `tfdata` (the host tf.data pipeline), the
+last two from `pipeline.create_pipeline`. The step is compiled ahead of time once per (model, batch
+size, dtype, parallelism), its compile time reported apart. After a warm-up epoch, each repetition times one
 epoch of steps to `block_until_ready`; the table shows the median. `--torch` first runs the same
 networks in PyTorch (benchmarks/torch_reference.py) in this process, so ours/torch is measured.
 The Markdown table and the JSON go to OUT/throughput.md and OUT/throughput.json.
@@ -15,7 +15,6 @@ The Markdown table and the JSON go to OUT/throughput.md and OUT/throughput.json.
 
 import argparse
 import dataclasses
-import functools
 import importlib.metadata
 import itertools
 import json
@@ -37,8 +36,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
-from cifar_jax import optim, parallel, steps, train  # noqa: E402
-from cifar_jax.data import augment_jax, cifar10, device, tf_import  # noqa: E402
+from cifar_jax import experiment, parallel, train  # noqa: E402
+from cifar_jax.data import augment_jax, cifar10, pipeline, tf_import  # noqa: E402
 from configs import default  # noqa: E402
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
@@ -78,7 +77,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--models', help=f'comma-separated model names (default {DEFAULTS["models"]})')
   parser.add_argument('--model-kwargs', help='JSON keyword arguments for every model, e.g. {"width": 8}')
   parser.add_argument('--batch-sizes', help=f'comma-separated global batch sizes (default {DEFAULTS["batch_sizes"]})')
-  parser.add_argument('--dtypes', default=','.join(train.DTYPES), help='comma-separated compute dtypes')
+  parser.add_argument('--dtypes', default=','.join(experiment.DTYPES), help='comma-separated compute dtypes')
   parser.add_argument('--parallelism', default=','.join(parallel.PARALLELISMS), help='comma-separated: jit, pmap')
   parser.add_argument('--pipelines', default=','.join(PIPELINES), help='comma-separated: ' + ', '.join(PIPELINES))
   parser.add_argument('--num-examples', type=int, help='training images per epoch (default: all 50,000)')
@@ -128,15 +127,24 @@ def _dataset(args: argparse.Namespace) -> cifar10.Cifar10:
   return cifar10.Cifar10(train=split(args.num_examples), val=None, test=split(1000))
 
 
-def _mesh(dp: parallel.DataParallel) -> Mesh:
-  """The device mesh the strategy shards batches over."""
-  return dp.mesh if isinstance(dp, parallel.JitParallel) else dp.stacked.mesh
+def model_label(model: str, model_kwargs: dict[str, Any]) -> str:
+  """The model as the rows name it: its registry name with the options that change it (a toy is no resnet18)."""
+  options = ', '.join(f'{key}={value}' for key, value in model_kwargs.items())
+  return f'{model}({options})' if options else model
 
 
-def _feed(dp: parallel.DataParallel, batch: Batch) -> Batch:
-  """A batch in the layout the compiled step takes: global device arrays go to jit as they are."""
-  on_device = isinstance(dp, parallel.JitParallel) and isinstance(batch['image'], jax.Array)
-  return batch if on_device else dp.put_batch(batch)
+class SyntheticPipeline:
+  """The ceiling as a `pipeline.Pipeline`: one random batch made on the devices, reused by every step."""
+
+  def __init__(self, mesh: Mesh, batch_size: int, steps_per_epoch: int, seed: int) -> None:
+    self.batch, self.steps_per_epoch = synthetic_batch(mesh, batch_size, seed), steps_per_epoch
+
+  def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+    del epoch  # every epoch is the same batch
+    return itertools.repeat(self.batch, self.steps_per_epoch - start_batch)
+
+  def eval_batches(self, split: str) -> Iterator[Batch]:
+    raise NotImplementedError(f'the synthetic pipeline only trains; no {split!r} split')
 
 
 @dataclasses.dataclass
@@ -152,21 +160,6 @@ class Step:
     for batch in batches:
       self.state, _ = self.compiled(self.state, batch)
     return self.state
-
-
-def _build_step(config: ml_collections.ConfigDict, dp: parallel.DataParallel, steps_per_epoch: int,
-                example: Batch) -> Step:
-  """The package's train step for `config`, compiled ahead of time for batches like `example`."""
-  model = train.build_model(config)  # Eager: its per-op compilations are cached across the rows.
-  parallel.set_batchnorm_axis(model, dp.axis_name)
-  tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch))
-  graphdef, state = train.create_train_state(config, model, tx)
-  step_config = steps.StepConfig(seed=config.seed, dtype=train.DTYPES[config.dtype], axis_name=dp.axis_name)
-  train_step, _ = steps.make_steps(graphdef, tx, step_config)
-  state = dp.put_state(state)
-  start = time.perf_counter()
-  compiled = dp.compile_train(train_step).lower(state, example).compile()
-  return Step(compiled, state, time.perf_counter() - start)
 
 
 def _median_seconds(run: Callable[[int], Any], reps: int) -> float:
@@ -192,38 +185,30 @@ class Pipelines:
   """Epochs of each input pipeline for one batch size and parallelism, built once and shared by the rows."""
 
   def __init__(self, data: cifar10.Cifar10, config: ml_collections.ConfigDict, dp: parallel.DataParallel):
-    self.data, self.config, self.mesh = data, config, _mesh(dp)
-    self.feed = functools.partial(_feed, dp)
-    self.synthetic = self.feed(synthetic_batch(self.mesh, config.batch_size, config.seed))
-    self.steps_per_epoch = len(data.train) // config.batch_size
-    self._device = None
+    self.data, self.config, self.dp = data, config, dp
+    self.steps_per_epoch = cifar10.steps_per_epoch(len(data.train), config.batch_size)
+    self.pipelines = {'synthetic': SyntheticPipeline(dp.mesh, config.batch_size, self.steps_per_epoch, config.seed)}
     self.notes = {}
     self.input_rates = {}
 
   def epoch(self, name: str, epoch: int) -> Iterator[Batch]:
     """The batches of epoch `epoch` of pipeline `name` as it yields them."""
-    if name == 'synthetic':
-      return itertools.repeat(self.synthetic, self.steps_per_epoch)
-    if name == 'device':
-      return self._device_pipeline().train_batches(epoch)
-    from cifar_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-    return tfdata.train_batches(self.data.train, batch_size=self.config.batch_size, seed=self.config.seed,
-                                epoch=epoch, augment_config=self.config.augment,
-                                normalize=self.config.data.normalize)
+    return self._pipeline(name).train_batches(epoch)
 
   def train_input(self, name: str, epoch: int) -> Iterator[Batch]:
     """The batches of epoch `epoch` of pipeline `name`, laid out for the compiled step."""
-    batches = self.epoch(name, epoch)
-    return batches if name == 'synthetic' else map(self.feed, batches)
+    return map(self.dp.put_batch, self.epoch(name, epoch))
 
-  def _device_pipeline(self) -> device.DevicePipeline:
-    """The on-device pipeline, built on first use; its compile time goes into the rows' notes."""
-    if self._device is None:
-      self._device = device.DevicePipeline(self.data, self.config, self.mesh)
+  def _pipeline(self, name: str) -> pipeline.Pipeline:
+    """Pipeline `name`, built by the package's factory on first use; its start-up time goes into the rows' notes."""
+    if name not in self.pipelines:
+      config = self.config.copy_and_resolve_references()
+      config.data.pipeline = name
+      self.pipelines[name] = pipeline.create_pipeline(self.data, config, self.dp.mesh)
       start = time.perf_counter()
-      jax.block_until_ready(next(self._device.train_batches(0)))
-      self.notes['device'] = f'pipeline compile {time.perf_counter() - start:.1f} s'
-    return self._device
+      jax.block_until_ready(next(self.pipelines[name].train_batches(0)))
+      self.notes[name] = f'pipeline start {time.perf_counter() - start:.1f} s'
+    return self.pipelines[name]
 
   def input_rate(self, name: str, reps: int) -> float | None:
     """Images/s of the pipeline alone, no training (None for synthetic); measured once per pipeline."""
@@ -231,6 +216,16 @@ class Pipelines:
       seconds = _median_seconds(lambda epoch: _last(self.epoch(name, epoch)), reps)
       self.input_rates[name] = self.steps_per_epoch * self.config.batch_size / seconds
     return self.input_rates.get(name)
+
+
+def _build_step(config: ml_collections.ConfigDict, inputs: Pipelines) -> Step:
+  """The train step a run of `config` would train with, compiled ahead of time for the rows' batches."""
+  exp = experiment.build_experiment(config, inputs.data, pipeline=inputs.pipelines['synthetic'])
+  state = exp.dp.put_state(exp.state)
+  example = exp.dp.put_batch(inputs.pipelines['synthetic'].batch)
+  start = time.perf_counter()
+  compiled = exp.train_step.lower(state, example).compile()
+  return Step(compiled, state, time.perf_counter() - start)
 
 
 def _epoch_seconds(step: Step, inputs: Pipelines, name: str, reps: int) -> float:
@@ -267,9 +262,10 @@ def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     if (batch_size, parallelism) not in pipelines:
       pipelines[batch_size, parallelism] = Pipelines(data, config, dp)
     inputs = pipelines[batch_size, parallelism]
-    step = _build_step(config, dp, inputs.steps_per_epoch, inputs.synthetic)
+    step = _build_step(config, inputs)
+    label = model_label(model, args.model_kwargs)
     for name in args.pipelines:
-      row = {'model': model, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
+      row = {'model': label, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
       if skip.get(name):
         rows.append(row | {'note': skip[name]})
         continue
@@ -342,8 +338,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps_per_rep = {size: args.num_examples // size for size in args.batch_sizes}
     for model, size, dtype, mode in itertools.product(args.models, args.batch_sizes, args.dtypes, args.torch_modes):
       if model in torch_reference.MODELS:
-        rows.append(torch_reference.benchmark(model, size, dtype=dtype, mode=mode, steps=steps_per_rep[size],
-                                              reps=args.reps, model_kwargs=args.model_kwargs))
+        row = torch_reference.benchmark(model, size, dtype=dtype, mode=mode, steps=steps_per_rep[size],
+                                        reps=args.reps, model_kwargs=args.model_kwargs)
+        rows.append(row | {'model': model_label(model, args.model_kwargs)})
     torch_reference.torch.cuda.empty_cache()
   rows = _jax_rows(args) + rows
   _add_ratios(rows)

@@ -21,7 +21,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from cifar_jax import checkpoint, optim, run_dir, train  # noqa: E402
+from cifar_jax import checkpoint, experiment, optim, run_dir  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
 
@@ -48,9 +48,9 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> nn
   The checkpoint holds the whole TrainState, so its shape is built as the trainer builds it (the optimizer's
   state has the same structure whatever the schedule's steps per epoch, hence 1).
   """
-  model = train.build_model(config)
+  model = experiment.build_model(config)
   learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch=1)
-  _, state = train.create_train_state(config, model, optim.create_optimizer(config, learning_rate_fn))
+  _, state = experiment.create_train_state(model, optim.create_optimizer(config, learning_rate_fn))
   checkpoints = checkpoint.Checkpoints(folder / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
   try:
     restored = checkpoints.restore_latest(state)
@@ -72,7 +72,7 @@ def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.Config
     inputs = batch.astype(jnp.float32) / 255
     if config.data.normalize:
       inputs = augment_jax.normalize(inputs)
-    logits = nnx.merge(graphdef, state)(inputs.astype(train.DTYPES[config.dtype]), train=False)
+    logits = nnx.merge(graphdef, state)(inputs.astype(experiment.DTYPES[config.dtype]), train=False)
     return logits.argmax(-1)
 
   size = config.eval_batch_size

@@ -40,10 +40,12 @@ import jax
 import ml_collections
 from absl import logging as absl_logging
 
-from cifar_jax import analysis, report, reproduce_plan, results_page, run_dir, sweep, train
+from cifar_jax import analysis, report, reproduce_plan, results_page, run_dir, sweep
 from cifar_jax.data import cifar10
+from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import UserError
 from cifar_jax.models import MODELS, model_options
+from cifar_jax.preemption import Stopped
 from cifar_jax.reproduce_plan import Study
 
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set, before the validation split
@@ -315,7 +317,7 @@ def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
       analyse_finished(folder, runs, options.data_dir, box)  # runs finished by a slice that stopped mid-study
       try:
         sweep.run_sweep(sweep_config, folder, options.settings(), command=options.command)
-      except train.Stopped:
+      except Stopped:
         box.requested = True
         break
       analyse_finished(folder, runs, options.data_dir, box)
@@ -360,7 +362,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser.add_argument('--margin-seconds', '--margin_seconds', type=float, default=DEFAULT_MARGIN_SECONDS,
                       help='how long before --max-minutes the stop is requested (at most a quarter of the box)')
   parser.add_argument('--quick', action='store_true', help='tiny data, epochs and models: proves the chain')
-  parser.add_argument('--pipeline', choices=train.PIPELINES, default='device',
+  parser.add_argument('--pipeline', choices=PIPELINES, default='device',
                       help='input pipeline of every run (default device: no TensorFlow, fastest)')
   parser.add_argument('--status', action='store_true', help='print progress and the estimate; train nothing')
   parser.add_argument('--write-docs', '--write_docs', action='store_true',

@@ -101,7 +101,8 @@ def train_step(
     state: TrainState,
     batch: Batch,
 ) -> tuple[TrainState, TrainMetrics]:
-  """One SGD step on a batch: forward in `cfg.dtype`, loss in float32, update, new batch statistics."""
+  """One optimizer step (`tx`: SGD, Adam, ...) on a batch: forward in `cfg.dtype`, loss and penalties in float32,
+  update, new batch statistics."""
   key = jax.random.fold_in(jax.random.key(cfg.seed), state.step)
   if cfg.axis_name is not None:
     key = jax.random.fold_in(key, jax.lax.axis_index(cfg.axis_name))

@@ -4,7 +4,6 @@ import dataclasses
 import math
 import pathlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import flax
@@ -12,24 +11,18 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from flax import nnx
 
-from cifar_jax import checkpoint, config_lib, optim, parallel, preemption, run_dir, steps, writers
-from cifar_jax.data import cifar10, device
+from cifar_jax import checkpoint, config_lib, experiment, optim, parallel, preemption, run_dir, steps, writers
+from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
+from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import ConfigError, UserError, check_choice
-from cifar_jax.models import count_params, create_model
+from cifar_jax.models import count_params
 from cifar_jax.preemption import Stopped
 
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
-PIPELINES = ('tfdata', 'device')
-
-
-def _tfdata():
-  """The tf.data pipeline, imported on first use so that TensorFlow loads only when it is needed."""
-  from cifar_jax.data import tfdata  # pylint: disable=import-outside-toplevel
-  return tfdata
+NO_VALIDATION = ('no validation split (data.val_fraction=0): no validation line per epoch, best_val_accuracy '
+                 'stays null and checkpoints/best/ stays empty; set data.val_fraction to keep the best epoch')
 
 
 class TrainingDiverged(UserError):
@@ -39,8 +32,8 @@ class TrainingDiverged(UserError):
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and out-of-range values, naming the key, before anything is loaded or compiled."""
   config_lib.check_known_keys(config)
-  check_choice('dtype', config.dtype, DTYPES)
-  nnx.eval_shape(lambda: build_model(config))  # model name, its keys, activation, dropout; no memory spent
+  check_choice('dtype', config.dtype, experiment.DTYPES)
+  nnx.eval_shape(lambda: experiment.build_model(config))  # model name, its keys, activation, dropout; no memory spent
   check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
   check_choice('data.pipeline', config.data.pipeline, PIPELINES)
   optim.check_optim_config(config)
@@ -60,27 +53,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'regularization.{key}={config.regularization[key]} must be >= 0')
   if config.log_every_steps < 1:
     raise ConfigError(f'log_every_steps={config.log_every_steps} must be >= 1')
-
-
-def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
-  """The configured model, initialised from `config.seed`."""
-  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
-  return create_model(config.model.name, rngs=nnx.Rngs(params=config.seed), dtype=DTYPES[config.dtype], **kwargs)
-
-
-def create_train_state(
-    config: ml_collections.ConfigDict, model: nnx.Module, tx: optax.GradientTransformation
-) -> tuple[nnx.GraphDef, steps.TrainState]:
-  """Splits the model into its static graph and a fresh TrainState at step 0."""
-  graphdef, params, model_state = steps.split_model(model)
-  state = steps.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      model_state=model_state,
-      opt_state=tx.init(params),
-      plateau=optim.init_plateau(),
-  )
-  return graphdef, state
 
 
 @dataclasses.dataclass
@@ -136,7 +108,7 @@ class Trainer:
                allow_config_change: bool = False) -> None:
     check_config(config)
     self.config = config
-    abstract_params = count_params(nnx.eval_shape(lambda: build_model(config)))
+    abstract_params = count_params(nnx.eval_shape(lambda: experiment.build_model(config)))
     # A checkpoint holds the parameters and up to two optimizer moments in float32, kept keep + 1 times.
     self.workdir = run_dir.prepare(workdir, needed_bytes=3 * 4 * abstract_params * (config.checkpoint_keep + 1))
     self.is_main = jax.process_index() == 0
@@ -144,50 +116,33 @@ class Trainer:
                              val_fraction=config.data.val_fraction, seed=config.data.split_seed,
                              max_train_examples=config.data.max_train_examples,
                              max_eval_examples=config.data.max_eval_examples)
-    self.steps_per_epoch = cifar10.steps_per_epoch(len(self.data.train), config.batch_size)
-    self.total_steps = config.num_epochs * self.steps_per_epoch
-    if config.num_train_steps >= 0:
-      self.total_steps = min(self.total_steps, config.num_train_steps)
-
-    self.dp = parallel.create_parallel(config.parallelism)
-    self.on_device = None  # the device pipeline, when chosen; otherwise batches come from tf.data
-    if config.data.pipeline == 'device':
-      self.on_device = device.DevicePipeline(self.data, config, self.dp.mesh)
-    model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
-    parallel.set_batchnorm_axis(model, self.dp.axis_name)
-    self.num_params = count_params(model)
-    self.learning_rate_fn = optim.create_learning_rate_fn(config, self.steps_per_epoch)
-    tx = optim.create_optimizer(config, self.learning_rate_fn)
-    graphdef, state = create_train_state(config, model, tx)
+    self.exp = experiment.build_experiment(config, self.data)
 
     self.checkpoints = checkpoint.Checkpoints(self.workdir / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
     self.record = RunRecord()
+    state = self.exp.state
     if self.checkpoints.latest_step() is not None:
       run_dir.check_resumable(self.workdir, config, allow_config_change)
       state, saved = self.checkpoints.restore_latest(state)
       self.record = RunRecord(**saved)
-      print(f'Resuming {self.workdir} from step {int(state.step)}.', flush=True)
     self.step = int(state.step)
     self.pending = _metrics_from_json(self.record.pending)
     self.pending_start = self.step - (int(self.pending.loss.count) if self.pending is not None else 0)
 
     run_dir.write_config(self.workdir, config)
     self.log = writers.MetricsLog(self.workdir, resume_step=self.step, enabled=self.is_main)
-    self.progress = writers.Progress(self.total_steps, self.step, config.batch_size, enabled=self.is_main)
-    step_cfg = steps.StepConfig(
-        seed=config.seed, l1=config.regularization.l1, l2=config.regularization.l2,
-        label_smoothing=config.regularization.label_smoothing, dtype=DTYPES[config.dtype],
-        axis_name=self.dp.axis_name)
-    train_step, eval_step = steps.make_steps(graphdef, tx, step_cfg)
-    self.train_step, self.eval_step = self.dp.compile_train(train_step), self.dp.compile_eval(eval_step)
-    self.state = self.dp.put_state(state)
+    self.progress = writers.Progress(self.exp.total_steps, self.exp.steps_per_epoch, config.batch_size,
+                                     enabled=self.is_main)
+    self.state = self.exp.dp.put_state(state)
     self.started = time.perf_counter()
 
   def run(self) -> dict[str, Any]:
     """Trains to the end (or the step cap), evaluates on the test set, writes summary.json and curves.png."""
+    if self.is_main:
+      print(self._banner(), flush=True)
     try:
       with preemption.StopRequest() as self.stop:
-        while self.step < self.total_steps:
+        while self.step < self.exp.total_steps:
           self._stop_if_requested()
           self._train_epoch()
       test = self._evaluate('test')
@@ -210,52 +165,63 @@ class Trainer:
             flush=True)
     return summary
 
+  def _banner(self) -> str:
+    """What the run is: devices, model, data, pipeline, steps; said before the first step waits for compilation."""
+    config, exp, data = self.config, self.exp, self.data
+    devices = jax.devices()
+    sizes = ' / '.join(f'{len(split):,} {name}' for name, split in
+                       (('train', data.train), ('val', data.val), ('test', data.test)) if split is not None)
+    lines = [f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}, {jax.process_count()} process(es)); '
+             f'parallelism {config.parallelism}, {config.dtype}',
+             f'model {config.model.name}: {exp.num_params:,} parameters',
+             f'data: {sizes} images; {config.data.pipeline} pipeline',
+             f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} epochs, '
+             f'{exp.total_steps:,} steps in total']
+    if data.val is None:
+      lines.append(NO_VALIDATION)
+    if self.step:
+      lines.append(f'Resuming {self.workdir} from step {self.step}.')
+    if self.step < exp.total_steps:
+      lines.append('compiling the train step (the first step waits for it)...')
+    return '\n'.join(lines)
+
   def _train_epoch(self) -> None:
     """Trains from the current step to the end of its epoch (or the cap), then evaluates and checkpoints."""
-    config, epoch = self.config, self.step // self.steps_per_epoch
+    config, exp = self.config, self.exp
+    epoch = self.step // exp.steps_per_epoch
     segment_start = time.perf_counter()
-    self.progress.restart(self.step)
-    for batch in self._train_batches(epoch, start_batch=self.step - epoch * self.steps_per_epoch):
-      self.state, step_metrics = self.train_step(self.state, self.dp.put_batch(batch))
+    self.progress.start(self.step)
+    for batch in exp.pipeline.train_batches(epoch, start_batch=self.step - epoch * exp.steps_per_epoch):
+      self.state, step_metrics = exp.train_step(self.state, exp.dp.put_batch(batch))
       self.step += 1
       self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
-      epoch_done = self.step % self.steps_per_epoch == 0
+      self.progress.tick(self.step)
+      epoch_done = self.step % exp.steps_per_epoch == 0
       if self.step % config.log_every_steps == 0 or epoch_done:
         self._log_pending(epoch + 1)
-      if epoch_done or self.step >= self.total_steps:
+      elif self.progress.due():
+        self.progress.report(self.step, epoch + 1, self._pending_values())
+      if epoch_done or self.step >= exp.total_steps:
         break
       self._stop_if_requested()
     self.record.train_seconds += time.perf_counter() - segment_start
 
     val = None
-    if self.step % self.steps_per_epoch == 0:
+    if self.step % exp.steps_per_epoch == 0:
       if self.data.val is not None:
         val = self._evaluate('val')
         self.log.write('val', self.step, {'epoch': epoch + 1, **val})
-        self.state = self.state.replace(plateau=self.learning_rate_fn.after_validation(self.state.plateau, val['loss']))
+        self.state = self.state.replace(plateau=self.exp.learning_rate_fn.after_validation(self.state.plateau,
+                                                                                            val['loss']))
       self.record.close_epoch(epoch + 1, self.step, val)
+      self.progress.report_epoch(self.record.history)
     self._save(val['accuracy'] if val else None)
-
-  def _train_batches(self, epoch: int, start_batch: int) -> Iterator[dict[str, Any]]:
-    """Epoch `epoch` from batch `start_batch` on, from the configured pipeline."""
-    if self.on_device is not None:
-      return self.on_device.train_batches(epoch, start_batch=start_batch)
-    return _tfdata().train_batches(
-        self.data.train, batch_size=self.config.batch_size, seed=self.config.seed, epoch=epoch,
-        augment_config=self.config.augment, normalize=self.config.data.normalize, start_batch=start_batch,
-        process_index=jax.process_index(), process_count=jax.process_count())
 
   def _evaluate(self, split: str) -> dict[str, float]:
     """Loss and accuracy on the 'val' or 'test' split."""
-    if self.on_device is not None:
-      batches = self.on_device.eval_batches(split)
-    else:
-      batches = _tfdata().eval_batches(
-          getattr(self.data, split), batch_size=self.config.eval_batch_size, normalize=self.config.data.normalize,
-          process_index=jax.process_index(), process_count=jax.process_count())
-    total = None
-    for batch in batches:
-      batch_metrics = self.dp.get_state(self.eval_step(self.state, self.dp.put_batch(batch)))
+    exp, total = self.exp, None
+    for batch in exp.pipeline.eval_batches(split):
+      batch_metrics = exp.dp.get_state(exp.eval_step(self.state, exp.dp.put_batch(batch)))
       total = batch_metrics if total is None else total.merge(batch_metrics)
     return {k: float(v) for k, v in total.compute().items()}
 
@@ -268,7 +234,7 @@ class Trainer:
 
   def _log_pending(self, epoch: int) -> None:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""
-    values = {k: float(v) for k, v in self.dp.get_state(self.pending).compute().items()}
+    values = self._pending_values()
     if not (math.isfinite(values['loss']) and math.isfinite(values['grad_norm'])):
       last = self.checkpoints.latest_step()
       kept = f'the last good checkpoint (step {last}) is kept' if last is not None else 'no checkpoint was written yet'
@@ -276,17 +242,24 @@ class Trainer:
           f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became non-finite '
           f'between steps {self.pending_start} and {self.step}; stopped, {kept}')
     self.record.add_interval(values, self.step - self.pending_start)
-    values['learning_rate'] = self.learning_rate_fn.effective(self.step, self.dp.get_state(self.state).plateau)
     values['images_per_second'] = self.progress.images_per_second(self.step)
     self.log.write('train', self.step, {'epoch': epoch, **values})
-    self.progress.report(self.step, epoch, self.config.num_epochs, values)
+    self.progress.report(self.step, epoch, values)
     self.pending, self.pending_start = None, self.step
 
+  def _pending_values(self) -> dict[str, float]:
+    """Mean loss, accuracy and gradient norm of the steps since the last log line, and the learning rate now."""
+    exp = self.exp
+    values = {k: float(v) for k, v in exp.dp.get_state(self.pending).compute().items()}
+    values['learning_rate'] = exp.learning_rate_fn.effective(self.step, exp.dp.get_state(self.state).plateau)
+    return values
+
   def _save(self, val_accuracy: float | None) -> None:
-    self.record.pending = _metrics_to_json(self.dp.get_state(self.pending) if self.pending is not None else None)
+    dp = self.exp.dp
+    self.record.pending = _metrics_to_json(dp.get_state(self.pending) if self.pending is not None else None)
     self.record.wall_seconds += time.perf_counter() - self.started
     self.started = time.perf_counter()
-    self.checkpoints.save(self.step, self.dp.get_state(self.state), dataclasses.asdict(self.record), val_accuracy)
+    self.checkpoints.save(self.step, dp.get_state(self.state), dataclasses.asdict(self.record), val_accuracy)
 
   def _summary(self, test: dict[str, float]) -> dict[str, Any]:
     """The run's headline numbers for summary.json."""
@@ -297,15 +270,16 @@ class Trainer:
     return {
         'status': 'completed',
         'model': self.config.model.name,
-        'params': self.num_params,
+        'params': self.exp.num_params,
         'steps': self.step,
-        'epochs': len(history),
+        'epochs': _epochs(self.step, self.exp.steps_per_epoch),
         'train_loss': last.get('train_loss'),
         'train_accuracy': last.get('train_accuracy'),
         'val_loss': last.get('val_loss'),
         'val_accuracy': last.get('val_accuracy'),
         'best_val_accuracy': max(val_accuracies) if val_accuracies else None,
         'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
+        'best_note': None if self.data.val is not None else NO_VALIDATION,
         'test_loss': test['loss'],
         'test_accuracy': test['accuracy'],
         'val_examples': len(self.data.val) if self.data.val is not None else 0,
@@ -313,6 +287,12 @@ class Trainer:
         'wall_seconds': self.record.wall_seconds + time.perf_counter() - self.started,
         'images_per_second': self.step * self.config.batch_size / train_seconds if train_seconds else None,
     }
+
+
+def _epochs(step: int, steps_per_epoch: int) -> int | float:
+  """Epochs trained: a whole number when the run ended on an epoch's end, else to two decimals (4.7)."""
+  epochs = step / steps_per_epoch
+  return int(epochs) if epochs.is_integer() else round(epochs, 2)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,

@@ -9,6 +9,7 @@ import json
 import pathlib
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib
@@ -73,34 +74,83 @@ def _plain(value: Any) -> Any:
 
 
 class Progress:
-  """A one-line progress report: step of total, epoch, loss, accuracy, learning rate, images/s, time left."""
+  """The console side of training: a progress line, one line per epoch, and timing that leaves compilation out.
 
-  def __init__(self, total_steps: int, first_step: int, batch_size: int, enabled: bool = True) -> None:
-    self.total_steps = total_steps
-    self.batch_size = batch_size
-    self.enabled = enabled
-    self.restart(first_step)
+  A line is printed at each log step, right after the run's first step (which waits for compilation)
+  and at least every `every_seconds` in between. Images/s and the time left count only the steps after
+  the first of each stretch of training (the first waits for compilation, or for the pipeline after an
+  evaluation), so the estimate is the steady rate's.
+  """
 
-  def restart(self, step: int) -> None:
-    """Starts timing afresh from `step` (after evaluation or a pipeline restart, which are not training)."""
-    self._mark = (time.perf_counter(), step)
+  def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int, *, enabled: bool = True,
+               every_seconds: float = 30.0, clock: Callable[[], float] = time.perf_counter) -> None:
+    self.total_steps, self.batch_size = total_steps, batch_size
+    self.num_epochs = -(-total_steps // steps_per_epoch)  # the epochs this run reaches, not num_epochs
+    self.enabled, self.every_seconds, self.clock = enabled, every_seconds, clock
+    self._timed_steps, self._timed_seconds = 0, 0.0  # closed stretches, each from its first step to its last
+    self._first = self._last = None  # (time, step) of the stretch's first and latest completed steps
+    self._mark = (clock(), 0)  # (time, step) of the previous images_per_second call
+    self._printed_at = None  # time of the last console line
+
+  def start(self, step: int) -> None:
+    """Begins a stretch of training at `step`: the run's start, or after an evaluation, which is not training."""
+    if self._first is not None:
+      self._timed_steps += self._last[1] - self._first[1]
+      self._timed_seconds += self._last[0] - self._first[0]
+    self._first = self._last = None
+    self._mark = (self.clock(), step)
+
+  def tick(self, step: int) -> None:
+    """Notes that `step` completed (its call returned)."""
+    self._last = (self.clock(), step)
+    if self._first is None:
+      self._first = self._last
+
+  def steps_per_second(self) -> float | None:
+    """The steady training rate so far, or None before a step past the first of a stretch has completed."""
+    steps, seconds = self._timed_steps, self._timed_seconds
+    if self._first is not None:
+      steps, seconds = steps + self._last[1] - self._first[1], seconds + self._last[0] - self._first[0]
+    return steps / seconds if steps and seconds > 0 else None
 
   def images_per_second(self, step: int) -> float:
-    """Throughput since the previous call, and restarts the clock."""
-    now = time.perf_counter()
+    """Throughput since the previous call, from the stretch's first completed step when that came later."""
+    now = self.clock()
     then, then_step = self._mark
+    if self._first is not None and then_step < self._first[1] < step:
+      then, then_step = self._first
     self._mark = (now, step)
     return (step - then_step) * self.batch_size / max(now - then, 1e-9)
 
-  def report(self, step: int, epoch: int, num_epochs: int, values: dict[str, float]) -> None:
-    """Prints the line for `step`, with `values` holding loss, accuracy, learning_rate and images_per_second."""
+  def due(self) -> bool:
+    """Whether a line is due between log steps: after the run's first step, then every `every_seconds`."""
+    return self.enabled and (self._printed_at is None or self.clock() - self._printed_at >= self.every_seconds)
+
+  def report(self, step: int, epoch: int, values: dict[str, float]) -> None:
+    """Prints the line for `step`, with `values` holding loss, accuracy and learning_rate."""
     if not self.enabled:
       return
-    rate = values['images_per_second'] / self.batch_size
-    left = datetime.timedelta(seconds=round((self.total_steps - step) / rate)) if rate > 0 else '?'
-    print(f'step {step}/{self.total_steps}  epoch {epoch}/{num_epochs}  loss {values["loss"]:.4f}  '
-          f'acc {100 * values["accuracy"]:.2f}%  lr {values["learning_rate"]:.3g}  '
-          f'{values["images_per_second"]:,.0f} img/s  left {left}', flush=True)
+    self._printed_at = self.clock()
+    rate = self.steps_per_second()
+    speed = 'first step done (it waited for compilation)'
+    if rate:
+      speed = (f'{rate * self.batch_size:,.0f} img/s  '
+               f'left {datetime.timedelta(seconds=round((self.total_steps - step) / rate))}')
+    print(f'step {step}/{self.total_steps}  epoch {epoch}/{self.num_epochs}  loss {values["loss"]:.4f}  '
+          f'acc {100 * values["accuracy"]:.2f}%  lr {values["learning_rate"]:.3g}  {speed}', flush=True)
+
+  def report_epoch(self, history: list[dict[str, Any]]) -> None:
+    """Prints the last finished epoch of `history`: train, and validation with the best epoch so far."""
+    if not self.enabled:
+      return
+    entry = history[-1]
+    line = (f'epoch {entry["epoch"]}/{self.num_epochs}: train loss {entry["train_loss"]:.4f} '
+            f'acc {100 * entry["train_accuracy"]:.2f}%')
+    if 'val_accuracy' in entry:
+      best = max((h for h in history if 'val_accuracy' in h), key=lambda h: h['val_accuracy'])
+      line += (f', val loss {entry["val_loss"]:.4f} acc {100 * entry["val_accuracy"]:.2f}% '
+               f'(best {100 * best["val_accuracy"]:.2f}% at epoch {best["epoch"]})')
+    print(line, flush=True)
 
 
 def plot_curves(history: list[dict[str, float]], path: pathlib.Path, title: str) -> None:

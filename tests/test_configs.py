@@ -5,7 +5,7 @@ import pathlib
 from flax import nnx
 import pytest
 
-from cifar_jax import config_lib, sweep, train
+from cifar_jax import config_lib, experiment, sweep, train
 from cifar_jax.errors import ConfigError
 from cifar_jax.models import count_params
 
@@ -37,7 +37,7 @@ def _in_repo(monkeypatch):
 
 
 def _params(config) -> int:
-  return count_params(nnx.eval_shape(lambda: train.build_model(config)))
+  return count_params(nnx.eval_shape(lambda: experiment.build_model(config)))
 
 
 def test_every_report_experiment_has_its_config():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cifar_jax import optim, parallel, steps, train
+from cifar_jax import experiment, optim, parallel, steps
 from configs import default
 
 BATCH = 16
@@ -33,10 +33,10 @@ def _batch(seed=0, n=BATCH):
 
 
 def _setup(config, axis_name=None):
-  model = train.build_model(config)
+  model = experiment.build_model(config)
   parallel.set_batchnorm_axis(model, axis_name)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch=10))
-  graphdef, state = train.create_train_state(config, model, tx)
+  graphdef, state = experiment.create_train_state(model, tx)
   cfg = steps.StepConfig(seed=config.seed, axis_name=axis_name)
   return steps.make_steps(graphdef, tx, cfg), state
 
@@ -127,9 +127,9 @@ def test_label_smoothing_raises_the_loss_of_a_confident_correct_prediction():
 def test_bfloat16_compute_keeps_float32_parameters():
   config = _tiny_resnet_config()
   config.dtype = 'bfloat16'
-  model = train.build_model(config)
+  model = experiment.build_model(config)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, 10))
-  graphdef, state = train.create_train_state(config, model, tx)
+  graphdef, state = experiment.create_train_state(model, tx)
   cfg = steps.StepConfig(seed=0, dtype=jnp.bfloat16)
   train_step, _ = steps.make_steps(graphdef, tx, cfg)
   state, m = jax.jit(train_step)(state, jax.tree.map(jnp.asarray, _batch()))

@@ -148,7 +148,7 @@ def test_nothing_compiles_after_the_first_epoch(tmp_path, real_data_dir, pipelin
   finally:
     jax.monitoring.unregister_event_duration_listener(on_event)
   assert summary['steps'] == 24 and np.isfinite(summary['test_loss'])
-  assert compiled_at_step and max(compiled_at_step) <= trainer.steps_per_epoch, compiled_at_step
+  assert compiled_at_step and max(compiled_at_step) <= trainer.exp.steps_per_epoch, compiled_at_step
 
 
 def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, real_data_dir):
@@ -174,3 +174,37 @@ def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, real_d
   assert result.stderr.count('TensorFlow is not installed: TensorBoard files are off') == 1
   assert not (workdir / 'tensorboard').exists()
   assert helpers.summary(workdir)['status'] == 'completed' and (workdir / 'metrics.jsonl').exists()
+
+
+def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, real_data_dir, capsys):
+  """A run capped at 13 steps of 8 an epoch: the banner, a line right after the first (compiling) step, the real
+  epoch total, one validation line per finished epoch, and the fractional epochs in summary.json."""
+  config = helpers.tiny_config(real_data_dir, log_every_steps=4, num_train_steps=13)
+  summary = train.train_and_evaluate(config, tmp_path / 'run')
+  out = capsys.readouterr().out
+  banner = ['model mlp: 98,666 parameters',  # 3072 * 32 + 32 + 32 * 10 + 10
+            'data: 256 train / 128 val / 128 test images; tfdata pipeline',
+            'batch 32: 8 steps per epoch, 2 epochs, 13 steps in total',
+            'compiling the train step']
+  assert f'{jax.device_count()} x ' in out and all(line in out for line in banner), out
+  lines = out.splitlines()
+  progress = [line for line in lines if line.startswith('step ')]
+  assert [line.split()[1] for line in progress] == ['1/13', '4/13', '8/13', '12/13']
+  assert 'first step done' in progress[0] and all('epoch 1/2' in line for line in progress[:3])
+  assert all('left ' in line for line in progress[1:])
+  epochs = [line for line in lines if line.startswith('epoch ')]
+  assert len(epochs) == 1 and epochs[0].startswith('epoch 1/2: train loss ') and '(best ' in epochs[0]
+  assert f'val loss {summary["val_loss"]:.4f} acc {100 * summary["val_accuracy"]:.2f}%' in epochs[0]
+  assert summary['epochs'] == pytest.approx(13 / 8, abs=0.005) and summary['best_note'] is None
+
+
+def test_without_a_validation_split_the_run_says_why_best_is_empty(tmp_path, real_data_dir, capsys):
+  workdir = tmp_path / 'run'
+  summary = train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1, **{'data.val_fraction': 0.0}),
+                                     workdir)
+  out = capsys.readouterr().out
+  assert out.count('no validation split (data.val_fraction=0)') == 1
+  assert summary['best_val_accuracy'] is None and 'data.val_fraction' in summary['best_note']
+  assert helpers.summary(workdir)['best_note'] == summary['best_note']
+  assert not any(p.name.isdigit() for p in (workdir / 'checkpoints' / 'best').iterdir())
+  assert summary['epochs'] == 1

@@ -1,12 +1,15 @@
-"""tf.data input pipelines: seeded, resumable, per-process training epochs and padded evaluation."""
+"""tf.data input pipelines: seeded, resumable, per-process training epochs and padded evaluation.
+
+`TfDataPipeline` is the `pipeline.Pipeline` over these functions, with this process's index and count."""
 
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import jax
 import numpy as np
 
 from cifar_jax.data import augment_tf, cifar10, tf_import
-from cifar_jax.data.cifar10 import Split
+from cifar_jax.data.cifar10 import Cifar10, Split
 from cifar_jax.errors import ConfigError
 
 tf = tf_import.import_tensorflow()
@@ -86,3 +89,27 @@ def eval_batches(split: Split, *, batch_size: int, normalize: bool = True, proce
 
   return _batches((split.images[indices], split.labels[indices], mask), preprocess,
                   local_batch_size)
+
+
+class TfDataPipeline:
+  """`train_batches` and `eval_batches` over the splits of `data`, each yielding this process's share."""
+
+  def __init__(self, data: Cifar10, config: Any) -> None:
+    self.splits = {'train': data.train, 'val': data.val, 'test': data.test}
+    self.batch_size, self.eval_batch_size = config.batch_size, config.eval_batch_size
+    self.seed, self.augment_config, self.normalize = config.seed, config.augment, config.data.normalize
+    self.process_index, self.process_count = jax.process_index(), jax.process_count()
+
+  def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
+    """Epoch `epoch` of the training split from global batch `start_batch` on."""
+    return train_batches(self.splits['train'], batch_size=self.batch_size, seed=self.seed, epoch=epoch,
+                         augment_config=self.augment_config, normalize=self.normalize, start_batch=start_batch,
+                         process_index=self.process_index, process_count=self.process_count)
+
+  def eval_batches(self, split: str) -> Iterator[Batch]:
+    """The split ('train', 'val' or 'test') in order, padded and masked."""
+    if self.splits.get(split) is None:
+      raise ValueError(f'no {split!r} split here; have: {", ".join(k for k, v in self.splits.items() if v)} '
+                       f'(a validation split needs data.val_fraction > 0)')
+    return eval_batches(self.splits[split], batch_size=self.eval_batch_size, normalize=self.normalize,
+                        process_index=self.process_index, process_count=self.process_count)

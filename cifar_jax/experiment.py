@@ -1,0 +1,87 @@
+"""One experiment built from its config: the model, its train state, the compiled steps and the input pipeline.
+
+`build_experiment` is the one place this sequence is written; the trainer, the throughput benchmark and
+any other engine that trains a config take it from here, so they cannot drift apart.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import nnx
+
+from cifar_jax import optim, parallel, steps
+from cifar_jax.data import cifar10
+from cifar_jax.data.pipeline import Pipeline, create_pipeline
+from cifar_jax.models import count_params, create_model
+
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+
+
+def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
+  """The configured model, initialised from `config.seed`."""
+  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+  return create_model(config.model.name, rngs=nnx.Rngs(params=config.seed), dtype=DTYPES[config.dtype], **kwargs)
+
+
+def create_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, steps.TrainState]:
+  """Splits the model into its static graph and a fresh TrainState at step 0."""
+  graphdef, params, model_state = steps.split_model(model)
+  state = steps.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state=tx.init(params),
+      plateau=optim.init_plateau(),
+  )
+  return graphdef, state
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """Everything a training engine needs for one config; the state is the host copy at step 0."""
+
+  dp: parallel.DataParallel
+  graphdef: nnx.GraphDef
+  state: steps.TrainState  # on the host: restore a checkpoint into it, then `dp.put_state`
+  train_step: Callable[[steps.TrainState, steps.Batch], tuple[steps.TrainState, steps.TrainMetrics]]
+  eval_step: Callable[[steps.TrainState, steps.Batch], steps.EvalMetrics]
+  learning_rate_fn: optim.LearningRate  # the schedule, and the plateau's update after each validation
+  pipeline: Pipeline
+  steps_per_epoch: int
+  total_steps: int  # num_epochs of steps, capped by num_train_steps when that is set
+  num_params: int
+
+  @property
+  def num_epochs(self) -> int:
+    """The epochs the run reaches (the last possibly partial): fewer than `num_epochs` under a step cap."""
+    return -(-self.total_steps // self.steps_per_epoch)
+
+
+def build_experiment(config: ml_collections.ConfigDict, data: cifar10.Cifar10,
+                     pipeline: Pipeline | None = None) -> Experiment:
+  """The experiment of a config that `train.check_config` accepted, over `data`.
+
+  `pipeline` replaces the configured one (the benchmark feeds one compiled step from several it builds once).
+  """
+  steps_per_epoch = cifar10.steps_per_epoch(len(data.train), config.batch_size)
+  total_steps = config.num_epochs * steps_per_epoch
+  if config.num_train_steps >= 0:
+    total_steps = min(total_steps, config.num_train_steps)
+  dp = parallel.create_parallel(config.parallelism)
+  model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
+  parallel.set_batchnorm_axis(model, dp.axis_name)
+  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch)
+  tx = optim.create_optimizer(config, learning_rate_fn)
+  graphdef, state = create_train_state(model, tx)
+  step_config = steps.StepConfig(
+      seed=config.seed, l1=config.regularization.l1, l2=config.regularization.l2,
+      label_smoothing=config.regularization.label_smoothing, dtype=DTYPES[config.dtype], axis_name=dp.axis_name)
+  train_step, eval_step = steps.make_steps(graphdef, tx, step_config)
+  return Experiment(
+      dp=dp, graphdef=graphdef, state=state, train_step=dp.compile_train(train_step),
+      eval_step=dp.compile_eval(eval_step), learning_rate_fn=learning_rate_fn,
+      pipeline=pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh),
+      steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_params=count_params(model))
