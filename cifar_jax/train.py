@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from cifar_jax import checkpoint, optim, parallel, preemption, run_dir, steps, writers
+from cifar_jax import checkpoint, fused, optim, parallel, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10, device
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.errors import ConfigError, UserError, check_choice
@@ -46,6 +46,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
   check_choice('data.pipeline', config.data.pipeline, PIPELINES)
   optim.check_optim_config(config)
+  fused.check_fused_config(config)
   check_augment_config(config.augment)
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
@@ -183,6 +184,8 @@ class Trainer:
         axis_name=self.dp.axis_name)
     train_step, eval_step = steps.make_steps(graphdef, tx, step_cfg)
     self.train_step, self.eval_step = self.dp.compile_train(train_step), self.dp.compile_eval(eval_step)
+    # steps_per_call > 1: several steps per dispatch, the batches made inside (cifar_jax/fused.py).
+    self.fused = fused.FusedSteps(train_step, self.on_device, self.dp) if config.steps_per_call > 1 else None
     self.state = self.dp.put_state(state)
     self.started = time.perf_counter()
 
@@ -218,10 +221,17 @@ class Trainer:
     config, epoch = self.config, self.step // self.steps_per_epoch
     segment_start = time.perf_counter()
     self.progress.restart(self.step)
-    for batch in self._train_batches(epoch, start_batch=self.step - epoch * self.steps_per_epoch):
-      self.state, step_metrics = self.train_step(self.state, self.dp.put_batch(batch))
-      self.step += 1
-      self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
+    batches = None if self.fused else self._train_batches(epoch, start_batch=self.step - epoch * self.steps_per_epoch)
+    while True:
+      if self.fused is not None:
+        n = fused.call_length(self.step, self.steps_per_epoch, config.log_every_steps, self.total_steps,
+                              config.steps_per_call)
+        self.state, self.pending = self.fused(self.state, self.pending, epoch, self.step % self.steps_per_epoch, n)
+      else:
+        n = 1
+        self.state, step_metrics = self.train_step(self.state, self.dp.put_batch(next(batches)))
+        self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
+      self.step += n
       epoch_done = self.step % self.steps_per_epoch == 0
       if self.step % config.log_every_steps == 0 or epoch_done:
         self._log_pending(epoch + 1)
