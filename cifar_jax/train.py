@@ -305,28 +305,34 @@ class Trainer:
     self.checkpoints.save(self.step, self.dp.get_state(self.state), dataclasses.asdict(self.record), val_accuracy)
 
   def _summary(self, test: dict[str, float]) -> dict[str, Any]:
-    """The run's headline numbers for summary.json."""
-    history = self.record.history
-    last = history[-1] if history else {}
-    val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]
-    train_seconds = self.record.train_seconds
-    return {
-        'status': 'completed',
-        'model': self.config.model.name,
-        'params': self.num_params,
-        'steps': self.step,
-        'epochs': len(history),
-        'train_loss': last.get('train_loss'),
-        'train_accuracy': last.get('train_accuracy'),
-        'val_loss': last.get('val_loss'),
-        'val_accuracy': last.get('val_accuracy'),
-        'best_val_accuracy': max(val_accuracies) if val_accuracies else None,
-        'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
-        'test_loss': test['loss'],
-        'test_accuracy': test['accuracy'],
-        'wall_seconds': self.record.wall_seconds + time.perf_counter() - self.started,
-        'images_per_second': self.step * self.config.batch_size / train_seconds if train_seconds else None,
-    }
+    wall_seconds = self.record.wall_seconds + time.perf_counter() - self.started
+    return run_summary(self.config, self.record, self.num_params, self.step, test, wall_seconds)
+
+
+def run_summary(config: ml_collections.ConfigDict, record: RunRecord, num_params: int, step: int,
+                test: dict[str, float], wall_seconds: float) -> dict[str, Any]:
+  """A run's headline numbers for summary.json (a Trainer's, or a member's of a vectorized group)."""
+  history = record.history
+  last = history[-1] if history else {}
+  val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]
+  train_seconds = record.train_seconds
+  return {
+      'status': 'completed',
+      'model': config.model.name,
+      'params': num_params,
+      'steps': step,
+      'epochs': len(history),
+      'train_loss': last.get('train_loss'),
+      'train_accuracy': last.get('train_accuracy'),
+      'val_loss': last.get('val_loss'),
+      'val_accuracy': last.get('val_accuracy'),
+      'best_val_accuracy': max(val_accuracies) if val_accuracies else None,
+      'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
+      'test_loss': test['loss'],
+      'test_accuracy': test['accuracy'],
+      'wall_seconds': wall_seconds,
+      'images_per_second': step * config.batch_size / train_seconds if train_seconds else None,
+  }
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
