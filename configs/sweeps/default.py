@@ -18,4 +18,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.grid = ml_collections.ConfigDict()  # or a grid, keys mirroring the run config, each leaf a list of values
   config.num_samples = 0  # grid only: 0 runs every point, N runs N points drawn at random without replacement
   config.seed = 0  # grid only: the seed of those random draws
+  config.vectorize = 'off'  # auto: variants sharing cifar_jax.group.group_key train as one group; off: one by one
+  config.max_members = 8  # vectorize=auto: at most this many variants in one group
   return config
