@@ -12,7 +12,7 @@ import ml_collections
 import optax
 from flax import nnx
 
-from cifar_jax import optim, parallel, steps
+from cifar_jax import fused, optim, parallel, steps
 from cifar_jax.data import cifar10
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model
@@ -50,6 +50,7 @@ class Experiment:
   eval_step: Callable[[steps.TrainState, steps.Batch], steps.EvalMetrics]
   learning_rate_fn: optim.LearningRate  # the schedule, and the plateau's update after each validation
   pipeline: Pipeline
+  fused: fused.FusedSteps | None  # steps_per_call > 1: that many train steps per dispatch (device pipeline only)
   steps_per_epoch: int
   total_steps: int  # num_epochs of steps, capped by num_train_steps when that is set
   num_params: int
@@ -80,8 +81,9 @@ def build_experiment(config: ml_collections.ConfigDict, data: cifar10.Cifar10,
       seed=config.seed, l1=config.regularization.l1, l2=config.regularization.l2,
       label_smoothing=config.regularization.label_smoothing, dtype=DTYPES[config.dtype], axis_name=dp.axis_name)
   train_step, eval_step = steps.make_steps(graphdef, tx, step_config)
+  pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)
   return Experiment(
       dp=dp, graphdef=graphdef, state=state, train_step=dp.compile_train(train_step),
-      eval_step=dp.compile_eval(eval_step), learning_rate_fn=learning_rate_fn,
-      pipeline=pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh),
+      eval_step=dp.compile_eval(eval_step), learning_rate_fn=learning_rate_fn, pipeline=pipeline,
+      fused=fused.FusedSteps(train_step, pipeline, dp) if config.steps_per_call > 1 else None,
       steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_params=count_params(model))

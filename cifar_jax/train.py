@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from cifar_jax import checkpoint, config_lib, experiment, optim, parallel, preemption, run_dir, steps, writers
+from cifar_jax import checkpoint, config_lib, experiment, fused, optim, parallel, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.data.pipeline import PIPELINES
@@ -37,6 +37,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
   check_choice('data.pipeline', config.data.pipeline, PIPELINES)
   optim.check_optim_config(config)
+  fused.check_fused_config(config)
   check_augment_config(config.augment)
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
@@ -191,10 +192,17 @@ class Trainer:
     epoch = self.step // exp.steps_per_epoch
     segment_start = time.perf_counter()
     self.progress.start(self.step)
-    for batch in exp.pipeline.train_batches(epoch, start_batch=self.step - epoch * exp.steps_per_epoch):
-      self.state, step_metrics = exp.train_step(self.state, exp.dp.put_batch(batch))
-      self.step += 1
-      self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
+    batches = None if exp.fused else iter(exp.pipeline.train_batches(epoch, self.step - epoch * exp.steps_per_epoch))
+    while True:
+      if exp.fused is not None:  # steps_per_call > 1: several steps per dispatch, batches made on the device
+        n = fused.call_length(self.step, exp.steps_per_epoch, config.log_every_steps, exp.total_steps,
+                              config.steps_per_call)
+        self.state, self.pending = exp.fused(self.state, self.pending, epoch, self.step % exp.steps_per_epoch, n)
+      else:
+        n = 1
+        self.state, step_metrics = exp.train_step(self.state, exp.dp.put_batch(next(batches)))
+        self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
+      self.step += n
       self.progress.tick(self.step)
       epoch_done = self.step % exp.steps_per_epoch == 0
       if self.step % config.log_every_steps == 0 or epoch_done:

@@ -44,6 +44,26 @@ def _to_input(images: jax.Array, normalize: bool,
   return augment_jax.normalize(images) if normalize else images
 
 
+def epoch_order(seed: int, epoch: int, num_train: int, batch_size: int) -> np.ndarray:
+  """The example indices [steps, B] of epoch `epoch`: numpy's `default_rng([seed, epoch]).permutation`."""
+  steps = cifar10.steps_per_epoch(num_train, batch_size)
+  permutation = np.random.default_rng([seed, epoch]).permutation(num_train)
+  return permutation[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+
+
+def train_batch(augment: Callable[[jax.Array, jax.Array], jax.Array], normalize: bool, seed: int | jax.Array,
+                images: jax.Array, labels: jax.Array, order: jax.Array, counter: jax.Array) -> tuple[Batch, jax.Array]:
+  """Batch counter = (epoch, b) of the epoch's order [steps, B], augmented with key
+  fold_in(fold_in(key(seed), epoch), b), and the next counter. Pure, so fused and vectorized steps call it
+  inside their compiled loops (with a traced `seed` for a member of a group)."""
+  epoch, step = counter[0], counter[1]
+  key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
+  indices = order[step]
+  batch = {'image': _to_input(images[indices], normalize, functools.partial(augment, key)),
+           'label': labels[indices]}
+  return batch, counter + jnp.array([0, 1], counter.dtype)
+
+
 class DevicePipeline:
   """Train, validation and test splits held on the devices of `mesh`; batches sharded over its 'data' axis.
 
@@ -71,18 +91,8 @@ class DevicePipeline:
     self.splits = {name: self._place(split) for name, split in splits.items() if split is not None}
     self.num_train = len(data.train)
     self._eval_tables = {}
-    augment = augment_jax.build_augment(config.augment)
-    normalize = config.data.normalize
-
-    def train_batch(images: jax.Array, labels: jax.Array, order: jax.Array,
-                    counter: jax.Array) -> tuple[Batch, jax.Array]:
-      """Batch counter = (epoch, b) of the epoch's order [steps, B], augmented, and the next counter."""
-      epoch, step = counter[0], counter[1]
-      key = jax.random.fold_in(jax.random.fold_in(jax.random.key(self.seed), epoch), step)
-      indices = order[step]
-      batch = {'image': _to_input(images[indices], normalize, functools.partial(augment, key)),
-               'label': labels[indices]}
-      return batch, counter + jnp.array([0, 1], counter.dtype)
+    self.augment = augment = augment_jax.build_augment(config.augment)
+    self.normalize = normalize = config.data.normalize
 
     def eval_batch(images: jax.Array, labels: jax.Array, table: tuple[jax.Array, jax.Array],
                    step: jax.Array) -> tuple[Batch, jax.Array]:
@@ -90,7 +100,8 @@ class DevicePipeline:
       indices, mask = table[0][step], table[1][step]
       return {'image': _to_input(images[indices], normalize), 'label': labels[indices], 'mask': mask}, step + 1
 
-    self._train_batch = jax.jit(train_batch, out_shardings=(self.sharding, self.replicated))
+    self.batch_at = functools.partial(train_batch, augment, normalize, self.seed)  # (images, labels, order, counter)
+    self._train_batch = jax.jit(self.batch_at, out_shardings=(self.sharding, self.replicated))
     self._eval_batch = jax.jit(eval_batch, out_shardings=(self.sharding, self.replicated))
 
   def _place(self, split: Split) -> tuple[jax.Array, jax.Array]:
@@ -101,11 +112,13 @@ class DevicePipeline:
     """Epoch `epoch` from batch `start_batch` on: {'image': float32 [B, 32, 32, 3], 'label': int32 [B]}."""
     if not 0 <= start_batch <= self.steps_per_epoch:
       raise ValueError(f'start_batch={start_batch} must be in [0, {self.steps_per_epoch}]')
-    permutation = np.random.default_rng([self.seed, epoch]).permutation(self.num_train)
-    table = permutation[:self.steps_per_epoch * self.batch_size].reshape(self.steps_per_epoch, self.batch_size)
-    order = _put(table.astype(np.int32), self.per_step)
+    order = self.order_table(epoch)
     counter = _put(np.array([epoch, start_batch], np.int32), self.replicated)
     return self._train_epoch(order, counter, self.steps_per_epoch - start_batch)
+
+  def order_table(self, epoch: int) -> jax.Array:
+    """Epoch `epoch`'s example indices [steps, B] on the devices, sharded along the batch."""
+    return _put(epoch_order(self.seed, epoch, self.num_train, self.batch_size), self.per_step)
 
   def _train_epoch(self, order: jax.Array, counter: jax.Array, num_batches: int) -> Iterator[Batch]:
     """`num_batches` batches from the position in `counter`, each call advancing it on the device."""
