@@ -88,18 +88,34 @@ def run_cli(*args, devices: int = 4) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=300)
 
 
-def checkpoint_steps(workdir) -> list[int]:
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest')
+def start_cli(*args) -> subprocess.Popen:
+  """The command line started in the background, its output piped (to be killed or signalled)."""
+  return subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *args], cwd=REPO, env=cli_env(),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_step(process: subprocess.Popen, step: int) -> None:
+  """Reads the progress lines until `step` has been reported."""
+  for line in process.stdout:
+    if line.startswith('step ') and int(line.split()[1].split('/')[0]) >= step:
+      return
+  raise AssertionError(f'the run ended before step {step}: {process.stderr.read()[-2000:]}')
+
+
+def checkpoint_steps(workdir, kept: str = 'latest') -> list[int]:
+  """The steps of the checkpoints under checkpoints/`kept` ('latest' or 'best')."""
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / kept)
   steps = sorted(manager.all_steps())
   manager.close()
   return steps
 
 
-def latest_params(workdir):
-  """The parameters in the newest checkpoint, as numpy arrays (onto one device, whatever wrote them)."""
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / 'latest',
+def latest_params(workdir, step: int | None = None, kept: str = 'latest'):
+  """The parameters in the newest checkpoint (or the one at `step`) under checkpoints/`kept`, as numpy arrays
+  (onto one device, whatever wrote them)."""
+  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / kept,
                                   item_handlers={'state': ocp.StandardCheckpointHandler()})
-  step = manager.latest_step()
+  step = manager.latest_step() if step is None else step
   one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one_device),
                         manager.item_metadata(step)['state'])
@@ -113,6 +129,16 @@ def assert_same_params(workdir_a, workdir_b):
   assert jax.tree.structure(a) == jax.tree.structure(b)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
+
+
+def assert_same_run(workdir, reference) -> None:
+  """Same parameters, metrics.jsonl (timings aside) and summary numbers as the run in `reference`."""
+  assert_same_params(workdir, reference)
+  assert metric_lines(workdir) == metric_lines(reference)
+  ours, theirs = summary(workdir), summary(reference)
+  for key in ('steps', 'epochs', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss',
+              'test_accuracy', 'best_val_accuracy', 'best_epoch'):
+    assert ours[key] == theirs[key], key
 
 
 def assert_same_batches(batches: list[dict], expected: list[dict]) -> None:

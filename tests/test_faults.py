@@ -5,8 +5,6 @@ import hashlib
 import pathlib
 import shutil
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -27,50 +25,27 @@ def reference(tmp_path_factory, cifar10_dir) -> pathlib.Path:
   return path
 
 
-def _start(workdir_path, data_dir) -> subprocess.Popen:
-  return subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *helpers.tiny_flags(data_dir),
-                           f'--workdir={workdir_path}'], cwd=helpers.REPO, env=helpers.cli_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _wait_for_step(process: subprocess.Popen, step: int) -> None:
-  """Reads the progress lines until `step` has been reported."""
-  for line in process.stdout:
-    if line.startswith('step ') and int(line.split()[1].split('/')[0]) >= step:
-      return
-  raise AssertionError(f'the run ended before step {step}: {process.stderr.read()[-2000:]}')
-
-
-def _assert_same_run(path, reference_path):
-  helpers.assert_same_params(path, reference_path)
-  assert helpers.metric_lines(path) == helpers.metric_lines(reference_path)
-  ours, theirs = helpers.summary(path), helpers.summary(reference_path)
-  for key in ('steps', 'epochs', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss',
-              'test_accuracy', 'best_val_accuracy', 'best_epoch'):
-    assert ours[key] == theirs[key], key
-
-
 def test_sigkill_at_random_steps_then_the_same_command_ends_exactly_as_an_uninterrupted_run(
     tmp_path, cifar10_dir, reference):
   kill_steps = sorted(np.random.default_rng(7).choice(np.arange(2, STEPS - 1), size=3, replace=False))
   path = tmp_path / 'run'
   for step in kill_steps:
-    process = _start(path, cifar10_dir)
-    _wait_for_step(process, int(step))
+    process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+    helpers.wait_for_step(process, int(step))
     process.kill()
     process.wait()
   result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Resuming' in result.stdout
-  _assert_same_run(path, reference)
+  helpers.assert_same_run(path, reference)
 
 
 @pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
 def test_sigterm_or_ctrl_c_writes_a_checkpoint_at_the_current_step_and_says_how_to_resume(
     tmp_path, cifar10_dir, reference, sig):
   path = tmp_path / 'run'
-  process = _start(path, cifar10_dir)
-  _wait_for_step(process, 11)
+  process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+  helpers.wait_for_step(process, 11)
   process.send_signal(sig)
   _, stderr = process.communicate(timeout=120)
   assert process.returncode == 1
@@ -80,7 +55,7 @@ def test_sigterm_or_ctrl_c_writes_a_checkpoint_at_the_current_step_and_says_how_
   assert helpers.checkpoint_steps(path)[-1] == stopped_at
   result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
-  _assert_same_run(path, reference)
+  helpers.assert_same_run(path, reference)
 
 
 def _largest_file(directory: pathlib.Path) -> pathlib.Path:
