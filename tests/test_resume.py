@@ -21,8 +21,8 @@ def _plateau_config(data_dir, **overrides):
   every epoch from the second on."""
   return helpers.tiny_config(data_dir, **{
       'num_epochs': 4, 'log_every_steps': 4, 'checkpoint_keep': 4, 'optimizer.learning_rate': PLATEAU_LR,
-      'optimizer.momentum': 0.0, 'schedule.name': 'plateau', 'schedule.plateau_patience': 0, 'schedule.plateau_factor': 0.5, 'schedule.plateau_min_lr': 1e-12,
-      **overrides})
+      'optimizer.momentum': 0.0, 'schedule.name': 'plateau', 'schedule.plateau_patience': 0,
+      'schedule.plateau_factor': 0.5, 'schedule.plateau_min_lr': 1e-12, **overrides})
 
 
 def test_plateau_lowers_the_rate_once_per_epoch_scales_the_updates_and_survives_a_resume(tmp_path, cifar10_dir):
@@ -56,8 +56,8 @@ def _out_bias_change(workdir, start: int, end: int) -> np.ndarray:
 
 
 def test_best_checkpoint_is_the_epoch_of_highest_validation_accuracy(tmp_path, cifar10_dir):
-  """Two epochs at rate 0.05, then two at 50 and 50,000 (clipped updates of that norm). On the real data
-  these ruin the accuracy (measured on the real data: 0.18, 0.22, 0.22, 0.15), so keeping the latest or the worst
+  """Two epochs at rate 0.05, then two at 50 (clipped updates of norm 50). On the real data
+  these ruin the accuracy (measured: 0.18, 0.22, 0.22, 0.15), so keeping the latest or the worst
   epoch fails; the easy fake data may tie every epoch (CI runs on the real data)."""
   path = tmp_path / 'run'
   config = helpers.tiny_config(cifar10_dir, num_epochs=4, log_every_steps=4, checkpoint_keep=4, **{
