@@ -15,6 +15,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from cifar_jax.errors import ConfigError, check_choice
+from cifar_jax.models import layers
 
 AXIS = 'data'
 PARALLELISMS = ('jit', 'pmap')
@@ -117,7 +118,8 @@ def create_parallel(name: str) -> DataParallel:
 
 
 def set_batchnorm_axis(model: nnx.Module, axis_name: str | None) -> None:
-  """Makes every BatchNorm average its batch statistics over `axis_name` (needed under pmap)."""
+  """Makes every BatchNorm average its batch statistics over `axis_name`, and every Dropout number its
+  examples across it (needed under pmap)."""
   for _, module in nnx.iter_modules(model):
-    if isinstance(module, nnx.BatchNorm):
+    if isinstance(module, (nnx.BatchNorm, layers.Dropout)):
       module.axis_name = axis_name

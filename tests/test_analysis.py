@@ -27,8 +27,8 @@ def test_per_class_table_names_each_class_and_its_commonest_mistake():
   assert f'| **all** | {100 * 90 / 91:.2f} | 91 | |' in table
 
 
-def test_confusion_of_a_trained_run_matches_its_test_accuracy(tmp_path, real_data_dir):
-  config = helpers.tiny_config(real_data_dir, num_epochs=2)
+def test_confusion_of_a_trained_run_matches_its_test_accuracy(tmp_path, cifar10_dir):
+  config = helpers.tiny_config(cifar10_dir, num_epochs=2)
   summary = train.train_and_evaluate(config, tmp_path / 'run')
   png, table = analysis.confusion(tmp_path / 'run')
   assert png.stat().st_size > 0

@@ -8,37 +8,14 @@ import time
 import numpy as np
 import pytest
 
+import helpers
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError, DataError
 
-BATCH_FILES = (*cifar10.TRAIN_FILES, cifar10.TEST_FILE)
-
-
 @pytest.fixture(scope='module')
-def real(real_data_dir: pathlib.Path) -> cifar10.Cifar10:
+def real(real_cifar10_dir: pathlib.Path) -> cifar10.Cifar10:
   """The real dataset read once from the official files."""
-  return cifar10.load(real_data_dir, source='files')
-
-
-def _write_batch(path: pathlib.Path, data: object, labels: object) -> None:
-  """Writes a batch file laid out like the official ones (byte-string keys).
-
-  Protocol 4, because Python 3 pickles arrays with protocol 2 through `_codecs.encode`, a global
-  the official (Python 2) files never use and the loader therefore refuses.
-  """
-  with path.open('wb') as f:
-    pickle.dump({b'data': data, b'labels': labels, b'batch_label': b'fake'}, f, protocol=4)
-
-
-def _fake_batches_dir(root: pathlib.Path, num_per_file: int = 20) -> pathlib.Path:
-  """A complete `cifar-10-batches-py` folder of small random batches; returns it."""
-  folder = root / cifar10.BATCHES_DIR_NAME
-  folder.mkdir()
-  rng = np.random.default_rng(0)
-  for name in BATCH_FILES:
-    data = rng.integers(0, 256, (num_per_file, 3072), dtype=np.uint8)
-    _write_batch(folder / name, data, rng.integers(0, 10, num_per_file).tolist())
-  return folder
+  return cifar10.load(real_cifar10_dir, source='files')
 
 
 def test_real_split_sizes_and_first_labels(real: cifar10.Cifar10) -> None:
@@ -60,12 +37,12 @@ def test_real_channel_statistics_match_constants(real: cifar10.Cifar10) -> None:
     assert np.sqrt(counts @ (values - mean) ** 2) == pytest.approx(cifar10.CIFAR10_STD[channel], abs=1e-5)
 
 
-def test_finds_folder_or_parent_or_env(real_data_dir: pathlib.Path,
+def test_finds_folder_or_parent_or_env(cifar10_dir: pathlib.Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-  folder = real_data_dir / cifar10.BATCHES_DIR_NAME
-  assert cifar10.find_batches_dir(real_data_dir) == folder
+  folder = cifar10_dir / cifar10.BATCHES_DIR_NAME
+  assert cifar10.find_batches_dir(cifar10_dir) == folder
   assert cifar10.find_batches_dir(folder) == folder
-  monkeypatch.setenv(cifar10.DATA_DIR_ENV, str(real_data_dir))
+  monkeypatch.setenv(cifar10.DATA_DIR_ENV, str(cifar10_dir))
   assert cifar10.find_batches_dir(None) == folder
 
 
@@ -89,7 +66,7 @@ def test_empty_folder_names_missing_files(tmp_path: pathlib.Path) -> None:
 
 
 def test_val_split_is_seeded_disjoint_and_capped(tmp_path: pathlib.Path) -> None:
-  folder = _fake_batches_dir(tmp_path)  # 100 train, 20 test.
+  folder = helpers.fake_cifar10(tmp_path)  # 100 train, 20 test.
   first = cifar10.load(folder, source='files', val_fraction=0.2, seed=1)
   again = cifar10.load(folder, source='files', val_fraction=0.2, seed=1)
   other = cifar10.load(folder, source='files', val_fraction=0.2, seed=2)
@@ -119,7 +96,7 @@ def test_bad_config_values(kwargs: dict[str, object], key: str) -> None:
 
 def test_read_batch_converts_planes_to_nhwc(tmp_path: pathlib.Path) -> None:
   planes = np.arange(2 * 3 * 32 * 32).reshape(2, 3, 32, 32).astype(np.uint8)
-  _write_batch(tmp_path / 'b', planes.reshape(2, 3072), [0, 9])
+  helpers.write_batch(tmp_path / 'b', planes.reshape(2, 3072), [0, 9])
   images, labels = cifar10.read_batch(tmp_path / 'b')
   np.testing.assert_array_equal(images, planes.transpose(0, 2, 3, 1))
   assert images.flags.c_contiguous and labels.dtype == np.int32 and labels.tolist() == [0, 9]
@@ -134,14 +111,14 @@ def test_read_batch_converts_planes_to_nhwc(tmp_path: pathlib.Path) -> None:
 ])
 def test_read_batch_rejects_bad_contents(tmp_path: pathlib.Path, data: np.ndarray, labels: list[int],
                                          expected: str) -> None:
-  _write_batch(tmp_path / 'b', data, labels)
+  helpers.write_batch(tmp_path / 'b', data, labels)
   with pytest.raises(DataError, match=expected) as error:
     cifar10.read_batch(tmp_path / 'b')
   assert str(tmp_path / 'b') in str(error.value)
 
 
 def test_read_batch_rejects_truncated_and_non_pickles(tmp_path: pathlib.Path) -> None:
-  _write_batch(tmp_path / 'whole', np.zeros((2, 3072), np.uint8), [0, 1])
+  helpers.write_batch(tmp_path / 'whole', np.zeros((2, 3072), np.uint8), [0, 1])
   (tmp_path / 'cut').write_bytes((tmp_path / 'whole').read_bytes()[:5000])
   (tmp_path / 'text').write_bytes(b'not a pickle at all')
   (tmp_path / 'list').write_bytes(pickle.dumps([1, 2], protocol=2))
@@ -169,7 +146,7 @@ class _Exploit:
 def test_hostile_pickle_is_refused_without_running(tmp_path: pathlib.Path, function: object,
                                                    command: str) -> None:
   marker = tmp_path / 'pwned'
-  _write_batch(tmp_path / 'evil', _Exploit(function, command.format(marker=str(marker))), [0])
+  helpers.write_batch(tmp_path / 'evil', _Exploit(function, command.format(marker=str(marker))), [0])
   with pytest.raises(DataError, match=r'refusing global (posix|os|builtins)\.(system|eval)') as error:
     cifar10.read_batch(tmp_path / 'evil')
   assert str(tmp_path / 'evil') in str(error.value)
@@ -189,7 +166,7 @@ def test_tfds_source_with_mock_data(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_auto_prefers_files_and_falls_back_to_a_prepared_tfds_copy_saying_so(
     tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
   tfds = pytest.importorskip('tensorflow_datasets')
-  folder = _fake_batches_dir(tmp_path)
+  folder = helpers.fake_cifar10(tmp_path)
   (tmp_path / 'tfds').mkdir()
   monkeypatch.setattr(tfds.core.DatasetBuilder, 'is_prepared', lambda self: True)
   with tfds.testing.mock_data(num_examples=3):

@@ -39,9 +39,9 @@ def test_a_mistyped_override_names_the_full_key_and_the_closest_ones_in_one_line
   assert not (tmp_path / 'run').exists()
 
 
-def test_a_run_prints_no_tensorflow_lines(tmp_path, real_data_dir):
+def test_a_run_prints_no_tensorflow_lines(tmp_path, cifar10_dir):
   env = {k: v for k, v in helpers.cli_env().items() if not k.startswith('TF_')}  # conftest quiets TF for pytest
-  result = _run('cifar_jax.main', *helpers.tiny_flags(real_data_dir, num_epochs=1), f'--workdir={tmp_path / "run"}',
+  result = _run('cifar_jax.main', *helpers.tiny_flags(cifar10_dir, num_epochs=1), f'--workdir={tmp_path / "run"}',
                 env=env)
   assert result.returncode == 0, result.stderr[-2000:]
   output = result.stdout + result.stderr

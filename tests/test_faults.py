@@ -20,70 +20,39 @@ STEPS = 24  # TINY: 8 steps an epoch, 3 epochs
 
 
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory, real_data_dir) -> pathlib.Path:
+def reference(tmp_path_factory, cifar10_dir) -> pathlib.Path:
   """An uninterrupted command-line run of the TINY config: what every interrupted run must end as."""
   path = tmp_path_factory.mktemp('reference') / 'run'
-  result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
+  result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
   return path
 
 
-def _start(workdir_path, data_dir) -> subprocess.Popen:
-  """The TINY run on the command line, its stderr merged into stdout as a terminal shows them."""
-  return subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *helpers.tiny_flags(data_dir),
-                           f'--workdir={workdir_path}'], cwd=helpers.REPO, env=helpers.cli_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _read_until(process: subprocess.Popen, found) -> str:
-  """Reads output lines until `found(line)`; returns that line."""
-  seen = []
-  for line in process.stdout:
-    if found(line):
-      return line
-    seen.append(line)
-  raise AssertionError(f'the run ended first: {"".join(seen)[-2000:]}')
-
-
-def _wait_for_step(process: subprocess.Popen, step: int) -> None:
-  """Reads the progress lines until `step` has been reported."""
-  _read_until(process, lambda line: line.startswith('step ') and int(line.split()[1].split('/')[0]) >= step)
-
-
-def _assert_same_run(path, reference_path):
-  helpers.assert_same_params(path, reference_path)
-  assert helpers.metric_lines(path) == helpers.metric_lines(reference_path)
-  ours, theirs = helpers.summary(path), helpers.summary(reference_path)
-  for key in ('steps', 'epochs', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss',
-              'test_accuracy', 'best_val_accuracy', 'best_epoch'):
-    assert ours[key] == theirs[key], key
-
-
 def test_sigkill_at_random_steps_then_the_same_command_ends_exactly_as_an_uninterrupted_run(
-    tmp_path, real_data_dir, reference):
+    tmp_path, cifar10_dir, reference):
   kill_steps = sorted(np.random.default_rng(7).choice(np.arange(2, STEPS - 1), size=3, replace=False))
   path = tmp_path / 'run'
   for step in kill_steps:
-    process = _start(path, real_data_dir)
-    _wait_for_step(process, int(step))
+    process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+    helpers.wait_for_step(process, int(step))
     process.kill()
     process.wait()
-  result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
+  result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'Resuming' in result.stdout
-  _assert_same_run(path, reference)
+  helpers.assert_same_run(path, reference)
 
 
 @pytest.mark.parametrize('sig, said', [(signal.SIGTERM, 'SIGTERM'), (signal.SIGINT, 'Ctrl-C')],
                          ids=['SIGTERM', 'SIGINT'])
 def test_sigterm_or_ctrl_c_is_acknowledged_at_once_then_checkpoints_the_current_step_and_exits_128_plus_signal(
-    tmp_path, real_data_dir, reference, sig, said):
+    tmp_path, cifar10_dir, reference, sig, said):
   path = tmp_path / 'run'
-  process = _start(path, real_data_dir)
-  _wait_for_step(process, 11)
+  process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+  helpers.wait_for_step(process, 11)
   sent = time.monotonic()
   process.send_signal(sig)
-  ack = _read_until(process, lambda line: 'writing a checkpoint' in line)
+  ack = helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
   assert time.monotonic() - sent < 5
   assert ack.strip() == f'{said}: finishing the current step and writing a checkpoint; press Ctrl-C again to stop ' \
                         'at once without one'
@@ -93,25 +62,25 @@ def test_sigterm_or_ctrl_c_is_acknowledged_at_once_then_checkpoints_the_current_
   assert 'error:' not in output and 'Traceback' not in output
   stopped_at = int(output.split('checkpoint written at step ')[1].split(';')[0])
   assert helpers.checkpoint_steps(path)[-1] == stopped_at
-  result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
+  result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
-  _assert_same_run(path, reference)
+  helpers.assert_same_run(path, reference)
 
 
-def test_a_second_ctrl_c_stops_at_once_and_the_previous_checkpoint_resumes(tmp_path, real_data_dir, reference):
+def test_a_second_ctrl_c_stops_at_once_and_the_previous_checkpoint_resumes(tmp_path, cifar10_dir, reference):
   path = tmp_path / 'run'
-  process = _start(path, real_data_dir)
-  _wait_for_step(process, 11)
+  process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+  helpers.wait_for_step(process, 11)
   process.send_signal(signal.SIGINT)
-  _read_until(process, lambda line: 'writing a checkpoint' in line)
+  helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
   sent = time.monotonic()
   process.send_signal(signal.SIGINT)  # while the first one's checkpoint is being written, or just after
   output, _ = process.communicate(timeout=60)
   assert time.monotonic() - sent < 5
   assert process.returncode == 130 and 'Traceback' not in output and 'error:' not in output
-  result = helpers.run_cli(*helpers.tiny_flags(real_data_dir), f'--workdir={path}')
+  result = helpers.run_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   assert result.returncode == 0, result.stderr[-3000:]
-  _assert_same_run(path, reference)
+  helpers.assert_same_run(path, reference)
 
 
 def test_the_second_signal_ends_the_process_in_the_handler_with_128_plus_signal():
@@ -152,13 +121,13 @@ def _flip_bytes(path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize('damage', [_truncate, _flip_bytes])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warning(
-    tmp_path, real_data_dir, capsys, damage):
+    tmp_path, cifar10_dir, capsys, damage):
   reference_path, path = tmp_path / 'reference', tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir), reference_path)
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), reference_path)
   shutil.copytree(reference_path, path)
   damage(_largest_file(path / 'checkpoints' / 'latest' / str(STEPS) / 'state'))
   capsys.readouterr()
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir), path)
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), path)
   err = capsys.readouterr().err
   assert f'checkpoint {path.absolute() / "checkpoints" / "latest" / str(STEPS)} is damaged' in err
   assert (path / 'checkpoints' / 'corrupt' / f'latest-{STEPS}').is_dir()  # kept, not deleted
@@ -166,40 +135,40 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warni
   assert helpers.metric_lines(path) == helpers.metric_lines(reference_path)
 
 
-def test_no_usable_checkpoint_is_an_error_not_a_fresh_start(tmp_path, real_data_dir):
+def test_no_usable_checkpoint_is_an_error_not_a_fresh_start(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2), path)
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
   for step in helpers.checkpoint_steps(path):
     _truncate(_largest_file(path / 'checkpoints' / 'latest' / str(step) / 'state'))
   metrics_before = (path / 'metrics.jsonl').read_text()
   with pytest.raises(UserError, match='no usable checkpoint'):
-    train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2), path)
+    train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
   assert (path / 'metrics.jsonl').read_text() == metrics_before
 
 
-def test_resuming_a_run_of_another_config_is_refused_naming_the_keys(tmp_path, real_data_dir):
+def test_resuming_a_run_of_another_config_is_refused_naming_the_keys(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1), path)
-  changed = helpers.tiny_config(real_data_dir, num_epochs=1, batch_size=64, **{'model.hidden_sizes': (16,)})
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
+  changed = helpers.tiny_config(cifar10_dir, num_epochs=1, batch_size=64, **{'model.hidden_sizes': (16,)})
   with pytest.raises(ConfigError, match=r'batch_size: 32 -> 64.*model\.hidden_sizes'):
     train.train_and_evaluate(changed, path)
   # Keys that do not change the computation are fine, and the flag overrides the refusal.
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1, log_every_steps=4), path)
-  larger_batch = helpers.tiny_config(real_data_dir, num_epochs=3, batch_size=64)
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1, log_every_steps=4), path)
+  larger_batch = helpers.tiny_config(cifar10_dir, num_epochs=3, batch_size=64)
   assert train.train_and_evaluate(larger_batch, path, allow_config_change=True)['steps'] == 12
 
 
-def test_a_full_disk_is_refused_before_training_starts(tmp_path, real_data_dir, monkeypatch):
+def test_a_full_disk_is_refused_before_training_starts(tmp_path, cifar10_dir, monkeypatch):
   usage = collections.namedtuple('usage', 'total used free')
   monkeypatch.setattr(run_dir.shutil, 'disk_usage', lambda path: usage(10**9, 10**9 - 2**20, 2**20))
   with pytest.raises(UserError, match='not enough disk space'):
-    train.train_and_evaluate(helpers.tiny_config(real_data_dir), tmp_path / 'run')
+    train.train_and_evaluate(helpers.tiny_config(cifar10_dir), tmp_path / 'run')
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
-def test_same_config_and_seed_give_identical_metrics(tmp_path, real_data_dir):
-  first = train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1), tmp_path / 'a')
-  second = train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1), tmp_path / 'b')
+def test_same_config_and_seed_give_identical_metrics(tmp_path, cifar10_dir):
+  first = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'a')
+  second = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'b')
   assert helpers.metric_lines(tmp_path / 'a') == helpers.metric_lines(tmp_path / 'b')
   assert first['test_loss'] == second['test_loss']
   helpers.assert_same_params(tmp_path / 'a', tmp_path / 'b')
@@ -211,19 +180,19 @@ def _tree_digest(path: pathlib.Path) -> dict[str, str]:
 
 
 def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damages_nothing(
-    tmp_path, real_data_dir):
+    tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1), path)
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
   before = _tree_digest(path)
   bad_data = tmp_path / 'bad_data' / 'cifar-10-batches-py'
-  shutil.copytree(real_data_dir / 'cifar-10-batches-py', bad_data)
+  shutil.copytree(cifar10_dir / 'cifar-10-batches-py', bad_data)
   _truncate(bad_data / 'data_batch_3')
   for flags, message in (
-      (helpers.tiny_flags(real_data_dir, num_epochs=1, **{'optimizer.learning_rate': -1}),
+      (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'optimizer.learning_rate': -1}),
        'optimizer.learning_rate=-1'),
-      (helpers.tiny_flags(real_data_dir, num_epochs=1, **{'model.dropout': 1.5}), 'model.dropout'),
+      (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'model.dropout': 1.5}), 'model.dropout'),
       (helpers.tiny_flags(bad_data.parent, num_epochs=1), 'data_batch_3'),
-      (helpers.tiny_flags(real_data_dir, num_epochs=1, batch_size=0), 'batch_size=0'),
+      (helpers.tiny_flags(cifar10_dir, num_epochs=1, batch_size=0), 'batch_size=0'),
   ):
     result = helpers.run_cli(*flags, f'--workdir={path}')
     assert result.returncode == 1, result.stderr[-2000:]

@@ -35,9 +35,9 @@ def test_augmentation_preview_without_ops_is_the_image_and_flip_only_mirrors():
       assert same or mirrored
 
 
-def test_make_figures_writes_the_three_pngs(tmp_path, real_data_dir):
+def test_make_figures_writes_the_three_pngs(tmp_path, cifar10_dir):
   config = sweep.load_config_file('configs/upv/resnet_final.py')
-  config.data.data_dir = str(real_data_dir)
+  config.data.data_dir = str(cifar10_dir)
   paths = figures.make_figures(config, 'resnet_final', tmp_path)
   assert [p.name for p in paths] == ['examples.png', 'class_distribution.png', 'augmentation.png']
   assert all(p.stat().st_size > 10_000 for p in paths)

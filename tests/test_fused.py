@@ -21,12 +21,12 @@ def test_a_call_stops_at_the_next_log_point_epoch_end_or_last_step(step, expecte
   assert fused.call_length(step, steps_per_epoch=8, log_every=4, total_steps=18, steps_per_call=3) == expected
 
 
-def test_fused_steps_train_like_single_steps(real_data_dir, tmp_path):
+def test_fused_steps_train_like_single_steps(cifar10_dir, tmp_path):
   # Crop, flip and dropout make every step's batch and key matter; 2 calls of 3 and one of 2 per 8-step epoch.
   overrides = {'data.pipeline': 'device', 'augment.ops': ('random_crop', 'horizontal_flip'),
                'model.dropout': 0.3, 'log_every_steps': 4, 'num_train_steps': 18}
   for name, k in (('single', 1), ('fused', 3)):
-    train.train_and_evaluate(tiny_config(real_data_dir, steps_per_call=k, **overrides), tmp_path / name)
+    train.train_and_evaluate(tiny_config(cifar10_dir, steps_per_call=k, **overrides), tmp_path / name)
   # Not bit for bit: XLA fuses the scanned step's float32 reductions differently (a last-bit difference in the
   # loss was seen on CPU). Same data, keys and steps, so the runs agree to float32 rounding, 18 steps on.
   fused_lines, single_lines = metric_lines(tmp_path / 'fused'), metric_lines(tmp_path / 'single')
@@ -45,6 +45,6 @@ def test_fused_steps_train_like_single_steps(real_data_dir, tmp_path):
     ({'steps_per_call': 4, 'data.pipeline': 'tfdata'}, 'needs data.pipeline=device'),
     ({'steps_per_call': 4, 'data.pipeline': 'device', 'parallelism': 'pmap'}, 'needs parallelism=jit'),
 ])
-def test_what_cannot_be_fused_is_refused_by_name(real_data_dir, overrides, message):
+def test_what_cannot_be_fused_is_refused_by_name(cifar10_dir, overrides, message):
   with pytest.raises(ConfigError, match=message):
-    train.check_config(tiny_config(real_data_dir, **overrides))
+    train.check_config(tiny_config(cifar10_dir, **overrides))

@@ -20,8 +20,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.parametrize('pipeline', ['tfdata', 'device'])
-def test_two_processes_train_like_one_process_with_four_devices(tmp_path, real_data_dir, pipeline):
-  config_flags = helpers.tiny_flags(real_data_dir, num_epochs=2, **{'data.pipeline': pipeline})
+def test_two_processes_train_like_one_process_with_four_devices(tmp_path, cifar10_dir, pipeline):
+  config_flags = helpers.tiny_flags(cifar10_dir, num_epochs=2, **{'data.pipeline': pipeline})
   port = _free_port()
   processes = [
       subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *config_flags, f'--workdir={tmp_path / "two"}',
@@ -36,7 +36,7 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path, real_d
   assert 'Done: test accuracy' in outputs[0][0] and 'step ' not in outputs[1][0]
 
   single = train.train_and_evaluate(
-      helpers.tiny_config(real_data_dir, num_epochs=2, **{'data.pipeline': pipeline}), tmp_path / 'one')
+      helpers.tiny_config(cifar10_dir, num_epochs=2, **{'data.pipeline': pipeline}), tmp_path / 'one')
   two = helpers.summary(tmp_path / 'two')
   for key in ('steps', 'epochs', 'test_accuracy', 'val_accuracy', 'train_accuracy'):
     assert two[key] == single[key], key

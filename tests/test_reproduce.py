@@ -128,12 +128,12 @@ def test_time_box_without_a_deadline_never_fires():
   assert not box.expired and not box.requested
 
 
-def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, real_data_dir):
+def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, cifar10_dir):
   sweep_file = tmp_path / 'sweep.py'
   sweep_file.write_text(SWEEP)
   study = Study('timed', 'tp3', str(sweep_file))
   # One minute, the stop requested 15 s before it: room for two compilations on a busy 2-core machine.
-  options = reproduce.Options(tmp_path / 'runs', data_dir=str(real_data_dir), max_minutes=1, margin_seconds=15)
+  options = reproduce.Options(tmp_path / 'runs', data_dir=str(cifar10_dir), max_minutes=1, margin_seconds=15)
   started = time.perf_counter()
   box = reproduce.run_chain([study], options)
   assert box.expired and time.perf_counter() - started < 60
@@ -152,11 +152,11 @@ def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, r
   assert any(r['kind'] == 'train' and r['step'] <= first_stop for r in run_dir.read_metrics(long))
 
 
-def test_quick_chain_writes_runs_page_and_figures(tmp_path, real_data_dir, capsys):
+def test_quick_chain_writes_runs_page_and_figures(tmp_path, cifar10_dir, capsys):
   page = tmp_path / 'results.md'
   page.write_text(PAGE)
   workdir = tmp_path / 'runs'
-  common = ['--quick', f'--workdir={workdir}', f'--data_dir={real_data_dir}']
+  common = ['--quick', f'--workdir={workdir}', f'--data_dir={cifar10_dir}']
   assert reproduce.main([*common, '--only=tp3_dense']) == 0
   assert 'Finished in' in capsys.readouterr().out
   runs = [p.parent for p in (workdir / 'tp3_dense').rglob(run_dir.SUMMARY_FILE)]

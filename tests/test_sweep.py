@@ -146,8 +146,8 @@ def test_set_values_are_read_by_the_type_of_the_key():
   assert sweep.parse_assignment('data.normalize=False', config) == ('data.normalize', False)
 
 
-def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, real_data_dir, monkeypatch, capsys):
-  config, cli = _tiny(real_data_dir, [{'name': 'a', 'overrides': {'model.activation': 'tanh'}}], num_epochs=2)
+def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, cifar10_dir, monkeypatch, capsys):
+  config, cli = _tiny(cifar10_dir, [{'name': 'a', 'overrides': {'model.activation': 'tanh'}}], num_epochs=2)
   workdir = tmp_path / 'sweep'
   original_epoch = train.Trainer._train_epoch
 
@@ -184,8 +184,8 @@ def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, 
   assert (workdir / 'results.md').exists()
 
 
-def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, real_data_dir, capsys):
-  config, cli = _tiny(real_data_dir, [{'name': 'diverges', 'overrides': {'optimizer.learning_rate': 1e30}},
+def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, cifar10_dir, capsys):
+  config, cli = _tiny(cifar10_dir, [{'name': 'diverges', 'overrides': {'optimizer.learning_rate': 1e30}},
                                       {'name': 'too_big', 'overrides': {'batch_size': 512}},
                                       {'name': 'fine'}])
   workdir = tmp_path / 'sweep'
@@ -205,7 +205,7 @@ def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, real_data
 
 
 def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validation_split(
-    tmp_path, real_data_dir, monkeypatch, capsys):
+    tmp_path, cifar10_dir, monkeypatch, capsys):
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
   split_seeds = []
@@ -217,7 +217,7 @@ def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validat
 
   monkeypatch.setattr(cifar10, 'load', spy)
   workdir = tmp_path / 'smoke'
-  records = sweep.run_sweep(config, workdir, [f'data.data_dir={real_data_dir}'])
+  records = sweep.run_sweep(config, workdir, [f'data.data_dir={cifar10_dir}'])
   names = ['learning_rate=0.01', 'learning_rate=0.05']
   assert [(r['name'], r['seed'], r['status']) for r in records] == [
       (f'{name}/seed={seed}', seed, 'completed') for name in names for seed in (0, 1)]
@@ -232,7 +232,7 @@ def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validat
   assert len((workdir / 'results.csv').read_text().splitlines()) == 5  # a header and one row per run
   assert 'mean ± std over the n seeds' in (workdir / 'results.md').read_text()
 
-  sweep.run_sweep(config, workdir, [f'data.data_dir={real_data_dir}'])
+  sweep.run_sweep(config, workdir, [f'data.data_dir={cifar10_dir}'])
   assert 'learning_rate=0.05/seed=1: finished earlier, skipped' in capsys.readouterr().out
 
 
@@ -242,10 +242,10 @@ def _cli(module, *args):
                         timeout=300)
 
 
-def test_command_line_sweep_end_to_end_and_the_report_reproduces_its_table(tmp_path, real_data_dir):
+def test_command_line_sweep_end_to_end_and_the_report_reproduces_its_table(tmp_path, cifar10_dir):
   workdir = tmp_path / 'smoke'
   result = _cli('cifar_jax.sweep', '--config=configs/sweeps/smoke.py', f'--workdir={workdir}',
-                f'--set=data.data_dir={real_data_dir}')
+                f'--set=data.data_dir={cifar10_dir}')
   assert result.returncode == 0, result.stderr[-3000:]
   names = ['learning_rate=0.01', 'learning_rate=0.05']
   assert '[2/2] learning_rate=0.05: completed' in result.stdout

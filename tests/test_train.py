@@ -1,4 +1,4 @@
-"""The training loop end to end on a small slice of the real CIFAR-10: outputs, resume, pmap, bad input."""
+"""The training loop end to end on a small slice of CIFAR-10: outputs, resume, pmap, bad input."""
 
 import json
 import subprocess
@@ -23,10 +23,10 @@ def _tiny_resnet(data_dir, **overrides):
   return helpers.override(config, **overrides)
 
 
-def test_command_line_run_writes_every_output(tmp_path, real_data_dir):
+def test_command_line_run_writes_every_output(tmp_path, cifar10_dir):
   workdir = tmp_path / 'run'
   result = helpers.run_cli(
-      '--config=configs/mlp.py', f'--workdir={workdir}', f'--config.data.data_dir={real_data_dir}',
+      '--config=configs/mlp.py', f'--workdir={workdir}', f'--config.data.data_dir={cifar10_dir}',
       '--config.data.max_train_examples=512', '--config.data.max_eval_examples=256', '--config.data.val_fraction=0.1',
       '--config.num_epochs=2', '--config.batch_size=64', '--config.log_every_steps=2',
       '--config.optimizer.learning_rate=0.05')
@@ -53,29 +53,29 @@ def test_command_line_run_writes_every_output(tmp_path, real_data_dir):
   assert any(p.name.isdigit() for p in (workdir / 'checkpoints' / 'best').iterdir())
 
 
-def test_resumed_run_ends_with_exactly_the_uninterrupted_parameters(tmp_path, real_data_dir):
-  whole = train.train_and_evaluate(_tiny_resnet(real_data_dir), tmp_path / 'whole')
+def test_resumed_run_ends_with_exactly_the_uninterrupted_parameters(tmp_path, cifar10_dir):
+  whole = train.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'whole')
   # Interrupted mid-epoch (step 3 of 8), then the same command again.
-  train.train_and_evaluate(_tiny_resnet(real_data_dir, num_train_steps=3), tmp_path / 'resumed')
+  train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_train_steps=3), tmp_path / 'resumed')
   assert helpers.checkpoint_steps(tmp_path / 'resumed') == [3]
-  resumed = train.train_and_evaluate(_tiny_resnet(real_data_dir), tmp_path / 'resumed')
+  resumed = train.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'resumed')
   helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
   for key in ('steps', 'epochs', 'test_accuracy', 'test_loss', 'val_accuracy', 'train_loss', 'train_accuracy'):
     assert resumed[key] == whole[key], key
 
 
-def test_pmap_run_matches_jit_run(tmp_path, real_data_dir):
-  jit = train.train_and_evaluate(_tiny_resnet(real_data_dir, num_epochs=1), tmp_path / 'jit')
-  pmap = train.train_and_evaluate(_tiny_resnet(real_data_dir, num_epochs=1, parallelism='pmap'), tmp_path / 'pmap')
+def test_pmap_run_matches_jit_run(tmp_path, cifar10_dir):
+  jit = train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1), tmp_path / 'jit')
+  pmap = train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1, parallelism='pmap'), tmp_path / 'pmap')
   assert pmap['test_loss'] == pytest.approx(jit['test_loss'], rel=1e-4)
   assert pmap['train_loss'] == pytest.approx(jit['train_loss'], rel=1e-4)
 
 
-def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, real_data_dir):
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cifar10_dir):
   """A StepLR whose second epoch multiplies the learning rate by 1e38: epoch 1 is fine, epoch 2 explodes."""
   workdir = tmp_path / 'run'
-  config = helpers.tiny_config(real_data_dir, log_every_steps=4, **{
+  config = helpers.tiny_config(cifar10_dir, log_every_steps=4, **{
       'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38})
   with pytest.raises(train.TrainingDiverged, match='between steps 8 and 12'):
     train.train_and_evaluate(config, workdir)
@@ -115,11 +115,11 @@ def test_missing_data_folder_says_where_it_looked(tmp_path):
     train.train_and_evaluate(config, tmp_path / 'run')
 
 
-def test_unwritable_workdir_is_refused(tmp_path, real_data_dir):
+def test_unwritable_workdir_is_refused(tmp_path, cifar10_dir):
   blocker = tmp_path / 'file'
   blocker.write_text('not a folder')
   with pytest.raises(UserError, match='cannot write to workdir'):
-    train.train_and_evaluate(helpers.tiny_config(real_data_dir), blocker / 'run')
+    train.train_and_evaluate(helpers.tiny_config(cifar10_dir), blocker / 'run')
 
 
 def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path):
@@ -130,9 +130,9 @@ def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path
 
 
 @pytest.mark.parametrize('pipeline, parallelism', [('device', 'jit'), ('device', 'pmap'), ('tfdata', 'jit')])
-def test_nothing_compiles_after_the_first_epoch(tmp_path, real_data_dir, pipeline, parallelism):
+def test_nothing_compiles_after_the_first_epoch(tmp_path, cifar10_dir, pipeline, parallelism):
   """Steps compile once per shape: every XLA compilation of a 3-epoch run happens in its first epoch."""
-  config = helpers.tiny_config(real_data_dir, parallelism=parallelism, log_every_steps=4, **{
+  config = helpers.tiny_config(cifar10_dir, parallelism=parallelism, log_every_steps=4, **{
       'data.pipeline': pipeline, 'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')})
   trainer = train.Trainer(config, tmp_path / 'run')
   compiled_at_step = []
@@ -151,20 +151,20 @@ def test_nothing_compiles_after_the_first_epoch(tmp_path, real_data_dir, pipelin
   assert compiled_at_step and max(compiled_at_step) <= trainer.exp.steps_per_epoch, compiled_at_step
 
 
-def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, real_data_dir):
+def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, cifar10_dir):
   device = {'data.pipeline': 'device', 'log_every_steps': 4}
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, **device), tmp_path / 'whole')
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, num_train_steps=5, **device),
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'whole')
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, num_train_steps=5, **device),
                            tmp_path / 'resumed')
-  train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=2, **device), tmp_path / 'resumed')
+  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'resumed')
   helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
 
 
-def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, real_data_dir):
+def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, cifar10_dir):
   """Blocks `import tensorflow` in a fresh interpreter, then runs the command line with the device pipeline."""
   workdir = tmp_path / 'run'
-  flags = helpers.tiny_flags(real_data_dir, num_epochs=1, **{'data.pipeline': 'device'})
+  flags = helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'data.pipeline': 'device'})
   code = ('import sys, runpy; sys.modules["tensorflow"] = None; '
           f'sys.argv = ["cifar_jax.main", *{flags!r}, "--workdir={workdir}"]; '
           'runpy.run_module("cifar_jax.main", run_name="__main__")')
@@ -176,10 +176,10 @@ def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, real_d
   assert helpers.summary(workdir)['status'] == 'completed' and (workdir / 'metrics.jsonl').exists()
 
 
-def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, real_data_dir, capsys):
+def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, capsys):
   """A run capped at 13 steps of 8 an epoch: the banner, a line right after the first (compiling) step, the real
   epoch total, one validation line per finished epoch, and the fractional epochs in summary.json."""
-  config = helpers.tiny_config(real_data_dir, log_every_steps=4, num_train_steps=13)
+  config = helpers.tiny_config(cifar10_dir, log_every_steps=4, num_train_steps=13)
   summary = train.train_and_evaluate(config, tmp_path / 'run')
   out = capsys.readouterr().out
   banner = ['model mlp: 98,666 parameters',  # 3072 * 32 + 32 + 32 * 10 + 10
@@ -198,9 +198,9 @@ def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, real_data_dir, c
   assert summary['epochs'] == pytest.approx(13 / 8, abs=0.005) and summary['best_note'] is None
 
 
-def test_without_a_validation_split_the_run_says_why_best_is_empty(tmp_path, real_data_dir, capsys):
+def test_without_a_validation_split_the_run_says_why_best_is_empty(tmp_path, cifar10_dir, capsys):
   workdir = tmp_path / 'run'
-  summary = train.train_and_evaluate(helpers.tiny_config(real_data_dir, num_epochs=1, **{'data.val_fraction': 0.0}),
+  summary = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1, **{'data.val_fraction': 0.0}),
                                      workdir)
   out = capsys.readouterr().out
   assert out.count('no validation split (data.val_fraction=0)') == 1

@@ -170,6 +170,31 @@ def check_dropout(rate: float) -> None:
     raise ConfigError(f'model.dropout={rate!r} is outside [0, 1)')
 
 
+class Dropout(nnx.Module):
+  """Inverted dropout (PyTorch's: zero with probability `rate`, scale the rest by 1 / (1 - rate)).
+
+  Each example's mask comes from its own key, `fold_in(key, global example index)`, so a batch split
+  over devices draws the masks the whole batch would on one device: under pmap `axis_name` is set (as
+  BatchNorm's is) and a device's examples are numbered from `axis_index * local batch size`.
+  """
+
+  def __init__(self, rate: float):
+    check_dropout(rate)
+    self.rate = rate
+    self.axis_name: str | None = None
+
+  def __call__(self, x: jax.Array, *, train: bool, rngs: nnx.Rngs | None) -> jax.Array:
+    """Drops elements of `x` [N, ...] when training with `rate` > 0, drawing one key from `rngs.dropout`."""
+    if not train or self.rate == 0:
+      return x
+    key, batch_size, sharding = rngs.dropout(), x.shape[0], jax.typeof(x).sharding
+    first = 0 if self.axis_name is None else jax.lax.axis_index(self.axis_name) * batch_size
+    index = first + jnp.arange(batch_size, out_sharding=sharding.update(spec=sharding.spec[:1]))  # sharded as x
+    example_keys = jax.vmap(functools.partial(jax.random.fold_in, key))(index)
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1 - self.rate, x.shape[1:]))(example_keys)
+    return jnp.where(keep, x / (1 - self.rate), jnp.zeros_like(x))
+
+
 class Head(nnx.Module):
   """Classifier: flatten, hidden Linear layers each with activation and dropout, then the logits layer.
 
@@ -189,18 +214,17 @@ class Head(nnx.Module):
       dtype: DTypeLike,
       rngs: nnx.Rngs,
   ):
-    check_dropout(dropout)
     linear = functools.partial(nnx.Linear, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
     sizes = (in_features, *hidden_sizes)
     self.hidden = nnx.List(linear(a, b) for a, b in zip(sizes, sizes[1:]))
     self.out = linear(sizes[-1], num_classes)
-    self.drop = nnx.Dropout(dropout)
+    self.drop = Dropout(dropout)
     self.drop_input = drop_input
     self.act = act
 
   def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
     """Maps features [N, ...] to logits [N, num_classes]; dropout draws from `rngs` when training."""
-    drop = functools.partial(self.drop, deterministic=not train, rngs=rngs)
+    drop = functools.partial(self.drop, train=train, rngs=rngs)
     x = x.reshape(x.shape[0], -1)
     if self.drop_input:
       x = drop(x)
