@@ -218,9 +218,13 @@ def test_unknown_upv_plan_kind():
     upv.UPVNet(plan=(('dense', 8),), rngs=nnx.Rngs(0))
 
 
-def test_main_lists_every_model(capsys):
-  """`python -m cifar_jax.models` prints every model with its count."""
+def test_main_lists_every_model_with_its_count_and_options(capsys):
+  """`python -m cifar_jax.models` prints every model with its count and its options with their defaults."""
   main()
   header, *rows = capsys.readouterr().out.splitlines()
-  assert header.split() == ['model', 'params']
-  assert dict(row.split() for row in rows) == {name: f'{count:,}' for name, count in EXPECTED_PARAMS.items()}
+  assert header.split()[:2] == ['model', 'params']
+  assert {row.split()[0]: row.split()[1] for row in rows} == {
+      name: f'{count:,}' for name, count in EXPECTED_PARAMS.items()}
+  options = {row.split()[0]: row.split(maxsplit=2)[2] for row in rows}
+  assert "hidden_sizes=(512, 256)" in options['mlp'] and "dropout=0.0" in options['mlp']
+  assert 'stage_sizes=(2, 2, 2, 2)' in options['resnet18'] and 'width=64' in options['resnet18']
