@@ -30,17 +30,19 @@ QUICK = {'models': ['resnet18'], 'model_kwargs': {'width': 8, 'stage_sizes': [1]
 
 
 class BasicBlock(nn.Module):
-  """Two 3x3 conv + BN, a projection shortcut where the shape changes, ReLU after the sum."""
+  """Two 3x3 conv + BN, a 1x1 projection shortcut (with BN unless `shortcut_norm` is False) where the shape
+  changes, ReLU after the sum; `bias` adds conv biases (the UPV report's blocks have them)."""
 
-  def __init__(self, in_planes: int, planes: int, stride: int):
+  def __init__(self, in_planes: int, planes: int, stride: int = 1, bias: bool = False, shortcut_norm: bool = True):
     super().__init__()
-    self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+    self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=bias)
     self.bn1 = nn.BatchNorm2d(planes)
-    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+    self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=bias)
     self.bn2 = nn.BatchNorm2d(planes)
     self.shortcut = nn.Sequential()
     if stride != 1 or in_planes != planes:
-      self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+      norm = [nn.BatchNorm2d(planes)] if shortcut_norm else []
+      self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=bias), *norm)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""

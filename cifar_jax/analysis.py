@@ -9,7 +9,6 @@ data settings: `data.max_eval_examples` and normalization), with BatchNorm's run
 
 import argparse
 import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +22,7 @@ from flax import nnx  # noqa: E402
 
 from cifar_jax import checkpoint, experiment, optim, run_dir  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10  # noqa: E402
-from cifar_jax.errors import UserError  # noqa: E402
+from cifar_jax.errors import UserError, reported_in_one_line  # noqa: E402
 
 CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
 CONFUSION_FILE = 'confusion.png'
@@ -142,13 +141,10 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('run_folder', nargs='+', help='finished run folders (with config.json and checkpoints/)')
   parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10 folder, instead of the run's own")
   args = parser.parse_args(argv)
-  try:
+  with reported_in_one_line():
     for folder in args.run_folder:
       for path in confusion(folder, args.data_dir):
         print(f'wrote {path}')
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
 
 
 if __name__ == '__main__':

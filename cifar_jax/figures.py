@@ -12,7 +12,6 @@ Fig. 3). Augmentations are drawn on [0, 1] images, before normalization, as the 
 
 import argparse
 import pathlib
-import sys
 
 import jax
 import matplotlib
@@ -22,10 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cifar_jax import sweep  # noqa: E402
+from cifar_jax import config_lib  # noqa: E402
 from cifar_jax.analysis import CLASS_NAMES  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10  # noqa: E402
-from cifar_jax.errors import UserError  # noqa: E402
+from cifar_jax.errors import reported_in_one_line  # noqa: E402
 
 EXAMPLES_PER_CLASS = 8
 AUGMENTED_IMAGES = 6
@@ -129,15 +128,12 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', required=True, help='the folder the three PNGs go to')
   parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10's folder instead of the config's")
   args = parser.parse_args(argv)
-  try:
-    config = sweep.load_config_file(args.config)
+  with reported_in_one_line():
+    config = config_lib.load_config_file(args.config)
     if args.data_dir:
       config.data.data_dir = args.data_dir
     for path in make_figures(config, args.config, pathlib.Path(args.out)):
       print(f'wrote {path}')
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -392,10 +392,7 @@ def main(argv: Sequence[str]) -> int:
     started = time.perf_counter()
     box = run_chain(studies, options)
     progress = print_progress(studies, options)
-  except ValueError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  except UserError as e:
+  except (ValueError, UserError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 1
   minutes = (time.perf_counter() - started) / 60

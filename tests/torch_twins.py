@@ -4,24 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-class BasicBlock(nn.Module):
-  """conv-BN-ReLU, conv-BN, plus a 1x1 conv shortcut (with BN if `shortcut_norm`) when the shape changes."""
-
-  def __init__(self, cin, cout, stride=1, bias=False, shortcut_norm=True):
-    super().__init__()
-    self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=bias)
-    self.bn1 = nn.BatchNorm2d(cout)
-    self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=bias)
-    self.bn2 = nn.BatchNorm2d(cout)
-    self.shortcut = nn.Sequential()
-    if stride != 1 or cin != cout:
-      norm = [nn.BatchNorm2d(cout)] if shortcut_norm else []
-      self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=bias), *norm)
-
-  def forward(self, x):
-    out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-    return F.relu(out + self.shortcut(x))
+from benchmarks.torch_reference import BasicBlock  # the benchmark's block, with the UPV options
 
 
 class ResNet(nn.Module):
