@@ -161,22 +161,21 @@ class Group:
     """Each member's state and record at the members' latest common checkpoint (fresh ones without any).
 
     Checkpoints a member holds after that step are dropped: the group computes them again, identically."""
-    fresh = ([e.state for e in self.exps], [train.RunRecord() for _ in self.exps])
-    while True:
-      held = [set(c.latest.all_steps()) for c in self.checkpoints]
-      if not any(held):
-        return fresh
-      common = set.intersection(*held)
-      if not common:
-        raise UserError(f'the members {", ".join(map(str, self.workdirs))} have no checkpoint at a common step; '
-                        f'resume them one by one')
-      for config, workdir in zip(self.configs, self.workdirs):
-        run_dir.check_resumable(workdir, config, allow_config_change)
-      for c in self.checkpoints:
-        c.drop_after(max(common))
-      restored = [c.restore_latest(e.state) for c, e in zip(self.checkpoints, self.exps)]
-      if len({int(state.step) for state, _ in restored}) == 1:  # else a damaged one fell back: try again
-        return [state for state, _ in restored], [train.RunRecord(**saved) for _, saved in restored]
+    held = [set(c.latest.all_steps()) for c in self.checkpoints]
+    if not any(held):
+      return [e.state for e in self.exps], [train.RunRecord() for _ in self.exps]
+    common = set.intersection(*held)
+    if not common:
+      raise UserError(f'the members {", ".join(map(str, self.workdirs))} have no checkpoint at a common step; '
+                      f'resume them one by one')
+    for config, workdir, c in zip(self.configs, self.workdirs, self.checkpoints):
+      run_dir.check_resumable(workdir, config, allow_config_change)
+      c.drop_after(max(common))
+    restored = [c.restore_latest(e.state) for c, e in zip(self.checkpoints, self.exps)]
+    if len({int(state.step) for state, _ in restored}) != 1:  # a damaged one was moved aside: its run fell back
+      raise UserError('a damaged checkpoint left the members at different steps; run again to resume them from '
+                      'their new common step')
+    return [state for state, _ in restored], [train.RunRecord(**saved) for _, saved in restored]
 
   def _member_steps(self, state, pending, hyper, images, labels, order, counter, length):
     """One member's `length` fused steps, its optimizer and step settings built from its traced numbers."""

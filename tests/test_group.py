@@ -1,10 +1,15 @@
-"""Vectorized groups: member k trains like the sequential run of its config; the grouping rules; a diverging member."""
+"""Vectorized groups: member k trains like the sequential run of its config; the grouping rules; a diverging member;
+a group stopped and resumed."""
+
+import os
+import shutil
+import signal
 
 import pytest
 
-from cifar_jax import group, train
+from cifar_jax import group, preemption, train
 from cifar_jax.errors import ConfigError
-from tests.helpers import metric_lines, summary, tiny_config
+from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, summary, tiny_config
 
 # The device pipeline with crop, flip and dropout, so every member's data order, augmentation and dropout keys
 # matter; 8 steps an epoch, 2 epochs.
@@ -27,6 +32,10 @@ def _close(lines, expected):
   for line, want in zip(lines, expected):
     assert {k: v for k, v in line.items() if k != 'kind'} == pytest.approx(
         {k: v for k, v in want.items() if k != 'kind'}, rel=1e-4, abs=1e-5)
+
+
+def _untimed(summary_json):
+  return {k: v for k, v in summary_json.items() if k not in ('wall_seconds', 'images_per_second')}
 
 
 def test_each_member_ends_like_its_sequential_run(real_data_dir, tmp_path):
@@ -73,3 +82,38 @@ def test_members_that_differ_in_structure_are_refused(real_data_dir, tmp_path):
   configs = [tiny_config(real_data_dir, **BASE), tiny_config(real_data_dir, **BASE, **{'optimizer.momentum': 0.0})]
   with pytest.raises(ConfigError, match='cannot train as one group'):
     group.Group(configs, [tmp_path / 'a', tmp_path / 'b'])
+
+
+def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(real_data_dir, tmp_path):
+  """SIGTERM after the third call (step 12 of 16, mid-epoch): every member is checkpointed there. One member's
+  step-12 checkpoint is then deleted, so the group resumes from the common step 8 and recomputes step 12 for
+  the other; it ends bit-identical (CPU) to the uninterrupted group, and a member resumed by a sequential
+  run ends like its group member (float32 rounding, as above)."""
+  configs = [tiny_config(real_data_dir, **BASE, **member) for member in MEMBERS[:2]]
+  group.Group(configs, [tmp_path / f'whole/{k}' for k in range(2)]).run()
+
+  stopped = group.Group(configs, [tmp_path / f'stopped/{k}' for k in range(2)])
+  call, calls = stopped._call, []
+
+  def call_then_signal(*args):
+    calls.append(args[-1])
+    if len(calls) == 3:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return call(*args)
+
+  stopped._call = call_then_signal
+  with pytest.raises(preemption.Stopped, match='step 12') as raised:
+    stopped.run()
+  assert raised.value.exit_status == 143
+  assert [checkpoint_steps(tmp_path / f'stopped/{k}') for k in range(2)] == [[8, 12], [8, 12]]
+
+  shutil.copytree(tmp_path / 'stopped/0', tmp_path / 'sequential')
+  shutil.rmtree(tmp_path / 'stopped/1/checkpoints/latest/12')
+  group.Group(configs, [tmp_path / f'stopped/{k}' for k in range(2)]).run()
+  for k in range(2):
+    assert metric_lines(tmp_path / f'stopped/{k}') == metric_lines(tmp_path / f'whole/{k}')
+    assert_same_params(tmp_path / f'stopped/{k}', tmp_path / f'whole/{k}')
+    assert _untimed(summary(tmp_path / f'stopped/{k}')) == _untimed(summary(tmp_path / f'whole/{k}'))
+
+  train.train_and_evaluate(configs[0], tmp_path / 'sequential')
+  _close(metric_lines(tmp_path / 'sequential'), metric_lines(tmp_path / 'whole/0'))
