@@ -148,6 +148,8 @@ class Group:
     pending = [train.metrics_from_json(r.pending) for r in self.records]
     self.pending = None if pending[0] is None else _stack(pending)
     self.pending_start = self.step - (int(pending[0].loss.count) if pending[0] is not None else 0)
+    # Every member on every device, each epoch's order sharded along the batch ('data'), on the pipeline's
+    # Auto-axes mesh where XLA places the vmapped program; members are not spread over devices yet.
     self.state = jax.device_put(_stack(states), self.pipeline.replicated)
     self.values = {k: tuple(_get(c, k) for c in configs) for k in VECTOR_KEYS}
     self.hyper = {k: jnp.asarray(v, jnp.int32 if k == 'seed' else jnp.float32) for k, v in self.values.items()}
