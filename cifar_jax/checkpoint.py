@@ -50,6 +50,12 @@ class Checkpoints:
     if val_accuracy is not None:
       self.best.save(step, args=args, metrics={'val_accuracy': float(val_accuracy)})
 
+  def drop_after(self, step: int) -> None:
+    """Deletes the checkpoints after `step` (a group resuming from its members' common step writes them again)."""
+    for manager in (self.latest, self.best):
+      for later in [s for s in manager.all_steps() if s > step]:
+        manager.delete(later)
+
   def latest_step(self) -> int | None:
     return self.latest.latest_step()
 

@@ -38,7 +38,7 @@ record per run (its folder, variant, seed, config file, overrides and status) an
 variant failed, 130 when interrupted.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import copy
 import dataclasses
 import functools
@@ -55,9 +55,9 @@ from absl import logging as absl_logging
 import ml_collections
 from ml_collections import config_flags
 
-from cifar_jax import report, run_dir, train
+from cifar_jax import group, report, run_dir, train
 from cifar_jax.config_lib import load_config_file, parse_assignment, parse_flags, set_key
-from cifar_jax.errors import ConfigError, UserError
+from cifar_jax.errors import ConfigError, UserError, check_choice
 
 VARIANT_KEYS = ('name', 'config', 'overrides')
 
@@ -220,6 +220,63 @@ def _varied(variants: Sequence[SweepRun]) -> list[str]:
   return report.varied_keys([run_dir.flatten(v.config.to_dict()) for v in variants], first=first)
 
 
+def _batches(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], workdir: pathlib.Path) -> list[list[int]]:
+  """The runs' indices in the order they train: with vectorize='auto', the runs not finished yet that share a
+  `group.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone."""
+  check_choice('vectorize', sweep.vectorize, ('off', 'auto'))
+  if sweep.vectorize == 'off':
+    return [[i] for i in range(len(variants))]
+  batches, unfinished = [], {}
+  for i, v in enumerate(variants):
+    if run_dir.holds_completed_run(workdir / v.name, v.config):
+      batches.append([i])
+    else:
+      unfinished.setdefault(_latest_step(workdir / v.name), []).append(i)
+  for indices in unfinished.values():
+    groups = group.group_variants([variants[i].config for i in indices], sweep.max_members)
+    batches += [[indices[k] for k in members] for members in groups]
+  return sorted(batches)
+
+
+def _latest_step(folder: pathlib.Path) -> int | None:
+  """The step of the run's newest checkpoint (Orbax names each step's folder after it), None without one."""
+  latest = folder / run_dir.CHECKPOINTS_DIR / 'latest'
+  return max((int(p.name) for p in latest.glob('*') if p.name.isdigit()), default=None)
+
+
+def _train_group(variants: Sequence[SweepRun], records: Sequence[dict[str, Any]], workdir: pathlib.Path,
+                 allow_config_change: bool, save: Callable[[], None]) -> None:
+  """Trains `variants` as one vectorized group (cifar_jax.group), each in its own folder as a sequential run
+  writes it, and records each member's status; a stop request stops the sweep, as for one run."""
+  names = ', '.join(v.name for v in variants)
+  print(f'{len(variants)} runs as one vectorized group: {names}', flush=True)
+  for record in records:
+    record['status'] = 'running'
+  save()
+  try:
+    try:
+      summaries = group.Group([v.config for v in variants], [workdir / v.name for v in variants],
+                              allow_config_change).run()
+    except train.Stopped:
+      raise
+    except UserError as e:  # the group could not start or stopped as a whole: every member failed with it
+      summaries = [{'status': 'failed', 'error': str(e)}] * len(variants)
+      for v in variants:
+        _record_failure(workdir / v.name, v.config, str(e))
+    for variant, record, summary in zip(variants, records, summaries):
+      if summary['status'] == 'completed':
+        record['status'] = 'completed'
+        print(f'{variant.name}: completed, {_headline(summary)}', flush=True)
+      else:
+        record.update(status='failed', error=summary['error'])
+        print(f'{variant.name}: FAILED: {summary["error"]}', flush=True)
+  finally:
+    for record in records:
+      if record['status'] == 'running':  # stopped, Ctrl-C or a crash: resumed by the next run of the sweep
+        record['status'] = 'interrupted'
+    save()
+
+
 def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli_overrides: Sequence[str] = (), *,
               command: str | None = None, allow_config_change: bool = False) -> list[dict[str, Any]]:
   """Runs every variant not finished yet, records each status in sweep.json, writes the report; returns the records."""
@@ -237,9 +294,15 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
   drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
   seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
   print(f'Sweep of {len(names)} variants{drawn}{seeds} in {workdir}: {", ".join(names)}', flush=True)
-  for i, (variant, record) in enumerate(zip(variants, records), 1):
+  for batch in _batches(sweep, variants, workdir):
+    if len(batch) > 1:
+      _train_group([variants[i] for i in batch], [records[i] for i in batch], workdir, allow_config_change,
+                   lambda: run_dir.write_json(sweep_file, state))
+      continue
+    i = batch[0]
+    variant, record = variants[i], records[i]
     folder = workdir / variant.name
-    prefix = f'[{i}/{len(variants)}] {variant.name}'
+    prefix = f'[{i + 1}/{len(variants)}] {variant.name}'
     if run_dir.holds_completed_run(folder, variant.config):
       record['status'] = 'completed'
       summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE)

@@ -86,14 +86,14 @@ class RunRecord:
 _EMPTY_EPOCH = {'loss': 0.0, 'accuracy': 0.0, 'steps': 0}
 
 
-def _metrics_to_json(collection: steps.TrainMetrics | None) -> dict[str, Any] | None:
+def metrics_to_json(collection: steps.TrainMetrics | None) -> dict[str, Any] | None:
   """clu metric sums as JSON numbers (float32 and int32 survive the round trip exactly)."""
   if collection is None:
     return None
   return jax.tree.map(lambda x: np.asarray(x).item(), flax.serialization.to_state_dict(collection))
 
 
-def _metrics_from_json(saved: dict[str, Any] | None) -> steps.TrainMetrics | None:
+def metrics_from_json(saved: dict[str, Any] | None) -> steps.TrainMetrics | None:
   if saved is None:
     return None
   template = steps.TrainMetrics.empty()
@@ -113,10 +113,7 @@ class Trainer:
     # A checkpoint holds the parameters and up to two optimizer moments in float32, kept keep + 1 times.
     self.workdir = run_dir.prepare(workdir, needed_bytes=3 * 4 * abstract_params * (config.checkpoint_keep + 1))
     self.is_main = jax.process_index() == 0
-    self.data = cifar10.load(config.data.data_dir or None, source=config.data.source,
-                             val_fraction=config.data.val_fraction, seed=config.data.split_seed,
-                             max_train_examples=config.data.max_train_examples,
-                             max_eval_examples=config.data.max_eval_examples)
+    self.data = load_data(config)
     self.exp = experiment.build_experiment(config, self.data)
 
     self.checkpoints = checkpoint.Checkpoints(self.workdir / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
@@ -127,7 +124,7 @@ class Trainer:
       state, saved = self.checkpoints.restore_latest(state)
       self.record = RunRecord(**saved)
     self.step = int(state.step)
-    self.pending = _metrics_from_json(self.record.pending)
+    self.pending = metrics_from_json(self.record.pending)
     self.pending_start = self.step - (int(self.pending.loss.count) if self.pending is not None else 0)
 
     run_dir.write_config(self.workdir, config)
@@ -156,12 +153,10 @@ class Trainer:
     finally:
       self.checkpoints.close()
       self.log.close()
-    summary = self._summary(test)
+    wall_seconds = self.record.wall_seconds + time.perf_counter() - self.started
+    summary = run_summary(self.config, self.data, self.exp, self.record, self.step, test, wall_seconds)
     if self.is_main:
-      run_dir.write_json(self.workdir / run_dir.SUMMARY_FILE, summary)
-      if self.record.history:
-        writers.plot_curves(self.record.history, self.workdir / run_dir.CURVES_FILE,
-                            title=f'{self.config.model.name} on CIFAR-10')
+      write_results(self.workdir, self.config, self.record, summary)
       print(f'Done: test accuracy {100 * test["accuracy"]:.2f}% after {self.step} steps; results in {self.workdir}',
             flush=True)
     return summary
@@ -264,43 +259,61 @@ class Trainer:
 
   def _save(self, val_accuracy: float | None) -> None:
     dp = self.exp.dp
-    self.record.pending = _metrics_to_json(dp.get_state(self.pending) if self.pending is not None else None)
+    self.record.pending = metrics_to_json(dp.get_state(self.pending) if self.pending is not None else None)
     self.record.wall_seconds += time.perf_counter() - self.started
     self.started = time.perf_counter()
     self.checkpoints.save(self.step, dp.get_state(self.state), dataclasses.asdict(self.record), val_accuracy)
-
-  def _summary(self, test: dict[str, float]) -> dict[str, Any]:
-    """The run's headline numbers for summary.json."""
-    history = self.record.history
-    last = history[-1] if history else {}
-    val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]
-    train_seconds = self.record.train_seconds
-    return {
-        'status': 'completed',
-        'model': self.config.model.name,
-        'params': self.exp.num_params,
-        'steps': self.step,
-        'epochs': _epochs(self.step, self.exp.steps_per_epoch),
-        'train_loss': last.get('train_loss'),
-        'train_accuracy': last.get('train_accuracy'),
-        'val_loss': last.get('val_loss'),
-        'val_accuracy': last.get('val_accuracy'),
-        'best_val_accuracy': max(val_accuracies) if val_accuracies else None,
-        'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
-        'best_note': None if self.data.val is not None else NO_VALIDATION,
-        'test_loss': test['loss'],
-        'test_accuracy': test['accuracy'],
-        'val_examples': len(self.data.val) if self.data.val is not None else 0,
-        'test_examples': len(self.data.test),
-        'wall_seconds': self.record.wall_seconds + time.perf_counter() - self.started,
-        'images_per_second': self.step * self.config.batch_size / train_seconds if train_seconds else None,
-    }
 
 
 def _epochs(step: int, steps_per_epoch: int) -> int | float:
   """Epochs trained: a whole number when the run ended on an epoch's end, else to two decimals (4.7)."""
   epochs = step / steps_per_epoch
   return int(epochs) if epochs.is_integer() else round(epochs, 2)
+
+
+def load_data(config: ml_collections.ConfigDict) -> cifar10.Cifar10:
+  """The run's splits; the validation split is drawn from `data.split_seed`, so every seed sees the same one."""
+  return cifar10.load(config.data.data_dir or None, source=config.data.source, val_fraction=config.data.val_fraction,
+                      seed=config.data.split_seed, max_train_examples=config.data.max_train_examples,
+                      max_eval_examples=config.data.max_eval_examples)
+
+
+def run_summary(config: ml_collections.ConfigDict, data: cifar10.Cifar10, exp: experiment.Experiment,
+                record: RunRecord, step: int, test: dict[str, float], wall_seconds: float) -> dict[str, Any]:
+  """A finished run's headline numbers for summary.json: one function for the trainer and the members of a
+  vectorized group (cifar_jax.group), so that their fields cannot drift apart."""
+  history = record.history
+  last = history[-1] if history else {}
+  val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]
+  train_seconds = record.train_seconds
+  return {
+      'status': 'completed',
+      'model': config.model.name,
+      'params': exp.num_params,
+      'steps': step,
+      'epochs': _epochs(step, exp.steps_per_epoch),
+      'train_loss': last.get('train_loss'),
+      'train_accuracy': last.get('train_accuracy'),
+      'val_loss': last.get('val_loss'),
+      'val_accuracy': last.get('val_accuracy'),
+      'best_val_accuracy': max(val_accuracies) if val_accuracies else None,
+      'best_epoch': 1 + int(np.argmax(val_accuracies)) if val_accuracies else None,
+      'best_note': None if data.val is not None else NO_VALIDATION,
+      'test_loss': test['loss'],
+      'test_accuracy': test['accuracy'],
+      'val_examples': len(data.val) if data.val is not None else 0,
+      'test_examples': len(data.test),
+      'wall_seconds': wall_seconds,
+      'images_per_second': step * config.batch_size / train_seconds if train_seconds else None,
+  }
+
+
+def write_results(workdir: pathlib.Path, config: ml_collections.ConfigDict, record: RunRecord,
+                  summary: dict[str, Any]) -> None:
+  """summary.json and, after at least one epoch, curves.png."""
+  run_dir.write_json(workdir / run_dir.SUMMARY_FILE, summary)
+  if record.history:
+    writers.plot_curves(record.history, workdir / run_dir.CURVES_FILE, title=f'{config.model.name} on CIFAR-10')
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,

@@ -270,3 +270,31 @@ def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
   assert result.returncode == 1
   assert "unknown config key 'optimizer.momentom'" in result.stderr and 'Traceback' not in result.stderr
   assert not (tmp_path / 'x').exists()
+
+
+def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(tmp_path, real_data_dir, capsys):
+  """vectorize=auto with max_members=3 on 2 learning rates x 2 seeds: one group of 3 and the 4th alone; every
+  folder holds what the sequential sweep's does, with the same numbers to float32 rounding (rel 1e-4)."""
+  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config.seeds = 2
+  cli = [f'data.data_dir={real_data_dir}', 'data.pipeline=device']
+  sequential = sweep.run_sweep(config, tmp_path / 'off', cli)
+  config.vectorize, config.max_members = 'auto', 3
+  vectorized = sweep.run_sweep(config, tmp_path / 'auto', cli)
+  assert '3 runs as one vectorized group: learning_rate=0.01/seed=0, learning_rate=0.01/seed=1, ' \
+         'learning_rate=0.05/seed=0' in capsys.readouterr().out
+  assert vectorized == sequential
+  for record in vectorized:
+    off, auto = tmp_path / 'off' / record['name'], tmp_path / 'auto' / record['name']
+    assert sorted(p.name for p in auto.iterdir()) == sorted(p.name for p in off.iterdir())
+    assert run_dir.read_json(auto / 'config.json') == run_dir.read_json(off / 'config.json')
+    timing = ('wall_seconds', 'images_per_second')
+    want = {k: v for k, v in run_dir.read_json(off / 'summary.json').items() if k not in timing}
+    got = {k: v for k, v in run_dir.read_json(auto / 'summary.json').items() if k not in timing}
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+      assert got[key] == (pytest.approx(value, rel=1e-4, abs=1e-6) if isinstance(value, float) else value), key
+  assert (tmp_path / 'auto' / 'results.csv').read_text().splitlines()[0] == \
+         (tmp_path / 'off' / 'results.csv').read_text().splitlines()[0]
+  sweep.run_sweep(config, tmp_path / 'auto', cli)
+  assert capsys.readouterr().out.count('finished earlier, skipped') == 4

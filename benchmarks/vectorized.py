@@ -1,0 +1,116 @@
+r"""Sequential runs against one vectorized group, and single against fused steps, side by side in one run.
+
+    python benchmarks/vectorized.py --out=runs/bench_vectorized [--members=8] [--quick]
+
+Rows (TP3's MLP, configs/tp3/MLP.py, batch 64, the device pipeline, no validation):
+  sequential   --members runs one after another through the trainer (steps_per_call=1), compile included
+  vectorized   the same runs as one group (cifar_jax.group), compile included
+  single       one run, steps_per_call=1: train images/s of the last epoch (the second by default: compiled)
+  fused        one run, steps_per_call=steps per epoch: the same
+  scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it
+Writes vectorized.md and vectorized.json under --out. --quick (2 members, 1 epoch of 256 images) only checks
+that every row runs, in seconds; its ratios mean nothing.
+"""
+
+import argparse
+import functools
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+from cifar_jax import experiment, fused, group, optim, run_dir, steps, train  # noqa: E402
+from cifar_jax.data import cifar10, device  # noqa: E402
+from configs.tp3 import MLP  # noqa: E402
+
+
+QUICK_EXAMPLES = 256
+
+
+def _config(args: argparse.Namespace, seed: int, steps_per_call: int = 1):
+  config = MLP.get_config()
+  config.data.data_dir, config.data.pipeline, config.data.val_fraction = args.data_dir, 'device', 0.0
+  config.seed, config.steps_per_call, config.num_epochs = seed, steps_per_call, args.epochs
+  config.log_every_steps = 10**9  # one log line per epoch: the trainer's own cost, not the logging's
+  if args.quick:
+    config.data.max_train_examples, config.data.max_eval_examples = QUICK_EXAMPLES, 128
+  return config
+
+
+def _timed(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def _epoch_images_per_s(workdir: pathlib.Path) -> float:
+  """Training images/s of the last epoch, from the trainer's own clock (metrics.jsonl)."""
+  lines = [r for r in run_dir.read_metrics(workdir) if r['kind'] == 'train']
+  return lines[-1]['images_per_second']
+
+
+def _scan_epoch(config) -> float:
+  """Images/s of a bare jit(lax.scan) over one epoch of the trainer's step and batch recipe (compiled)."""
+  data = train.load_data(config)
+  mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
+  pipeline = device.DevicePipeline(data, config, mesh)
+  model = experiment.build_model(config)
+  tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, pipeline.steps_per_epoch))
+  graphdef, state = experiment.create_train_state(model, tx)
+  step = functools.partial(steps.train_step, graphdef, tx, steps.StepConfig(seed=config.seed))
+  epoch = jax.jit(functools.partial(fused.scan_steps, step, pipeline.batch_at), static_argnums=6)
+  n = pipeline.steps_per_epoch
+  args = (*pipeline.splits['train'], pipeline.order_table(0), jnp.zeros(2, jnp.int32), n)
+  jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args))
+  seconds = _timed(lambda: jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args)))
+  return n * config.batch_size / seconds
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--data_dir', default='../shared/data/cifar10')
+  parser.add_argument('--members', type=int, default=8)
+  parser.add_argument('--epochs', type=int, default=2)
+  parser.add_argument('--quick', action='store_true')
+  args = parser.parse_args()
+  if args.quick:
+    args.members, args.epochs = 2, 1
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  rows = []
+  with tempfile.TemporaryDirectory() as tmp:
+    tmp = pathlib.Path(tmp)
+    configs = [_config(args, seed) for seed in range(args.members)]
+    sequential = _timed(lambda: [train.train_and_evaluate(c, tmp / f'seq{k}') for k, c in enumerate(configs)])
+    vectorized = _timed(lambda: group.Group(configs, [tmp / f'vec{k}' for k in range(args.members)]).run())
+    rows.append({'row': 'sequential', 'members': args.members, 'wall_s': sequential, 'ratio': 1.0})
+    rows.append({'row': 'vectorized', 'members': args.members, 'wall_s': vectorized, 'ratio': vectorized / sequential})
+    scan = _scan_epoch(configs[0])
+    steps_per_epoch = cifar10.steps_per_epoch(QUICK_EXAMPLES if args.quick else 50_000, configs[0].batch_size)
+    for name, k in (('single', 1), ('fused', steps_per_epoch)):
+      train.train_and_evaluate(_config(args, 0, k), tmp / name)
+      ips = _epoch_images_per_s(tmp / name)
+      rows.append({'row': name, 'members': 1, 'images_per_s': ips, 'ratio': ips / scan})
+    rows.append({'row': 'scan', 'members': 1, 'images_per_s': scan, 'ratio': 1.0})
+  result = {'platform': jax.default_backend(), 'device_count': jax.device_count(), 'quick': args.quick,
+            'epochs': args.epochs, 'jax': jax.__version__, 'rows': rows}
+  (out / 'vectorized.json').write_text(json.dumps(result, indent=2) + '\n')
+  lines = ['| row | members | wall s | img/s | ratio | ratio of |', '|---|---|---|---|---|---|']
+  for r in rows:
+    of = 'sequential wall time' if 'wall_s' in r else 'scan img/s'
+    wall = f'{r["wall_s"]:.1f}' if 'wall_s' in r else ''
+    ips = f'{r["images_per_s"]:,.0f}' if 'images_per_s' in r else ''
+    lines.append(f'| {r["row"]} | {r["members"]} | {wall} | {ips} | {r["ratio"]:.2f} | {of} |')
+  (out / 'vectorized.md').write_text('\n'.join(lines) + '\n')
+  print('\n'.join(lines))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,119 @@
+"""Vectorized groups: member k trains like the sequential run of its config; the grouping rules; a diverging member;
+a group stopped and resumed."""
+
+import os
+import shutil
+import signal
+
+import pytest
+
+from cifar_jax import group, preemption, train
+from cifar_jax.errors import ConfigError
+from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, summary, tiny_config
+
+# The device pipeline with crop, flip and dropout, so every member's data order, augmentation and dropout keys
+# matter; 8 steps an epoch, 2 epochs.
+BASE = {'data.pipeline': 'device', 'augment.ops': ('random_crop', 'horizontal_flip'), 'model.dropout': 0.3,
+        'num_epochs': 2, 'log_every_steps': 4}
+# Every number a member may vary, varied (each non-zero in every member: the same structure).
+MEMBERS = [
+    {'seed': 0, 'optimizer.momentum': 0.9, 'optimizer.weight_decay': 1e-3, 'regularization.l2': 1e-4,
+     'regularization.l1': 1e-5, 'regularization.label_smoothing': 0.1},
+    {'seed': 1, 'optimizer.learning_rate': 0.02, 'optimizer.momentum': 0.5, 'optimizer.weight_decay': 5e-4,
+     'regularization.l2': 3e-4, 'regularization.l1': 2e-5, 'regularization.label_smoothing': 0.2},
+    {'seed': 2, 'optimizer.momentum': 0.8, 'optimizer.weight_decay': 2e-3, 'regularization.l2': 1e-5,
+     'regularization.l1': 1e-6, 'regularization.label_smoothing': 0.05},
+]
+
+
+def _close(lines, expected):
+  """Same records in the same order, numbers equal to float32 rounding after a few steps."""
+  assert [(r['kind'], r['step']) for r in lines] == [(r['kind'], r['step']) for r in expected]
+  for line, want in zip(lines, expected):
+    assert {k: v for k, v in line.items() if k != 'kind'} == pytest.approx(
+        {k: v for k, v in want.items() if k != 'kind'}, rel=1e-4, abs=1e-5)
+
+
+def _untimed(summary_json):
+  return {k: v for k, v in summary_json.items() if k not in ('wall_seconds', 'images_per_second')}
+
+
+def test_each_member_ends_like_its_sequential_run(real_data_dir, tmp_path):
+  configs = [tiny_config(real_data_dir, **BASE, **member) for member in MEMBERS]
+  group.Group(configs, [tmp_path / f'group/{k}' for k in range(3)]).run()
+  for k, config in enumerate(configs):
+    train.train_and_evaluate(config, tmp_path / f'alone/{k}')
+    _close(metric_lines(tmp_path / f'group/{k}'), metric_lines(tmp_path / f'alone/{k}'))
+    assert summary(tmp_path / f'group/{k}')['status'] == 'completed'
+    assert summary(tmp_path / f'group/{k}')['test_accuracy'] == pytest.approx(
+        summary(tmp_path / f'alone/{k}')['test_accuracy'], abs=1e-6)
+
+
+def test_a_diverging_member_is_recorded_failed_while_the_others_finish(real_data_dir, tmp_path):
+  configs = [tiny_config(real_data_dir, **BASE, seed=s, **{'optimizer.learning_rate': lr})
+             for s, lr in ((0, 0.05), (1, 1e30))]
+  summaries = group.Group(configs, [tmp_path / 'ok', tmp_path / 'diverged']).run()
+  assert [s['status'] for s in summaries] == ['completed', 'failed']
+  assert 'non-finite' in summary(tmp_path / 'diverged')['error']
+  assert summary(tmp_path / 'ok')['epochs'] == 2
+
+
+def test_grouping_rules(real_data_dir):
+  def config(**overrides):
+    return tiny_config(real_data_dir, **{'data.pipeline': 'device', **overrides})
+
+  configs = [
+      config(seed=0),                                        # 0
+      config(seed=1, **{'optimizer.learning_rate': 0.3}),    # 1: numbers only -> with 0
+      config(**{'model.hidden_sizes': (16,)}),               # 2: another shape -> alone
+      config(**{'optimizer.momentum': 0.0}),                 # 3: momentum switched off -> another structure
+      config(**{'schedule.name': 'plateau'}),                # 4: ReduceLROnPlateau is never grouped
+      config(seed=5, log_every_steps=7),                     # 5: logging does not matter -> with 0
+      config(**{'data.pipeline': 'tfdata'}),                 # 6: host pipeline -> alone
+      config(seed=7, **{'model.dropout': 0.5}),              # 7: dropout rate is structure -> alone
+  ]
+  assert group.group_variants(configs, max_members=8) == [[0, 1, 5], [2], [3], [4], [6], [7]]
+  assert group.group_variants(configs, max_members=2) == [[0, 1], [5], [2], [3], [4], [6], [7]]
+  with pytest.raises(ConfigError, match='max_members=0'):
+    group.group_variants(configs, max_members=0)
+
+
+def test_members_that_differ_in_structure_are_refused(real_data_dir, tmp_path):
+  configs = [tiny_config(real_data_dir, **BASE), tiny_config(real_data_dir, **BASE, **{'optimizer.momentum': 0.0})]
+  with pytest.raises(ConfigError, match='cannot train as one group'):
+    group.Group(configs, [tmp_path / 'a', tmp_path / 'b'])
+
+
+def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(real_data_dir, tmp_path):
+  """SIGTERM after the third call (step 12 of 16, mid-epoch): every member is checkpointed there. One member's
+  step-12 checkpoint is then deleted, so the group resumes from the common step 8 and recomputes step 12 for
+  the other; it ends bit-identical (CPU) to the uninterrupted group, and a member resumed by a sequential
+  run ends like its group member (float32 rounding, as above)."""
+  configs = [tiny_config(real_data_dir, **BASE, **member) for member in MEMBERS[:2]]
+  group.Group(configs, [tmp_path / f'whole/{k}' for k in range(2)]).run()
+
+  stopped = group.Group(configs, [tmp_path / f'stopped/{k}' for k in range(2)])
+  call, calls = stopped._call, []
+
+  def call_then_signal(*args):
+    calls.append(args[-1])
+    if len(calls) == 3:
+      os.kill(os.getpid(), signal.SIGTERM)
+    return call(*args)
+
+  stopped._call = call_then_signal
+  with pytest.raises(preemption.Stopped, match='step 12') as raised:
+    stopped.run()
+  assert raised.value.exit_status == 143
+  assert [checkpoint_steps(tmp_path / f'stopped/{k}') for k in range(2)] == [[8, 12], [8, 12]]
+
+  shutil.copytree(tmp_path / 'stopped/0', tmp_path / 'sequential')
+  shutil.rmtree(tmp_path / 'stopped/1/checkpoints/latest/12')
+  group.Group(configs, [tmp_path / f'stopped/{k}' for k in range(2)]).run()
+  for k in range(2):
+    assert metric_lines(tmp_path / f'stopped/{k}') == metric_lines(tmp_path / f'whole/{k}')
+    assert_same_params(tmp_path / f'stopped/{k}', tmp_path / f'whole/{k}')
+    assert _untimed(summary(tmp_path / f'stopped/{k}')) == _untimed(summary(tmp_path / f'whole/{k}'))
+
+  train.train_and_evaluate(configs[0], tmp_path / 'sequential')
+  _close(metric_lines(tmp_path / 'sequential'), metric_lines(tmp_path / 'whole/0'))
