@@ -42,19 +42,46 @@ from configs import default  # noqa: E402
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
 FULL_DATASET = 50_000
-QUICK = {'models': 'resnet18', 'model_kwargs': '{"width": 8, "stage_sizes": [1]}', 'batch_sizes': '16',
-         'num_examples': 64, 'reps': 2, 'torch_modes': 'eager'}
-DEFAULTS = {'models': 'resnet18', 'model_kwargs': '{}', 'batch_sizes': '128,512,1024', 'num_examples': FULL_DATASET,
-            'reps': 5, 'torch_modes': 'eager,compile'}
-VERSIONED = {'jax': ('jax',), 'jaxlib': ('jaxlib',), 'flax': ('flax',), 'optax': ('optax',), 'numpy': ('numpy',),
-             'tensorflow': ('tensorflow-cpu', 'tensorflow'), 'torch': ('torch',)}  # name: its distributions
+QUICK = {
+    'models': 'resnet18',
+    'model_kwargs': '{"width": 8, "stage_sizes": [1]}',
+    'batch_sizes': '16',
+    'num_examples': 64,
+    'reps': 2,
+    'torch_modes': 'eager',
+}
+DEFAULTS = {
+    'models': 'resnet18',
+    'model_kwargs': '{}',
+    'batch_sizes': '128,512,1024',
+    'num_examples': FULL_DATASET,
+    'reps': 5,
+    'torch_modes': 'eager,compile',
+}
+VERSIONED = {
+    'jax': ('jax',),
+    'jaxlib': ('jaxlib',),
+    'flax': ('flax',),
+    'optax': ('optax',),
+    'numpy': ('numpy',),
+    'tensorflow': ('tensorflow-cpu', 'tensorflow'),
+    'torch': ('torch',),
+}  # name: its distributions
 COLUMNS = (  # (JSON key, Markdown header, format, text when the value is missing)
-    ('model', 'model', '{}', ''), ('batch_size', 'batch', '{}', ''), ('dtype', 'dtype', '{}', ''),
-    ('parallelism', 'parallelism', '{}', ''), ('pipeline', 'pipeline', '{}', ''),
-    ('images_per_s', 'img/s', '{:,.0f}', '—'), ('vs_synthetic', '÷ synthetic', '{:.2f}', ''),
-    ('epoch_s', 'epoch s', '{:.3f}', '—'), ('input_images_per_s', 'input img/s', '{:,.0f}', ''),
-    ('compile_s', 'compile s', '{:.1f}', '—'), ('peak_memory_gib', 'peak GiB', '{:.2f}', 'n/a'),
-    ('ours_vs_torch', 'ours ÷ torch', '{:.2f}', ''), ('note', 'note', '{}', ''))
+    ('model', 'model', '{}', ''),
+    ('batch_size', 'batch', '{}', ''),
+    ('dtype', 'dtype', '{}', ''),
+    ('parallelism', 'parallelism', '{}', ''),
+    ('pipeline', 'pipeline', '{}', ''),
+    ('images_per_s', 'img/s', '{:,.0f}', '—'),
+    ('vs_synthetic', '÷ synthetic', '{:.2f}', ''),
+    ('epoch_s', 'epoch s', '{:.3f}', '—'),
+    ('input_images_per_s', 'input img/s', '{:,.0f}', ''),
+    ('compile_s', 'compile s', '{:.1f}', '—'),
+    ('peak_memory_gib', 'peak GiB', '{:.2f}', 'n/a'),
+    ('ours_vs_torch', 'ours ÷ torch', '{:.2f}', ''),
+    ('note', 'note', '{}', ''),
+)
 
 Batch = dict[str, Any]
 
@@ -65,8 +92,10 @@ def synthetic_batch(mesh: Mesh, batch_size: int, seed: int = 0) -> dict[str, jax
   def make() -> dict[str, jax.Array]:
     image_key, label_key = jax.random.split(jax.random.key(seed))
     images = jax.random.randint(image_key, (batch_size, *cifar10.IMAGE_SHAPE), 0, 256).astype(jnp.uint8)
-    return {'image': augment_jax.normalize(images.astype(jnp.float32) / 255),
-            'label': jax.random.randint(label_key, (batch_size,), 0, cifar10.NUM_CLASSES, jnp.int32)}
+    return {
+        'image': augment_jax.normalize(images.astype(jnp.float32) / 255),
+        'label': jax.random.randint(label_key, (batch_size,), 0, cifar10.NUM_CLASSES, jnp.int32),
+    }
 
   return jax.jit(make, out_shardings=NamedSharding(mesh, PartitionSpec(parallel.AXIS)))()
 
@@ -81,8 +110,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--parallelism', default=','.join(parallel.PARALLELISMS), help='comma-separated: jit, pmap')
   parser.add_argument('--pipelines', default=','.join(PIPELINES), help='comma-separated: ' + ', '.join(PIPELINES))
   parser.add_argument('--num-examples', type=int, help='training images per epoch (default: all 50,000)')
-  parser.add_argument('--data-dir', help='real CIFAR-10 (the cifar-10-batches-py folder or its parent); '
-                                         'default: random images, which train at the same speed')
+  parser.add_argument(
+      '--data-dir',
+      help='real CIFAR-10 (the cifar-10-batches-py folder or its parent); '
+      'default: random images, which train at the same speed',
+  )
   parser.add_argument('--reps', type=int, help=f'timed epochs per row, after one warm-up (default {DEFAULTS["reps"]})')
   parser.add_argument('--torch', action='store_true', help='also time the PyTorch reference, in this process')
   parser.add_argument('--torch-modes', help='comma-separated: eager, compile (default both; --quick: eager)')
@@ -101,8 +133,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   return args
 
 
-def _config(args: argparse.Namespace, model: str, batch_size: int, dtype: str,
-            parallelism: str) -> ml_collections.ConfigDict:
+def _config(
+    args: argparse.Namespace, model: str, batch_size: int, dtype: str, parallelism: str
+) -> ml_collections.ConfigDict:
   """The default config with this row's model, batch size, dtype and parallelism, checked like a run's."""
   config = default.get_config()
   config.model.name = model
@@ -255,8 +288,9 @@ def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
   data = _dataset(args)
   skip = {'tfdata': _tensorflow_missing()} if 'tfdata' in args.pipelines else {}
   rows, pipelines = [], {}
-  for model, batch_size, dtype, parallelism in itertools.product(args.models, args.batch_sizes, args.dtypes,
-                                                                args.parallelism):
+  for model, batch_size, dtype, parallelism in itertools.product(
+      args.models, args.batch_sizes, args.dtypes, args.parallelism
+  ):
     config = _config(args, model, batch_size, dtype, parallelism)
     dp = parallel.create_parallel(parallelism)
     if (batch_size, parallelism) not in pipelines:
@@ -270,18 +304,28 @@ def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(row | {'note': skip[name]})
         continue
       epoch_s = _epoch_seconds(step, inputs, name, args.reps)
-      rows.append(row | {
-          'images_per_s': inputs.steps_per_epoch * batch_size / epoch_s, 'epoch_s': epoch_s,
-          'input_images_per_s': inputs.input_rate(name, args.reps), 'compile_s': step.compile_s,
-          'peak_memory_gib': _peak_memory_gib(), 'note': inputs.notes.get(name, '')})
+      rows.append(
+          row
+          | {
+              'images_per_s': inputs.steps_per_epoch * batch_size / epoch_s,
+              'epoch_s': epoch_s,
+              'input_images_per_s': inputs.input_rate(name, args.reps),
+              'compile_s': step.compile_s,
+              'peak_memory_gib': _peak_memory_gib(),
+              'note': inputs.notes.get(name, ''),
+          }
+      )
     del step  # Frees the state before the next row builds its own.
   return rows
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
   """Fills `vs_synthetic` (this row / the same step on synthetic data) and, on torch rows, ours / torch."""
-  ours = {(r['model'], r['batch_size'], r['dtype'], r['parallelism']): r.get('images_per_s')
-          for r in rows if r['pipeline'] == 'synthetic'}
+  ours = {
+      (r['model'], r['batch_size'], r['dtype'], r['parallelism']): r.get('images_per_s')
+      for r in rows
+      if r['pipeline'] == 'synthetic'
+  }
   for row in rows:
     rate = row.get('images_per_s')
     if row['parallelism'].startswith('torch'):
@@ -308,20 +352,34 @@ def _environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     installed = [_version(d) for d in distributions if _version(d)]
     if installed:
       versions[name] = installed[0]
-  return {'device': devices[0].device_kind, 'platform': devices[0].platform, 'device_count': len(devices),
-          'host': f'{platform.machine()}, {platform.processor() or "cpu"}', 'versions': versions,
-          'command': shlex.join(['python', 'benchmarks/throughput.py', *argv]), 'quick': args.quick,
-          'num_examples': args.num_examples, 'reps': args.reps, 'data': args.data_dir or 'random images'}
+  return {
+      'device': devices[0].device_kind,
+      'platform': devices[0].platform,
+      'device_count': len(devices),
+      'host': f'{platform.machine()}, {platform.processor() or "cpu"}',
+      'versions': versions,
+      'command': shlex.join(['python', 'benchmarks/throughput.py', *argv]),
+      'quick': args.quick,
+      'num_examples': args.num_examples,
+      'reps': args.reps,
+      'data': args.data_dir or 'random images',
+  }
 
 
 def _markdown(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
   """The header and the table, one line per row."""
   versions = ', '.join(f'{k} {v}' for k, v in env['versions'].items())
-  lines = [f'# Throughput on {env["device_count"]} x {env["device"]} ({env["platform"]})', '',
-           f'`{env["command"]}`', '', f'{versions}; {env["num_examples"]} training images ({env["data"]}) per '
-           f'epoch; median of {env["reps"]} epochs after one warm-up.', '',
-           '| ' + ' | '.join(header for _, header, _, _ in COLUMNS) + ' |',
-           '|' + '|'.join('---' for _ in COLUMNS) + '|']
+  lines = [
+      f'# Throughput on {env["device_count"]} x {env["device"]} ({env["platform"]})',
+      '',
+      f'`{env["command"]}`',
+      '',
+      f'{versions}; {env["num_examples"]} training images ({env["data"]}) per '
+      f'epoch; median of {env["reps"]} epochs after one warm-up.',
+      '',
+      '| ' + ' | '.join(header for _, header, _, _ in COLUMNS) + ' |',
+      '|' + '|'.join('---' for _ in COLUMNS) + '|',
+  ]
   for row in rows:
     cells = [missing if row.get(key) is None else fmt.format(row[key]) for key, _, fmt, missing in COLUMNS]
     lines.append('| ' + ' | '.join(cells) + ' |')
@@ -335,11 +393,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   rows = []
   if args.torch:  # First, before JAX claims most of the accelerator's memory.
     import torch_reference  # pylint: disable=import-outside-toplevel
+
     steps_per_rep = {size: args.num_examples // size for size in args.batch_sizes}
     for model, size, dtype, mode in itertools.product(args.models, args.batch_sizes, args.dtypes, args.torch_modes):
       if model in torch_reference.MODELS:
-        row = torch_reference.benchmark(model, size, dtype=dtype, mode=mode, steps=steps_per_rep[size],
-                                        reps=args.reps, model_kwargs=args.model_kwargs)
+        row = torch_reference.benchmark(
+            model,
+            size,
+            dtype=dtype,
+            mode=mode,
+            steps=steps_per_rep[size],
+            reps=args.reps,
+            model_kwargs=args.model_kwargs,
+        )
         rows.append(row | {'model': model_label(model, args.model_kwargs)})
     torch_reference.torch.cuda.empty_cache()
   rows = _jax_rows(args) + rows

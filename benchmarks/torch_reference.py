@@ -25,8 +25,15 @@ VGG16 = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)
 MODES = ('eager', 'compile')
 NUM_CLASSES = 10
 # The tiny grid of throughput.py --quick (torch.compile is left out: it takes about 40 s on a small CPU).
-QUICK = {'models': ['resnet18'], 'model_kwargs': {'width': 8, 'stage_sizes': [1]}, 'batch_sizes': [16],
-         'dtypes': ['bfloat16'], 'modes': ['eager'], 'steps': 4, 'reps': 2}
+QUICK = {
+    'models': ['resnet18'],
+    'model_kwargs': {'width': 8, 'stage_sizes': [1]},
+    'batch_sizes': [16],
+    'dtypes': ['bfloat16'],
+    'modes': ['eager'],
+    'steps': 4,
+    'reps': 2,
+}
 
 
 class BasicBlock(nn.Module):
@@ -91,8 +98,9 @@ class VGG(nn.Module):
 MODELS = {'resnet18': ResNet, 'vgg16': VGG}
 
 
-def benchmark(model_name: str, batch_size: int, *, dtype: str, mode: str, steps: int, reps: int,
-              model_kwargs: dict | None = None) -> dict:
+def benchmark(
+    model_name: str, batch_size: int, *, dtype: str, mode: str, steps: int, reps: int, model_kwargs: dict | None = None
+) -> dict:
   """Images/s of the SGD train step (median of `reps` runs of `steps` steps, after a warm-up), as a table row."""
   device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
   torch.backends.cudnn.benchmark = True
@@ -122,9 +130,17 @@ def benchmark(model_name: str, batch_size: int, *, dtype: str, mode: str, steps:
   run(steps)
   median = statistics.median(run(steps) for _ in range(reps))
   peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == 'cuda' else None
-  return {'model': model_name, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': f'torch {mode}',
-          'pipeline': 'synthetic', 'images_per_s': steps * batch_size / median, 'epoch_s': median,
-          'compile_s': max(first - median / steps, 0.0), 'peak_memory_gib': peak}
+  return {
+      'model': model_name,
+      'batch_size': batch_size,
+      'dtype': dtype,
+      'parallelism': f'torch {mode}',
+      'pipeline': 'synthetic',
+      'images_per_s': steps * batch_size / median,
+      'epoch_s': median,
+      'compile_s': max(first - median / steps, 0.0),
+      'peak_memory_gib': peak,
+  }
 
 
 def main() -> None:
@@ -139,16 +155,37 @@ def main() -> None:
   parser.add_argument('--reps', type=int, default=5)
   parser.add_argument('--quick', action='store_true', help='a tiny grid that runs in seconds on CPU')
   args = parser.parse_args()
-  grid = QUICK if args.quick else {
-      'models': args.models.split(','), 'model_kwargs': json.loads(args.model_kwargs),
-      'batch_sizes': [int(b) for b in args.batch_sizes.split(',')], 'dtypes': args.dtypes.split(','),
-      'modes': args.modes.split(','), 'steps': args.steps, 'reps': args.reps}
+  grid = (
+      QUICK
+      if args.quick
+      else {
+          'models': args.models.split(','),
+          'model_kwargs': json.loads(args.model_kwargs),
+          'batch_sizes': [int(b) for b in args.batch_sizes.split(',')],
+          'dtypes': args.dtypes.split(','),
+          'modes': args.modes.split(','),
+          'steps': args.steps,
+          'reps': args.reps,
+      }
+  )
   for model in grid['models']:
     for batch_size in grid['batch_sizes']:
       for dtype in grid['dtypes']:
         for mode in grid['modes']:
-          print(json.dumps(benchmark(model, batch_size, dtype=dtype, mode=mode, steps=grid['steps'],
-                                     reps=grid['reps'], model_kwargs=grid['model_kwargs'])), flush=True)
+          print(
+              json.dumps(
+                  benchmark(
+                      model,
+                      batch_size,
+                      dtype=dtype,
+                      mode=mode,
+                      steps=grid['steps'],
+                      reps=grid['reps'],
+                      model_kwargs=grid['model_kwargs'],
+                  )
+              ),
+              flush=True,
+          )
 
 
 if __name__ == '__main__':

@@ -29,7 +29,6 @@ from cifar_jax import experiment, fused, group, optim, run_dir, steps, train  # 
 from cifar_jax.data import cifar10, device  # noqa: E402
 from configs.tp3 import MLP  # noqa: E402
 
-
 QUICK_EXAMPLES = 256
 
 
@@ -99,8 +98,14 @@ def main() -> None:
       ips = _epoch_images_per_s(tmp / name)
       rows.append({'row': name, 'members': 1, 'images_per_s': ips, 'ratio': ips / scan})
     rows.append({'row': 'scan', 'members': 1, 'images_per_s': scan, 'ratio': 1.0})
-  result = {'platform': jax.default_backend(), 'device_count': jax.device_count(), 'quick': args.quick,
-            'epochs': args.epochs, 'jax': jax.__version__, 'rows': rows}
+  result = {
+      'platform': jax.default_backend(),
+      'device_count': jax.device_count(),
+      'quick': args.quick,
+      'epochs': args.epochs,
+      'jax': jax.__version__,
+      'rows': rows,
+  }
   (out / 'vectorized.json').write_text(json.dumps(result, indent=2) + '\n')
   lines = ['| row | members | wall s | img/s | ratio | ratio of |', '|---|---|---|---|---|---|']
   for r in rows:

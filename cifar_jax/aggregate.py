@@ -44,7 +44,8 @@ class RunLike(Protocol):
   results: dict[str, Any]
 
   @property
-  def status(self) -> str: ...
+  def status(self) -> str:
+    ...
 
 
 @dataclasses.dataclass
@@ -161,8 +162,11 @@ def conclusion(variants: Sequence[Variant], metric: str, alpha: float = stats.AL
   best = variants[0]
   label = METRIC_LABELS[metric]
   spread = best.spreads[metric]
-  figure = (f'{points(spread.mean)} ± {points(spread.std)} % (mean ± std, n={spread.n})' if spread.n > 1 else
-            f'{points(spread.mean)} % (one run)')
+  figure = (
+      f'{points(spread.mean)} ± {points(spread.std)} % (mean ± std, n={spread.n})'
+      if spread.n > 1
+      else f'{points(spread.mean)} % (one run)'
+  )
   lines = [f'Best by {label}: `{best.name}`, {figure}.']
   tied = [v for v in variants[1:] if v.versus_best is not None and not v.versus_best.significant(alpha)]
   worse = [v for v in variants[1:] if v.versus_best is not None and v.versus_best.significant(alpha)]
@@ -170,9 +174,11 @@ def conclusion(variants: Sequence[Variant], metric: str, alpha: float = stats.AL
   if tied:
     lines.append(f'{_names([best, *tied])} are indistinguishable at α = {alpha:g}.')
   for variant in worse:
-    lines.append(f'`{variant.name}` is worse than `{best.name}` by {points(variant.versus_best.difference)} ± '
-                 f'{points(variant.versus_best.half_width)} points ({variant.versus_best.test} '
-                 f'p={variant.versus_best.p_value:.2g}).')
+    lines.append(
+        f'`{variant.name}` is worse than `{best.name}` by {points(variant.versus_best.difference)} ± '
+        f'{points(variant.versus_best.half_width)} points ({variant.versus_best.test} '
+        f'p={variant.versus_best.p_value:.2g}).'
+    )
   if untested:
     lines.append(f'Not tested: {_names(untested)} ({untested[0].untested}).')
   return ' '.join(lines)

@@ -76,7 +76,7 @@ def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.Config
 
   size = config.eval_batch_size
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
-  return np.concatenate([np.asarray(classes(padded[i:i + size])) for i in range(0, len(padded), size)])[:len(images)]
+  return np.concatenate([np.asarray(classes(padded[i : i + size])) for i in range(0, len(padded), size)])[: len(images)]
 
 
 def plot_confusion(counts: np.ndarray, title: str, path: pathlib.Path) -> None:
@@ -123,16 +123,22 @@ def confusion(folder: str | pathlib.Path, data_dir: str | None = None) -> tuple[
   config = ml_collections.ConfigDict(saved)
   if data_dir is not None:
     config.data.data_dir = data_dir
-  test = cifar10.load(config.data.data_dir or None, source=config.data.source, max_train_examples=1,
-                      max_eval_examples=config.data.max_eval_examples).test  # the split does not touch test
+  test = cifar10.load(
+      config.data.data_dir or None,
+      source=config.data.source,
+      max_train_examples=1,
+      max_eval_examples=config.data.max_eval_examples,
+  ).test  # the split does not touch test
   model = restore_model(folder, config)
   counts = confusion_matrix(test.labels, predict(model, test.images, config), cifar10.NUM_CLASSES)
   accuracy = np.trace(counts) / counts.sum()
   title = f'{folder.name}: {config.model.name}, test accuracy {100 * accuracy:.2f} % on {counts.sum():,} images'
   plot_confusion(counts, title, folder / CONFUSION_FILE)
-  (folder / PER_CLASS_FILE).write_text(f'# Per-class test accuracy: {folder.name}\n\n{title}. Rows of '
-                                       f'{CONFUSION_FILE}: true class; columns: predicted.\n\n'
-                                       f'{per_class_table(counts)}\n')
+  (folder / PER_CLASS_FILE).write_text(
+      f'# Per-class test accuracy: {folder.name}\n\n{title}. Rows of '
+      f'{CONFUSION_FILE}: true class; columns: predicted.\n\n'
+      f'{per_class_table(counts)}\n'
+  )
   return folder / CONFUSION_FILE, folder / PER_CLASS_FILE
 
 

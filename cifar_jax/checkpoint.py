@@ -38,9 +38,15 @@ class Checkpoints:
   def _manager(self, name: str, **options: Any) -> ocp.CheckpointManager:
     """A manager under `name/`; its own barrier prefix keeps two managers saving one step from colliding
     across processes, and half-written steps left by a kill are cleaned up on start."""
-    return ocp.CheckpointManager(self.directory / name, options=ocp.CheckpointManagerOptions(
-        create=True, cleanup_tmp_directories=True,
-        multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name), **options))
+    return ocp.CheckpointManager(
+        self.directory / name,
+        options=ocp.CheckpointManagerOptions(
+            create=True,
+            cleanup_tmp_directories=True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=name),
+            **options,
+        ),
+    )
 
   def save(self, step: int, state: Any, record: dict[str, Any], val_accuracy: float | None = None) -> None:
     """Writes `state` and `record` at `step`; also as the best when `val_accuracy` beats the kept one."""
@@ -70,8 +76,9 @@ class Checkpoints:
       return None
     for step in steps:
       try:
-        restored = self.latest.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore()))
+        restored = self.latest.restore(
+            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), record=ocp.args.JsonRestore())
+        )
         record = dict(restored.record)
         if record.pop('state_sha256', None) != state_digest(restored.state):
           raise ValueError('its contents do not match the digest written with it')
@@ -80,14 +87,19 @@ class Checkpoints:
         self._quarantine(step, e)
     raise UserError(
         f'no usable checkpoint in {self.directory}: every one was damaged (moved to {self.directory / "corrupt"}). '
-        f'Refusing to start afresh over an existing run: use a new workdir, or delete {self.directory} to restart.')
+        f'Refusing to start afresh over an existing run: use a new workdir, or delete {self.directory} to restart.'
+    )
 
   def _quarantine(self, step: int, error: Exception) -> None:
     """Moves a damaged checkpoint out of the way (nothing is deleted) and warns, naming it."""
     source = self.directory / 'latest' / str(step)
     target = self.directory / 'corrupt' / f'latest-{step}'
-    print(f'warning: checkpoint {source} is damaged ({type(error).__name__}: {str(error)[:200]}); '
-          f'moved to {target}, falling back to the previous one', file=sys.stderr, flush=True)
+    print(
+        f'warning: checkpoint {source} is damaged ({type(error).__name__}: {str(error)[:200]}); '
+        f'moved to {target}, falling back to the previous one',
+        file=sys.stderr,
+        flush=True,
+    )
     if jax.process_index() == 0:
       target.parent.mkdir(parents=True, exist_ok=True)
       shutil.move(str(source), str(target))

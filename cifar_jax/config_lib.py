@@ -51,8 +51,9 @@ def unknown_key_error(key: str, known: list[str] | tuple[str, ...]) -> ConfigErr
   group = key.rpartition('.')[0]
   siblings = {k.rpartition('.')[2]: k for k in known if k.rpartition('.')[0] == group}
   word, candidates = (key.rpartition('.')[2], siblings) if siblings else (key, {k: k for k in known})
-  close = (difflib.get_close_matches(word, candidates, n=3, cutoff=0.5)
-           or difflib.get_close_matches(word, candidates, n=3, cutoff=0))
+  close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.5) or difflib.get_close_matches(
+      word, candidates, n=3, cutoff=0
+  )
   hint = f'; did you mean {" or ".join(candidates[c] for c in close)}?' if close else ''
   return ConfigError(f'unknown config key {key!r}{hint} (every key is documented in configs/default.py)')
 
@@ -108,20 +109,27 @@ def help_text(usage: str) -> str:
   for flag in flags.FLAGS.get_key_flags_for_module(sys.argv[0]):
     default = '' if flag.default is None else f' (default: {flag.default})'
     lines.append(f'  --{flag.name}: {flag.help}{default}')
-  lines += ['  -h, --help: this help', '',
-            'Run config keys (cifar_jax.main: --config.KEY=VALUE, e.g. --config.optimizer.learning_rate=0.05; '
-            'cifar_jax.sweep: --set=KEY=VALUE):']
+  lines += [
+      '  -h, --help: this help',
+      '',
+      'Run config keys (cifar_jax.main: --config.KEY=VALUE, e.g. --config.optimizer.learning_rate=0.05; '
+      'cifar_jax.sweep: --set=KEY=VALUE):',
+  ]
   groups: dict[str, list[str]] = {}
   for key in default_keys():
     group, _, leaf = key.rpartition('.')
     groups.setdefault(group, []).append(leaf)
   groups[MODEL_GROUP].append("and the model's own options")
   for group in sorted(groups):
-    lines += textwrap.wrap(', '.join(groups[group]), 118, initial_indent=f'  {group or "top level"}: ',
-                           subsequent_indent='      ')
+    lines += textwrap.wrap(
+        ', '.join(groups[group]), 118, initial_indent=f'  {group or "top level"}: ', subsequent_indent='      '
+    )
   documented = DEFAULT_CONFIG.relative_to(DEFAULT_CONFIG.parents[1])
-  lines += ['', f'Every key is documented, with its default, in {documented}; '
-            'the models and their options: python -m cifar_jax.models']
+  lines += [
+      '',
+      f'Every key is documented, with its default, in {documented}; '
+      'the models and their options: python -m cifar_jax.models',
+  ]
   return '\n'.join(lines)
 
 

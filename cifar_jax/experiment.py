@@ -61,8 +61,9 @@ class Experiment:
     return -(-self.total_steps // self.steps_per_epoch)
 
 
-def build_experiment(config: ml_collections.ConfigDict, data: cifar10.Cifar10,
-                     pipeline: Pipeline | None = None) -> Experiment:
+def build_experiment(
+    config: ml_collections.ConfigDict, data: cifar10.Cifar10, pipeline: Pipeline | None = None
+) -> Experiment:
   """The experiment of a config that `train.check_config` accepted, over `data`.
 
   `pipeline` replaces the configured one (the benchmark feeds one compiled step from several it builds once).
@@ -78,12 +79,25 @@ def build_experiment(config: ml_collections.ConfigDict, data: cifar10.Cifar10,
   tx = optim.create_optimizer(config, learning_rate_fn)
   graphdef, state = create_train_state(model, tx)
   step_config = steps.StepConfig(
-      seed=config.seed, l1=config.regularization.l1, l2=config.regularization.l2,
-      label_smoothing=config.regularization.label_smoothing, dtype=DTYPES[config.dtype], axis_name=dp.axis_name)
+      seed=config.seed,
+      l1=config.regularization.l1,
+      l2=config.regularization.l2,
+      label_smoothing=config.regularization.label_smoothing,
+      dtype=DTYPES[config.dtype],
+      axis_name=dp.axis_name,
+  )
   train_step, eval_step = steps.make_steps(graphdef, tx, step_config)
   pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)
   return Experiment(
-      dp=dp, graphdef=graphdef, state=state, train_step=dp.compile_train(train_step),
-      eval_step=dp.compile_eval(eval_step), learning_rate_fn=learning_rate_fn, pipeline=pipeline,
+      dp=dp,
+      graphdef=graphdef,
+      state=state,
+      train_step=dp.compile_train(train_step),
+      eval_step=dp.compile_eval(eval_step),
+      learning_rate_fn=learning_rate_fn,
+      pipeline=pipeline,
       fused=fused.FusedSteps(train_step, pipeline, dp) if config.steps_per_call > 1 else None,
-      steps_per_epoch=steps_per_epoch, total_steps=total_steps, num_params=count_params(model))
+      steps_per_epoch=steps_per_epoch,
+      total_steps=total_steps,
+      num_params=count_params(model),
+  )

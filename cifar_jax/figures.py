@@ -80,13 +80,20 @@ def plot_examples(split: cifar10.Split, path: pathlib.Path) -> pathlib.Path:
 def plot_distribution(data: cifar10.Cifar10, path: pathlib.Path) -> pathlib.Path:
   """Grouped bars: images per class in each partition, with the partition sizes in the legend."""
   figure, axis = plt.subplots(figsize=(9, 4))
-  parts = [(name, split) for name, split in (('train', data.train), ('validation', data.val), ('test', data.test))
-           if split is not None]
+  parts = [
+      (name, split)
+      for name, split in (('train', data.train), ('validation', data.val), ('test', data.test))
+      if split is not None
+  ]
   width = 0.8 / len(parts)
   for i, (name, split) in enumerate(parts):
     counts = class_counts(split)
-    axis.bar(np.arange(cifar10.NUM_CLASSES) + (i - (len(parts) - 1) / 2) * width, counts, width,
-             label=f'{name} ({len(split):,} images)')
+    axis.bar(
+        np.arange(cifar10.NUM_CLASSES) + (i - (len(parts) - 1) / 2) * width,
+        counts,
+        width,
+        label=f'{name} ({len(split):,} images)',
+    )
   axis.set_xticks(range(cifar10.NUM_CLASSES), CLASS_NAMES, rotation=30, ha='right')
   axis.set_ylabel('images')
   axis.set_title('CIFAR-10: images per class in each partition')
@@ -94,8 +101,9 @@ def plot_distribution(data: cifar10.Cifar10, path: pathlib.Path) -> pathlib.Path
   return _save(figure, path)
 
 
-def plot_augmentation(split: cifar10.Split, config: ml_collections.ConfigDict, title: str,
-                      path: pathlib.Path) -> pathlib.Path:
+def plot_augmentation(
+    split: cifar10.Split, config: ml_collections.ConfigDict, title: str, path: pathlib.Path
+) -> pathlib.Path:
   """Each row: an original training image, then the config's augmentation of it under several keys."""
   images = split.images[class_examples(split, 1)[:AUGMENTED_IMAGES, 0]]
   views = augmented(images, config.augment, config.seed, AUGMENT_KEYS)
@@ -115,11 +123,19 @@ def plot_augmentation(split: cifar10.Split, config: ml_collections.ConfigDict, t
 def make_figures(config: ml_collections.ConfigDict, title: str, out: pathlib.Path) -> list[pathlib.Path]:
   """The three figures for `config` into `out`."""
   out.mkdir(parents=True, exist_ok=True)
-  data = cifar10.load(config.data.data_dir or None, source=config.data.source, val_fraction=config.data.val_fraction,
-                      seed=config.seed, max_train_examples=config.data.max_train_examples,
-                      max_eval_examples=config.data.max_eval_examples)
-  return [plot_examples(data.train, out / 'examples.png'), plot_distribution(data, out / 'class_distribution.png'),
-          plot_augmentation(data.train, config, title, out / 'augmentation.png')]
+  data = cifar10.load(
+      config.data.data_dir or None,
+      source=config.data.source,
+      val_fraction=config.data.val_fraction,
+      seed=config.seed,
+      max_train_examples=config.data.max_train_examples,
+      max_eval_examples=config.data.max_eval_examples,
+  )
+  return [
+      plot_examples(data.train, out / 'examples.png'),
+      plot_distribution(data, out / 'class_distribution.png'),
+      plot_augmentation(data.train, config, title, out / 'augmentation.png'),
+  ]
 
 
 def main(argv: list[str] | None = None) -> None:

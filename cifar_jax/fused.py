@@ -31,8 +31,10 @@ def check_fused_config(config: ml_collections.ConfigDict) -> None:
   if k < 1:
     raise ConfigError(f'steps_per_call={k} must be >= 1')
   if k > 1 and config.data.pipeline != 'device':
-    raise ConfigError(f'steps_per_call={k} needs data.pipeline=device (got {config.data.pipeline!r}): '
-                      f'only the on-device pipeline makes its batches inside the fused program')
+    raise ConfigError(
+        f'steps_per_call={k} needs data.pipeline=device (got {config.data.pipeline!r}): '
+        f'only the on-device pipeline makes its batches inside the fused program'
+    )
   if k > 1 and config.parallelism != 'jit':
     raise ConfigError(f'steps_per_call={k} needs parallelism=jit (got {config.parallelism!r})')
 
@@ -45,9 +47,17 @@ def call_length(step: int, steps_per_epoch: int, log_every: int, total_steps: in
   return max(1, min(steps_per_call, to_log, to_epoch_end, total_steps - step))
 
 
-def scan_steps(train_step: StepFn, batch_at: BatchFn, state: steps.TrainState, pending: steps.TrainMetrics,
-               images: jax.Array, labels: jax.Array, order: jax.Array, counter: jax.Array,
-               length: int) -> tuple[steps.TrainState, steps.TrainMetrics]:
+def scan_steps(
+    train_step: StepFn,
+    batch_at: BatchFn,
+    state: steps.TrainState,
+    pending: steps.TrainMetrics,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+    counter: jax.Array,
+    length: int,
+) -> tuple[steps.TrainState, steps.TrainMetrics]:
   """`length` train steps from the batch position `counter` = (epoch, b); the metrics merged onto `pending`."""
 
   def body(carry, _):
@@ -74,13 +84,14 @@ class FusedSteps:
       def sharded_batch_at(*args):
         batch, counter = pipeline.batch_at(*args)
         return jax.lax.with_sharding_constraint(batch, self.batch_sharding), counter
+
       return scan_steps(train_step, sharded_batch_at, state, pending, *pipeline.splits['train'], order, counter, length)
 
-    self._call = jax.jit(call, static_argnums=4, donate_argnums=(0, 1),
-                         out_shardings=(dp.replicated, dp.replicated))
+    self._call = jax.jit(call, static_argnums=4, donate_argnums=(0, 1), out_shardings=(dp.replicated, dp.replicated))
 
-  def __call__(self, state: steps.TrainState, pending: steps.TrainMetrics | None, epoch: int, batch: int,
-               length: int) -> tuple[steps.TrainState, steps.TrainMetrics]:
+  def __call__(
+      self, state: steps.TrainState, pending: steps.TrainMetrics | None, epoch: int, batch: int, length: int
+  ) -> tuple[steps.TrainState, steps.TrainMetrics]:
     """`length` steps from batch `batch` of epoch `epoch`; returns the new state and the merged metrics."""
     if self._order_epoch != epoch:
       self._order_epoch, self._order = epoch, self.pipeline.order_table(epoch)
@@ -89,4 +100,3 @@ class FusedSteps:
     auto = self.pipeline.replicated  # the pipeline's Auto-axes mesh, on which the whole call runs
     state, pending = jax.device_put((state, pending), auto)
     return self._call(state, pending, self._order, counter, length)
-

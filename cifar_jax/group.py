@@ -38,10 +38,23 @@ from cifar_jax import checkpoint, experiment, fused, optim, parallel, preemption
 from cifar_jax.data import device
 from cifar_jax.errors import ConfigError, UserError
 
-VECTOR_KEYS = ('seed', 'optimizer.learning_rate', 'optimizer.momentum', 'optimizer.weight_decay',
-               'regularization.l1', 'regularization.l2', 'regularization.label_smoothing', 'schedule.gamma')
-_ZERO_MATTERS = ('optimizer.momentum', 'optimizer.weight_decay', 'regularization.l1', 'regularization.l2',
-                 'regularization.label_smoothing')
+VECTOR_KEYS = (
+    'seed',
+    'optimizer.learning_rate',
+    'optimizer.momentum',
+    'optimizer.weight_decay',
+    'regularization.l1',
+    'regularization.l2',
+    'regularization.label_smoothing',
+    'schedule.gamma',
+)
+_ZERO_MATTERS = (
+    'optimizer.momentum',
+    'optimizer.weight_decay',
+    'regularization.l1',
+    'regularization.l2',
+    'regularization.label_smoothing',
+)
 # Keys that change neither the computation nor its shapes (a group may mix them).
 _FREE_KEYS = run_dir.RESUME_SAFE_KEYS | {'steps_per_call'}
 
@@ -64,7 +77,7 @@ def group_variants(configs: Sequence[ml_collections.ConfigDict], max_members: in
   for index, config in enumerate(configs):
     key = group_key(config)
     buckets.setdefault(('alone', index) if key is None else key, []).append(index)
-  return [members[i:i + max_members] for members in buckets.values() for i in range(0, len(members), max_members)]
+  return [members[i : i + max_members] for members in buckets.values() for i in range(0, len(members), max_members)]
 
 
 class Hyper:
@@ -95,14 +108,26 @@ def _arith(op, reflected=False):
   def method(self, other):
     other = other.traced if isinstance(other, Hyper) else other
     return op(other, self.traced) if reflected else op(self.traced, other)
+
   return method
 
 
-for _name, _op in (('lt', operator.lt), ('le', operator.le), ('gt', operator.gt), ('ge', operator.ge),
-                   ('eq', operator.eq), ('ne', operator.ne)):
+for _name, _op in (
+    ('lt', operator.lt),
+    ('le', operator.le),
+    ('gt', operator.gt),
+    ('ge', operator.ge),
+    ('eq', operator.eq),
+    ('ne', operator.ne),
+):
   setattr(Hyper, f'__{_name}__', _compare(_op))
-for _name, _op in (('add', operator.add), ('sub', operator.sub), ('mul', operator.mul),
-                   ('truediv', operator.truediv), ('pow', operator.pow)):
+for _name, _op in (
+    ('add', operator.add),
+    ('sub', operator.sub),
+    ('mul', operator.mul),
+    ('truediv', operator.truediv),
+    ('pow', operator.pow),
+):
   setattr(Hyper, f'__{_name}__', _arith(_op))
   setattr(Hyper, f'__r{_name}__', _arith(_op, reflected=True))
 Hyper.__neg__ = lambda self: -self.traced
@@ -113,8 +138,9 @@ def _get(config: ml_collections.ConfigDict, key: str) -> Any:
   return functools.reduce(lambda node, part: node[part], key.split('.'), config)
 
 
-def _member_config(template: ml_collections.ConfigDict, hyper: dict[str, jax.Array],
-                   values: dict[str, tuple[float, ...]]) -> ml_collections.ConfigDict:
+def _member_config(
+    template: ml_collections.ConfigDict, hyper: dict[str, jax.Array], values: dict[str, tuple[float, ...]]
+) -> ml_collections.ConfigDict:
   """The group's config with each varied key set to the member's traced value (a `Hyper`)."""
   config = ml_collections.ConfigDict(template.to_dict(), type_safe=False)
   for key, traced in hyper.items():
@@ -129,8 +155,12 @@ class Group:
   would be. A member whose loss or gradient becomes non-finite is recorded as failed (summary.json, its last
   good checkpoint kept) and left out of the logs and checkpoints while the others go on."""
 
-  def __init__(self, configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str | pathlib.Path],
-               allow_config_change: bool = False) -> None:
+  def __init__(
+      self,
+      configs: Sequence[ml_collections.ConfigDict],
+      workdirs: Sequence[str | pathlib.Path],
+      allow_config_change: bool = False,
+  ) -> None:
     for config in configs:
       train.check_config(config)
     if len({group_key(c) for c in configs}) != 1 or group_key(configs[0]) is None:
@@ -141,8 +171,10 @@ class Group:
     self.pipeline = device.DevicePipeline(self.data, self.template, parallel.create_parallel('jit').mesh)
     self.exps = [experiment.build_experiment(c, self.data, self.pipeline) for c in configs]
     self.steps_per_epoch, self.total_steps = self.exps[0].steps_per_epoch, self.exps[0].total_steps
-    self.checkpoints = [checkpoint.Checkpoints(w / run_dir.CHECKPOINTS_DIR, keep=c.checkpoint_keep)
-                        for c, w in zip(configs, self.workdirs)]
+    self.checkpoints = [
+        checkpoint.Checkpoints(w / run_dir.CHECKPOINTS_DIR, keep=c.checkpoint_keep)
+        for c, w in zip(configs, self.workdirs)
+    ]
     states, self.records = self._resume(allow_config_change)
     self.step = int(states[0].step)
     pending = [train.metrics_from_json(r.pending) for r in self.records]
@@ -155,8 +187,11 @@ class Group:
     self.hyper = {k: jnp.asarray(v, jnp.int32 if k == 'seed' else jnp.float32) for k, v in self.values.items()}
     member_order = NamedSharding(self.pipeline.replicated.mesh, PartitionSpec(None, None, parallel.AXIS))
     self._order_epoch, self._order, self._order_sharding = None, None, member_order
-    self._call = jax.jit(jax.vmap(self._member_steps, in_axes=(0, 0, 0, None, None, 0, None, None)),
-                         static_argnums=7, donate_argnums=(0, 1))
+    self._call = jax.jit(
+        jax.vmap(self._member_steps, in_axes=(0, 0, 0, None, None, 0, None, None)),
+        static_argnums=7,
+        donate_argnums=(0, 1),
+    )
     self.started = time.perf_counter()
 
   def _resume(self, allow_config_change: bool) -> tuple[list[steps.TrainState], list[train.RunRecord]]:
@@ -168,15 +203,19 @@ class Group:
       return [e.state for e in self.exps], [train.RunRecord() for _ in self.exps]
     common = set.intersection(*held)
     if not common:
-      raise UserError(f'the members {", ".join(map(str, self.workdirs))} have no checkpoint at a common step; '
-                      f'resume them one by one')
+      raise UserError(
+          f'the members {", ".join(map(str, self.workdirs))} have no checkpoint at a common step; '
+          f'resume them one by one'
+      )
     for config, workdir, c in zip(self.configs, self.workdirs, self.checkpoints):
       run_dir.check_resumable(workdir, config, allow_config_change)
       c.drop_after(max(common))
     restored = [c.restore_latest(e.state) for c, e in zip(self.checkpoints, self.exps)]
     if len({int(state.step) for state, _ in restored}) != 1:  # a damaged one was moved aside: its run fell back
-      raise UserError('a damaged checkpoint left the members at different steps; run again to resume them from '
-                      'their new common step')
+      raise UserError(
+          'a damaged checkpoint left the members at different steps; run again to resume them from '
+          'their new common step'
+      )
     return [state for state, _ in restored], [train.RunRecord(**saved) for _, saved in restored]
 
   def _member_steps(self, state, pending, hyper, images, labels, order, counter, length):
@@ -184,8 +223,13 @@ class Group:
     config = _member_config(self.template, hyper, self.values)
     tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, self.steps_per_epoch))
     reg = config.regularization
-    step_config = steps.StepConfig(seed=hyper['seed'], l1=reg.l1, l2=reg.l2, label_smoothing=reg.label_smoothing,
-                                   dtype=experiment.DTYPES[config.dtype])
+    step_config = steps.StepConfig(
+        seed=hyper['seed'],
+        l1=reg.l1,
+        l2=reg.l2,
+        label_smoothing=reg.label_smoothing,
+        dtype=experiment.DTYPES[config.dtype],
+    )
     train_step = functools.partial(steps.train_step, self.exps[0].graphdef, tx, step_config)
     batch_at = functools.partial(device.train_batch, self.pipeline.augment, self.pipeline.normalize, hyper['seed'])
     return fused.scan_steps(train_step, batch_at, state, pending, images, labels, order, counter, length)
@@ -219,13 +263,15 @@ class Group:
     segment_start = time.perf_counter()
     while True:
       self._stop_if_requested()
-      n = fused.call_length(self.step, self.steps_per_epoch, self.template.log_every_steps, self.total_steps,
-                            self.steps_per_epoch)
+      n = fused.call_length(
+          self.step, self.steps_per_epoch, self.template.log_every_steps, self.total_steps, self.steps_per_epoch
+      )
       if self.pending is None:
         self.pending = _stack([steps.TrainMetrics.empty()] * len(self.configs))
       counter = jnp.array([epoch, self.step % self.steps_per_epoch], jnp.int32)
-      self.state, self.pending = self._call(self.state, self.pending, self.hyper, *self.pipeline.splits['train'],
-                                            self._order_table(epoch), counter, n)
+      self.state, self.pending = self._call(
+          self.state, self.pending, self.hyper, *self.pipeline.splits['train'], self._order_table(epoch), counter, n
+      )
       self.step += n
       epoch_done = self.step % self.steps_per_epoch == 0
       if self.step % self.template.log_every_steps == 0 or epoch_done:
@@ -251,9 +297,12 @@ class Group:
       if m in self.failed:
         continue
       if not (math.isfinite(values['loss']) and math.isfinite(values['grad_norm'])):
-        self._fail(m, f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became '
-                      f'non-finite between steps {self.pending_start} and {self.step}; this member stopped, '
-                      f'the group went on')
+        self._fail(
+            m,
+            f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became '
+            f'non-finite between steps {self.pending_start} and {self.step}; this member stopped, '
+            f'the group went on',
+        )
         continue
       self.records[m].add_interval(values, self.step - self.pending_start)
       values['learning_rate'] = self.exps[m].learning_rate_fn.effective(self.step, self._member_state(m).plateau)
@@ -263,15 +312,19 @@ class Group:
   def _fail(self, m: int, error: str) -> None:
     """Records member `m` as failed, as a sequential run that diverged would; its last good checkpoint stays."""
     self.failed[m] = error
-    run_dir.write_json(self.workdirs[m] / run_dir.SUMMARY_FILE, {'status': 'failed', 'error': error,
-                                                                  'steps': self.step})
+    run_dir.write_json(
+        self.workdirs[m] / run_dir.SUMMARY_FILE, {'status': 'failed', 'error': error, 'steps': self.step}
+    )
 
   def _stop_if_requested(self) -> None:
     """After SIGTERM or Ctrl-C: checkpoints every member at the current step and stops."""
     if self.stop.received:
       self._save({})
-      raise preemption.Stopped(f'{self.stop.received} received: checkpoints written at step {self.step}; '
-                               f'run the same command again to resume', self.stop.received)
+      raise preemption.Stopped(
+          f'{self.stop.received} received: checkpoints written at step {self.step}; '
+          f'run the same command again to resume',
+          self.stop.received,
+      )
 
   def _save(self, val_accuracy: dict[int, float]) -> None:
     """Checkpoints every member that has not failed: its state and record, as its sequential run would."""
@@ -303,8 +356,15 @@ class Group:
     test = self._evaluate(m, 'test')
     self.logs[m].write('test', self.step, test)
     record = self.records[m]
-    summary = train.run_summary(self.configs[m], self.data, self.exps[m], record, self.step, test,
-                                record.wall_seconds + time.perf_counter() - self.started)
+    summary = train.run_summary(
+        self.configs[m],
+        self.data,
+        self.exps[m],
+        record,
+        self.step,
+        test,
+        record.wall_seconds + time.perf_counter() - self.started,
+    )
     train.write_results(self.workdirs[m], self.configs[m], record, summary)
     return summary
 

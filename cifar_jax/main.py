@@ -19,13 +19,16 @@ from cifar_jax import config_lib, preemption, train
 from cifar_jax.errors import UserError
 
 # Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
-_CONFIG = config_flags.DEFINE_config_file('config', None, 'A config file, e.g. configs/resnet18.py.',
-                                          lock_config=False, accept_new_attributes=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'A config file, e.g. configs/resnet18.py.', lock_config=False, accept_new_attributes=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Where the run writes; the same workdir again resumes it.')
 _ALLOW_CONFIG_CHANGE = flags.DEFINE_bool(
-    'allow_config_change', False, 'Resume a workdir even though its run had a different config.')
+    'allow_config_change', False, 'Resume a workdir even though its run had a different config.'
+)
 _COORDINATOR = flags.DEFINE_string(
-    'coordinator_address', None, 'Several hosts: host:port of process 0, for jax.distributed.initialize.')
+    'coordinator_address', None, 'Several hosts: host:port of process 0, for jax.distributed.initialize.'
+)
 _NUM_PROCESSES = flags.DEFINE_integer('num_processes', 1, 'Several hosts: how many processes in all.')
 _PROCESS_ID = flags.DEFINE_integer('process_id', 0, 'Several hosts: this process, from 0.')
 flags.mark_flags_as_required(['config', 'workdir'])

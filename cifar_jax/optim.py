@@ -127,8 +127,9 @@ def _adam(decoupled_decay: bool):
 
 # Each takes (learning-rate schedule, OneCycleLR's momentum or None, config.optimizer). Under onecycle the cycled
 # momentum replaces optimizer.momentum (sgd, rmsprop) or beta1 (adam, adamw), as OneCycleLR does.
-OPTIMIZERS: dict[str, Callable[[optax.Schedule, optax.Schedule | None, ml_collections.ConfigDict],
-                               optax.GradientTransformation]] = {
+OPTIMIZERS: dict[
+    str, Callable[[optax.Schedule, optax.Schedule | None, ml_collections.ConfigDict], optax.GradientTransformation]
+] = {
     'sgd': _sgd,
     'adam': _adam(decoupled_decay=False),
     'adamw': _adam(decoupled_decay=True),
@@ -181,18 +182,25 @@ def _onecycle(lr: float, total_steps: int) -> Schedule:
 SCHEDULES: dict[str, Callable[[float, ml_collections.ConfigDict, int, int], Schedule]] = {
     'constant': lambda lr, s, epoch_steps, total: Schedule(optax.constant_schedule(lr)),
     'step': lambda lr, s, epoch_steps, total: _per_epoch(  # StepLR
-        lambda epoch: lr * s.gamma ** (epoch // s.step_epochs), epoch_steps),
+        lambda epoch: lr * s.gamma ** (epoch // s.step_epochs), epoch_steps
+    ),
     'multistep': lambda lr, s, epoch_steps, total: _per_epoch(  # MultiStepLR: a repeated milestone applies twice
-        lambda epoch: lr * s.gamma ** jnp.sum(epoch >= jnp.asarray(s.milestones, jnp.int32)), epoch_steps),
+        lambda epoch: lr * s.gamma ** jnp.sum(epoch >= jnp.asarray(s.milestones, jnp.int32)), epoch_steps
+    ),
     'exponential': lambda lr, s, epoch_steps, total: _per_epoch(  # ExponentialLR
-        lambda epoch: lr * s.gamma**epoch, epoch_steps),
+        lambda epoch: lr * s.gamma**epoch, epoch_steps
+    ),
     'cosine': lambda lr, s, epoch_steps, total: Schedule(  # CosineAnnealingLR(T_max=total steps), stepped per batch
-        lambda step: _cosine(lr, jnp.minimum(step, total), total)),
+        lambda step: _cosine(lr, jnp.minimum(step, total), total)
+    ),
     'cosine_epoch': lambda lr, s, epoch_steps, total: _per_epoch(  # CosineAnnealingLR(T_max=num_epochs), per epoch
-        lambda epoch: _cosine(lr, epoch, total // epoch_steps), epoch_steps),
+        lambda epoch: _cosine(lr, epoch, total // epoch_steps), epoch_steps
+    ),
     'warmup_cosine': lambda lr, s, epoch_steps, total: Schedule(  # linear from 0 over warmup_epochs, then cosine to 0
-        optax.warmup_cosine_decay_schedule(0.0, lr, int(s.warmup_epochs * epoch_steps),
-                                           max(total, int(s.warmup_epochs * epoch_steps) + 1))),
+        optax.warmup_cosine_decay_schedule(
+            0.0, lr, int(s.warmup_epochs * epoch_steps), max(total, int(s.warmup_epochs * epoch_steps) + 1)
+        )
+    ),
     'onecycle': lambda lr, s, epoch_steps, total: _onecycle(lr, total),
     'plateau': lambda lr, s, epoch_steps, total: Schedule(optax.constant_schedule(lr)),  # see LearningRate.plateau
 }
@@ -257,8 +265,9 @@ def _reduce_on_plateau(config: ml_collections.ConfigDict) -> PlateauUpdate:
 def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: int) -> LearningRate:
   """The configured learning rate over `config.num_epochs` epochs of `steps_per_epoch` steps."""
   total_steps = max(1, config.num_epochs * steps_per_epoch)
-  schedule = SCHEDULES[config.schedule.name](config.optimizer.learning_rate, config.schedule, steps_per_epoch,
-                                             total_steps)
+  schedule = SCHEDULES[config.schedule.name](
+      config.optimizer.learning_rate, config.schedule, steps_per_epoch, total_steps
+  )
   plateau = _reduce_on_plateau(config) if config.schedule.name == 'plateau' else None
   return LearningRate(schedule, plateau)
 

@@ -27,7 +27,8 @@ def check_batch_size(key: str, batch_size: int) -> None:
   if batch_size < 1 or batch_size % devices:
     raise ConfigError(
         f'{key}={batch_size} must be a positive multiple of the device count ({devices}) '
-        f'so that every device gets an equal share')
+        f'so that every device gets an equal share'
+    )
 
 
 class DataParallel(Protocol):
@@ -36,15 +37,20 @@ class DataParallel(Protocol):
   axis_name: str | None
   mesh: jax.sharding.Mesh  # the devices, along the 'data' axis
 
-  def put_state(self, state: Any) -> Any: ...
+  def put_state(self, state: Any) -> Any:
+    ...
 
-  def get_state(self, state: Any) -> Any: ...
+  def get_state(self, state: Any) -> Any:
+    ...
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> Any: ...
+  def put_batch(self, batch: dict[str, np.ndarray]) -> Any:
+    ...
 
-  def compile_train(self, step: Callable) -> Callable: ...
+  def compile_train(self, step: Callable) -> Callable:
+    ...
 
-  def compile_eval(self, step: Callable) -> Callable: ...
+  def compile_eval(self, step: Callable) -> Callable:
+    ...
 
 
 class JitParallel:
@@ -68,12 +74,13 @@ class JitParallel:
   def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
     """Assembles this process's slice of a host batch into one array sharded over every device;
     a batch already on the devices (the device pipeline's) passes through."""
-    return {k: v if isinstance(v, jax.Array) else jax.make_array_from_process_local_data(self.sharded, v)
-            for k, v in batch.items()}
+    return {
+        k: v if isinstance(v, jax.Array) else jax.make_array_from_process_local_data(self.sharded, v)
+        for k, v in batch.items()
+    }
 
   def compile_train(self, step: Callable) -> Callable:
-    return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated,
-                   donate_argnums=0)
+    return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated, donate_argnums=0)
 
   def compile_eval(self, step: Callable) -> Callable:
     return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated)

@@ -48,8 +48,10 @@ class StopRequest:
     name = signal.Signals(signum).name
     if self.received is None:
       self.received = name
-      _say(f'{_spoken(name)}: finishing the current step and writing a checkpoint; '
-           f'press Ctrl-C again to stop at once without one')
+      _say(
+          f'{_spoken(name)}: finishing the current step and writing a checkpoint; '
+          f'press Ctrl-C again to stop at once without one'
+      )
       return
     stop_now(name)
 

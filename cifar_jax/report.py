@@ -178,13 +178,17 @@ def _tests_used(variants: Sequence[aggregate.Variant], metric: str) -> str:
   if 'Welch t' in tests:
     said.append("Welch's t-test over seeds")
   if 'two-proportion z' in tests:
-    said.append(f'the two-proportion z-test on the {split} images (it treats the two accuracies as independent; '
-                'measured on the same images they are correlated, so it is conservative)')
+    said.append(
+        f'the two-proportion z-test on the {split} images (it treats the two accuracies as independent; '
+        'measured on the same images they are correlated, so it is conservative)'
+    )
   if not said:
     return ''
-  return (f"'vs best': {' and '.join(said)} on the {aggregate.METRIC_LABELS[metric]}, two-sided, "
-          f'α = {stats.ALPHA:g}, each variant against the best without correction for multiple comparisons; '
-          'a difference is the best minus the variant ± the half-width of its 95 % interval.')
+  return (
+      f"'vs best': {' and '.join(said)} on the {aggregate.METRIC_LABELS[metric]}, two-sided, "
+      f'α = {stats.ALPHA:g}, each variant against the best without correction for multiple comparisons; '
+      'a difference is the best minus the variant ± the half-width of its 95 % interval.'
+  )
 
 
 def _examples_sentence(runs: Sequence[Run], variants: Sequence[aggregate.Variant]) -> str:
@@ -193,66 +197,116 @@ def _examples_sentence(runs: Sequence[Run], variants: Sequence[aggregate.Variant
   if any(None in values or len(values) != 1 for values in sizes.values()):
     return 'Evaluation set sizes: not recorded by every run (summary.json predates them), or not the same.'
   val, test = (sizes[split].pop() for split in ('val', 'test'))
-  sentence = f'Evaluation sets: {val:,} validation images, {test:,} test images.' if val else (
-      f'Evaluation set: {test:,} test images (no validation split).')
+  sentence = (
+      f'Evaluation sets: {val:,} validation images, {test:,} test images.'
+      if val
+      else (f'Evaluation set: {test:,} test images (no validation split).')
+  )
   split_seeds = {r.config.get('data.split_seed') for r in runs}
   if val and len(split_seeds) == 1 and None not in split_seeds:
-    sentence += (f' Every run is measured on the same validation images (data.split_seed={split_seeds.pop()}, '
-                 'apart from the run seed).')
+    sentence += (
+        f' Every run is measured on the same validation images (data.split_seed={split_seeds.pop()}, '
+        'apart from the run seed).'
+    )
   return sentence
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
   """A Markdown table's lines, with `|` in cells escaped."""
-  return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
-          *('| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows)]
+  return [
+      '| ' + ' | '.join(header) + ' |',
+      '|' + '---|' * len(header),
+      *('| ' + ' | '.join(cell.replace('|', '\\|') for cell in row) + ' |' for row in rows),
+  ]
 
 
 def _variant_table(variants: Sequence[aggregate.Variant], keys: Sequence[str]) -> list[str]:
   """The per-variant Markdown table: config keys, n, each metric's cell, and the verdict against the best."""
   metrics = [key for key, _ in aggregate.METRICS if any(key in v.spreads for v in variants)]
   header = ['variant', *keys, 'n', *(_HEADERS[key] for key in metrics), 'vs best']
-  return _table(header, ([variant.name, *(format_value(variant.config.get(k)) for k in keys), str(variant.n),
-                          *(_variant_cell(variant, key) for key in metrics), aggregate.verdict(variant)]
-                         for variant in variants))
+  return _table(
+      header,
+      (
+          [
+              variant.name,
+              *(format_value(variant.config.get(k)) for k in keys),
+              str(variant.n),
+              *(_variant_cell(variant, key) for key in metrics),
+              aggregate.verdict(variant),
+          ]
+          for variant in variants
+      ),
+  )
 
 
 def _run_table(runs: Sequence[Run], keys: Sequence[str]) -> list[str]:
   """The per-run Markdown table: every metric of every run, failed ones with their reason."""
   metrics = [m for m in METRICS if any(run.results.get(m[0]) is not None for run in runs)]  # no empty columns
   header = ['name', *keys, *(h for _, h, _ in metrics), 'status']
-  return _table(header, ([run.name, *(format_value(run.config.get(k)) for k in keys),
-                          *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in metrics),
-                          _status_cell(run)] for run in runs))
+  return _table(
+      header,
+      (
+          [
+              run.name,
+              *(format_value(run.config.get(k)) for k in keys),
+              *('' if run.results.get(k) is None else fmt(run.results[k]) for k, _, fmt in metrics),
+              _status_cell(run),
+          ]
+          for run in runs
+      ),
+  )
 
 
-def _markdown(study: str, runs: list[Run], variants: list[aggregate.Variant], keys: list[str],
-              sweep: dict[str, Any] | None) -> str:
+def _markdown(
+    study: str, runs: list[Run], variants: list[aggregate.Variant], keys: list[str], sweep: dict[str, Any] | None
+) -> str:
   """The Markdown page: how it was made, the per-variant table and conclusion, the per-run table, the plots."""
   metric = aggregate.ranking_metric(runs)
   counts = [v.n for v in variants]
-  seeds = (f' ({len(variants)} variants, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
-           if counts else '')
+  seeds = (
+      f' ({len(variants)} variants, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
+      if counts
+      else ''
+  )
   made = [f'Made by `python -m cifar_jax.report` from the {len(runs)} run folders beside this file{seeds}.']
   if sweep and sweep.get('command'):
     made.append(f'The runs come from `{sweep["command"]}`.')
   made.append(_examples_sentence(runs, variants))
   multi = any(v.n > 1 for v in variants)
-  cells = ('each cell is the mean ± std over the n seeds, with the 95 % Student t interval of the mean in brackets'
-           if multi else 'with one run per variant, each accuracy is shown ± its binomial standard error '
-           'sqrt(p(1-p)/n) on the evaluation set')
+  cells = (
+      'each cell is the mean ± std over the n seeds, with the 95 % Student t interval of the mean in brackets'
+      if multi
+      else 'with one run per variant, each accuracy is shown ± its binomial standard error '
+      'sqrt(p(1-p)/n) on the evaluation set'
+  )
   keys = [k for k in keys if k != 'seed']
-  lines = [f'# Results: {study}', '', ' '.join(made), '', '## Variants', '',
-           f'Sorted by mean {aggregate.METRIC_LABELS[metric]}; accuracies in %, losses are mean cross-entropy; '
-           f'{cells}. {_tests_used(variants, metric)}', '',
-           *_variant_table(variants, keys), '',
-           f'**Conclusion.** {aggregate.conclusion(variants, metric)}', '',
-           '## Runs', '',
-           f'One row per run, sorted by {aggregate.METRIC_LABELS[metric]}; wall time is h:mm:ss.', '',
-           *_run_table(runs, [*keys, 'seed'] if multi else keys), '',
-           f'![{_TITLES[0]}](accuracy_by_variant.png)', '',
-           f'![{_TITLES[1]}](val_accuracy.png)', '',
-           f'![{_TITLES[2]}](best_variant_loss.png)', '']
+  lines = [
+      f'# Results: {study}',
+      '',
+      ' '.join(made),
+      '',
+      '## Variants',
+      '',
+      f'Sorted by mean {aggregate.METRIC_LABELS[metric]}; accuracies in %, losses are mean cross-entropy; '
+      f'{cells}. {_tests_used(variants, metric)}',
+      '',
+      *_variant_table(variants, keys),
+      '',
+      f'**Conclusion.** {aggregate.conclusion(variants, metric)}',
+      '',
+      '## Runs',
+      '',
+      f'One row per run, sorted by {aggregate.METRIC_LABELS[metric]}; wall time is h:mm:ss.',
+      '',
+      *_run_table(runs, [*keys, 'seed'] if multi else keys),
+      '',
+      f'![{_TITLES[0]}](accuracy_by_variant.png)',
+      '',
+      f'![{_TITLES[1]}](val_accuracy.png)',
+      '',
+      f'![{_TITLES[2]}](best_variant_loss.png)',
+      '',
+  ]
   return '\n'.join(lines)
 
 
@@ -264,13 +318,21 @@ def _write_csv(path: pathlib.Path, runs: list[Run], keys: list[str]) -> None:
   keys = [*keys, *(['seed'] if 'seed' not in keys else [])]
   with path.open('w', newline='') as f:
     writer = csv.writer(f)
-    writer.writerow(['name', 'variant', *keys, *(k for k, _, _ in METRICS), *aggregate.EXAMPLES_KEYS.values(),
-                     'status', 'error'])
+    writer.writerow(
+        ['name', 'variant', *keys, *(k for k, _, _ in METRICS), *aggregate.EXAMPLES_KEYS.values(), 'status', 'error']
+    )
     for run in runs:
-      writer.writerow([run.name, aggregate.variant_of(run.name), *(format_value(run.config.get(k)) for k in keys),
-                       *('' if run.results.get(k) is None else run.results[k] for k, _, _ in METRICS),
-                       *(run.results.get(k, '') for k in aggregate.EXAMPLES_KEYS.values()),
-                       run.status, run.results.get('error', '')])
+      writer.writerow(
+          [
+              run.name,
+              aggregate.variant_of(run.name),
+              *(format_value(run.config.get(k)) for k in keys),
+              *('' if run.results.get(k) is None else run.results[k] for k, _, _ in METRICS),
+              *(run.results.get(k, '') for k in aggregate.EXAMPLES_KEYS.values()),
+              run.status,
+              run.results.get('error', ''),
+          ]
+      )
 
 
 def _blank_nan(value: float | None) -> float | str:
@@ -286,8 +348,15 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
   for key, split in aggregate.METRICS:
     columns += [f'{key}_{part}' for part in ('mean', 'std', 'ci95_low', 'ci95_high')]
     columns += [f'{key}_binomial_se'] if split else []
-  comparison = ['vs_best_test', 'vs_best_difference', 'vs_best_ci95_half_width', 'vs_best_statistic',
-                'vs_best_p_value', 'vs_best_significant', 'vs_best']
+  comparison = [
+      'vs_best_test',
+      'vs_best_difference',
+      'vs_best_ci95_half_width',
+      'vs_best_statistic',
+      'vs_best_p_value',
+      'vs_best_significant',
+      'vs_best',
+  ]
   with path.open('w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(['variant', *keys, 'n', *columns, *aggregate.EXAMPLES_KEYS.values(), *comparison])
@@ -295,11 +364,11 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
       row = [variant.name, *(format_value(variant.config.get(k)) for k in keys), variant.n]
       for key, split in aggregate.METRICS:
         spread = variant.spreads.get(key)
-        row += ([_blank_nan(x) for x in (spread.mean, spread.std, spread.low, spread.high)] if spread else [''] * 4)
+        row += [_blank_nan(x) for x in (spread.mean, spread.std, spread.low, spread.high)] if spread else [''] * 4
         row += [_blank_nan(variant.binomial_se(key))] if split else []
       row += [_blank_nan(variant.examples.get(split)) for split in aggregate.EXAMPLES_KEYS]
       d = variant.versus_best
-      row += ([d.test, d.difference, d.half_width, d.statistic, d.p_value, d.significant()] if d else [''] * 6)
+      row += [d.test, d.difference, d.half_width, d.statistic, d.p_value, d.significant()] if d else [''] * 6
       writer.writerow([*row, aggregate.verdict(variant)])
 
 
@@ -324,8 +393,16 @@ def _epoch_axis(ax: plt.Axes) -> None:
 
 def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
   """A legend to the right of the axes, so it never covers a curve."""
-  ax.legend(loc='upper left', bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize='small', frameon=False,
-            title=title, title_fontsize='small', alignment='left')
+  ax.legend(
+      loc='upper left',
+      bbox_to_anchor=(1.02, 1.0),
+      borderaxespad=0.0,
+      fontsize='small',
+      frameon=False,
+      title=title,
+      title_fontsize='small',
+      alignment='left',
+  )
 
 
 def _span(counts: Sequence[int]) -> str:
@@ -364,8 +441,14 @@ def _plot_accuracy_curves(path: pathlib.Path, study: str, groups: Mapping[str, S
     if not len(epochs):
       continue
     color = colors[i % len(colors)]
-    ax.plot(epochs, 100 * mean, color=color, linestyle=('-', '--', ':', '-.')[i // len(colors) % 4],
-            marker='.' if len(epochs) <= 30 else None, label=name if n == 1 else f'{name} (n={n})')
+    ax.plot(
+        epochs,
+        100 * mean,
+        color=color,
+        linestyle=('-', '--', ':', '-.')[i // len(colors) % 4],
+        marker='.' if len(epochs) <= 30 else None,
+        label=name if n == 1 else f'{name} (n={n})',
+    )
     if n > 1:
       ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), color=color, alpha=0.15, linewidth=0)
     plotted.append(name)
@@ -388,13 +471,17 @@ def _plot_best_variant_loss(path: pathlib.Path, study: str, name: str | None, ru
     epochs, mean, std, count = _mean_curve(runs, kind, 'loss')
     n = max(n, count)
     if len(epochs):
-      line, = ax.plot(epochs, mean, style, markersize=4, label=label)
+      (line,) = ax.plot(epochs, mean, style, markersize=4, label=label)
       if count > 1:
         ax.errorbar(epochs, mean, yerr=std, fmt='none', color=line.get_color(), capsize=3) if kind == 'test' else (
-            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0))
+            ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15, linewidth=0)
+        )
   spread = ', mean ± std' if n > 1 else ''
-  title = (f'{study}: training and validation loss of the best variant{spread}\n{name}, {_n_label([n])}' if name
-           else f'{study}: no finished run to plot')
+  title = (
+      f'{study}: training and validation loss of the best variant{spread}\n{name}, {_n_label([n])}'
+      if name
+      else f'{study}: no finished run to plot'
+  )
   _style(ax, title, 'epoch', 'cross-entropy loss')
   _epoch_axis(ax)
   if name:
@@ -405,8 +492,11 @@ def _plot_best_variant_loss(path: pathlib.Path, study: str, name: str | None, ru
 def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence[aggregate.Variant]) -> None:
   """Final validation and test accuracy per variant, best at the top: each run as a dot, the mean as a point
   with its 95 % interval (t over seeds, or ± 1.96 binomial SE with one run), on an axis zoomed to the data."""
-  shown = [(key, label) for key, label in (('val_accuracy', 'validation'), ('test_accuracy', 'test'))
-           if any(key in v.spreads for v in variants)]
+  shown = [
+      (key, label)
+      for key, label in (('val_accuracy', 'validation'), ('test_accuracy', 'test'))
+      if any(key in v.spreads for v in variants)
+  ]
   fig, ax = plt.subplots(figsize=(8, 1.4 + 0.5 * max(len(variants), 1)))
   offset = 0.36 / max(len(shown), 1)
   for j, (key, label) in enumerate(shown):
@@ -421,8 +511,15 @@ def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence
       else:
         se = variant.binomial_se(key)
         low, high = (spread.mean - 1.96 * se, spread.mean + 1.96 * se) if se is not None else (spread.mean,) * 2
-      ax.errorbar(100 * spread.mean, y, xerr=[[100 * (spread.mean - low)], [100 * (high - spread.mean)]],
-                  fmt='o', color=color, capsize=4, label=label if i == 0 else None)
+      ax.errorbar(
+          100 * spread.mean,
+          y,
+          xerr=[[100 * (spread.mean - low)], [100 * (high - spread.mean)]],
+          fmt='o',
+          color=color,
+          capsize=4,
+          label=label if i == 0 else None,
+      )
   ax.set_yticks(range(len(variants)), [v.name for v in variants])
   ax.set_ylim(len(variants) - 0.5, -0.5)  # best at the top
   counts = [v.n for v in variants]
@@ -472,8 +569,7 @@ def write_report(workdir: str | pathlib.Path) -> list[pathlib.Path]:
 def main(argv: Sequence[str]) -> int:
   """`python -m cifar_jax.report WORKDIR`: writes the table and plots and says where they are."""
   if len(argv) != 2 or argv[1].startswith('-'):
-    print('usage: python -m cifar_jax.report WORKDIR   (a sweep workdir or any folder of run folders)',
-          file=sys.stderr)
+    print('usage: python -m cifar_jax.report WORKDIR   (a sweep workdir or any folder of run folders)', file=sys.stderr)
     return 2
   try:
     paths = write_report(argv[1])

@@ -50,14 +50,22 @@ from cifar_jax.reproduce_plan import Study
 
 TRAIN_IMAGES = 50_000  # CIFAR-10's training set, before the validation split
 DEFAULT_MARGIN_SECONDS = 60.0
-QUICK_SETTINGS = ('num_epochs=1', 'num_train_steps=-1', 'data.max_train_examples=256',
-                  'data.max_eval_examples=128', 'batch_size=32', 'eval_batch_size=128', 'log_every_steps=4')
+QUICK_SETTINGS = (
+    'num_epochs=1',
+    'num_train_steps=-1',
+    'data.max_train_examples=256',
+    'data.max_eval_examples=128',
+    'batch_size=32',
+    'eval_batch_size=128',
+    'log_every_steps=4',
+)
 QUICK_VARIANTS = 2
 QUICK_SEEDS = 2
 TINY_WIDTH = 4  # the big models' channels in --quick
 
 
 # ---- The studies as sweeps.
+
 
 def _entry_name(entry: dict[str, Any], base: str) -> str:
   """A variant's folder name, as `sweep.expand` derives it."""
@@ -131,6 +139,7 @@ def expand_study(study: Study, options: Options) -> list[Any]:
 
 # ---- Progress and the estimate of the time left.
 
+
 def expected_steps(config: ml_collections.ConfigDict) -> int:
   """How many train steps a run of `config` takes, from its data size, batch size and epochs."""
   images = TRAIN_IMAGES - round(config.data.val_fraction * TRAIN_IMAGES)
@@ -172,8 +181,10 @@ class StudyProgress:
       return 'done'
     parts = []
     if left > self.unknown:
-      parts.append(f'about {report.format_duration(self.seconds_left)} for {left - self.unknown} '
-                   f'(timed by {self.basis} finished run{"s" * (self.basis != 1)})')
+      parts.append(
+          f'about {report.format_duration(self.seconds_left)} for {left - self.unknown} '
+          f'(timed by {self.basis} finished run{"s" * (self.basis != 1)})'
+      )
     if self.unknown:
       parts.append(f'{self.unknown} unknown until one run of their kind finishes')
     return '; '.join(parts)
@@ -191,8 +202,7 @@ def study_progress(study: Study, runs: Sequence[Any], folder: pathlib.Path) -> S
       rates.setdefault(('model', run.config.model.name), []).append(rate)
   progress = StudyProgress(study, len(runs), len(finished), basis=len(finished))
   for run in (r for r in runs if r not in finished):
-    known = (rates.get(('variant', run.variant))
-             or rates.get(('model', run.config.model.name)))
+    known = rates.get(('variant', run.variant)) or rates.get(('model', run.config.model.name))
     if not known:
       progress.unknown += 1
       continue
@@ -211,8 +221,12 @@ def print_progress(studies: Sequence[Study], options: Options) -> list[StudyProg
   done, total = sum(p.done for p in progress), sum(p.total for p in progress)
   unknown, seconds = sum(p.unknown for p in progress), sum(p.seconds_left for p in progress)
   estimate = f'about {report.format_duration(seconds)} for {total - done - unknown} of them on this hardware'
-  print(f'Done {done} of {total} runs; {total - done} left: {estimate}'
-        + (f'; {unknown} not estimated yet (no finished run of their kind)' if unknown else '') + '.', flush=True)
+  print(
+      f'Done {done} of {total} runs; {total - done} left: {estimate}'
+      + (f'; {unknown} not estimated yet (no finished run of their kind)' if unknown else '')
+      + '.',
+      flush=True,
+  )
   return progress
 
 
@@ -235,6 +249,7 @@ def record_invocation(folder: pathlib.Path, command: str) -> None:
 
 
 # ---- The time box.
+
 
 class TimeBox:
   """Turns a deadline (and a SIGTERM from outside) into the trainer's stop request.
@@ -288,13 +303,16 @@ def deadline_seconds(max_minutes: float | None, margin_seconds: float) -> float 
 
 # ---- The chain.
 
+
 def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | None, box: TimeBox) -> None:
   """Writes the confusion matrix of every finished run of a study that has none yet, until a stop request."""
   for run in runs:
     if box.requested:
       return
-    if run_dir.holds_completed_run(folder / run.name, run.config) and not (
-        folder / run.name / analysis.CONFUSION_FILE).exists():
+    if (
+        run_dir.holds_completed_run(folder / run.name, run.config)
+        and not (folder / run.name / analysis.CONFUSION_FILE).exists()
+    ):
       try:
         analysis.confusion(folder / run.name, data_dir)
       except UserError as e:  # a damaged checkpoint spoils the analysis, not the chain
@@ -330,8 +348,7 @@ def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.
   for study in reproduce_plan.STUDIES:
     folder = sources.get(study.name, options.workdir / study.name)
     results[study.name] = results_page.load_study(study, folder)
-    names[study.name] = list(dict.fromkeys(
-        run.variant for run in expand_study(study, options)))
+    names[study.name] = list(dict.fromkeys(run.variant for run in expand_study(study, options)))
   for path in results_page.write_page(page, results, names):
     print(f'wrote {path}')
 
@@ -352,24 +369,55 @@ def parse_sources(items: Sequence[str]) -> dict[str, pathlib.Path]:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   parser = argparse.ArgumentParser(prog='python -m cifar_jax.reproduce', description=__doc__.splitlines()[0])
-  parser.add_argument('--workdir', default=None, help='one folder per study (default runs/reproduce, '
-                                                      'runs/reproduce_quick with --quick)')
-  parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10's folder for every run "
-                                                                     "(default: the configs', i.e. $CIFAR10_DIR)")
+  parser.add_argument(
+      '--workdir',
+      default=None,
+      help='one folder per study (default runs/reproduce, ' 'runs/reproduce_quick with --quick)',
+  )
+  parser.add_argument(
+      '--data_dir',
+      '--data-dir',
+      default=None,
+      help="CIFAR-10's folder for every run " "(default: the configs', i.e. $CIFAR10_DIR)",
+  )
   parser.add_argument('--only', action='append', default=[], help='upv, tp3 or a study name (repeatable)')
-  parser.add_argument('--max-minutes', '--max_minutes', type=float, default=None,
-                      help='stop cleanly (checkpointed) before this many minutes; run again to continue')
-  parser.add_argument('--margin-seconds', '--margin_seconds', type=float, default=DEFAULT_MARGIN_SECONDS,
-                      help='how long before --max-minutes the stop is requested (at most a quarter of the box)')
+  parser.add_argument(
+      '--max-minutes',
+      '--max_minutes',
+      type=float,
+      default=None,
+      help='stop cleanly (checkpointed) before this many minutes; run again to continue',
+  )
+  parser.add_argument(
+      '--margin-seconds',
+      '--margin_seconds',
+      type=float,
+      default=DEFAULT_MARGIN_SECONDS,
+      help='how long before --max-minutes the stop is requested (at most a quarter of the box)',
+  )
   parser.add_argument('--quick', action='store_true', help='tiny data, epochs and models: proves the chain')
-  parser.add_argument('--pipeline', choices=PIPELINES, default='device',
-                      help='input pipeline of every run (default device: no TensorFlow, fastest)')
+  parser.add_argument(
+      '--pipeline',
+      choices=PIPELINES,
+      default='device',
+      help='input pipeline of every run (default device: no TensorFlow, fastest)',
+  )
   parser.add_argument('--status', action='store_true', help='print progress and the estimate; train nothing')
-  parser.add_argument('--write-docs', '--write_docs', action='store_true',
-                      help='regenerate the tables and plots of --docs from the runs; train nothing')
+  parser.add_argument(
+      '--write-docs',
+      '--write_docs',
+      action='store_true',
+      help='regenerate the tables and plots of --docs from the runs; train nothing',
+  )
   parser.add_argument('--docs', default='docs/results.md', help='the page --write-docs rewrites')
-  parser.add_argument('--from', dest='sources', action='append', default=[], metavar='STUDY=FOLDER',
-                      help='--write-docs: read STUDY from this sweep folder instead of the workdir (repeatable)')
+  parser.add_argument(
+      '--from',
+      dest='sources',
+      action='append',
+      default=[],
+      metavar='STUDY=FOLDER',
+      help='--write-docs: read STUDY from this sweep folder instead of the workdir (repeatable)',
+  )
   return parser.parse_args(argv)
 
 
@@ -378,8 +426,15 @@ def main(argv: Sequence[str]) -> int:
   args = parse_args(argv)
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
   workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
-  options = Options(workdir, args.data_dir, args.quick, args.pipeline, args.max_minutes, args.margin_seconds,
-                    shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]))
+  options = Options(
+      workdir,
+      args.data_dir,
+      args.quick,
+      args.pipeline,
+      args.max_minutes,
+      args.margin_seconds,
+      shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]),
+  )
   try:
     studies = [s for name in args.only for s in reproduce_plan.find(name)] or list(reproduce_plan.STUDIES)
     studies = list(dict.fromkeys(studies))
@@ -397,15 +452,19 @@ def main(argv: Sequence[str]) -> int:
     return 1
   minutes = (time.perf_counter() - started) / 60
   if box.expired:
-    print(f'Time box reached after {minutes:.1f} min: the run in progress is checkpointed. Run the same command '
-          f'again to continue.')
+    print(
+        f'Time box reached after {minutes:.1f} min: the run in progress is checkpointed. Run the same command '
+        f'again to continue.'
+    )
     return 0
   if box.requested:
     print(f'Stopped by a signal after {minutes:.1f} min (checkpointed): run the same command again to continue.')
     return 130
   failed = sum(p.done < p.total for p in progress)
-  print(f'Finished in {minutes:.1f} min.' + (f' {failed} studies have failed runs (see their results.md).'
-                                             if failed else ''))
+  print(
+      f'Finished in {minutes:.1f} min.'
+      + (f' {failed} studies have failed runs (see their results.md).' if failed else '')
+  )
   return 1 if failed else 0
 
 

@@ -27,18 +27,27 @@ UPV_ROWS = ('1_cnn', '2_da_lra', '3_resnet', '4_avgpool', '5_maxpool', '6_resnet
 
 STUDIES: tuple[Study, ...] = (
     Study('tp3_dense', 'tp3', 'configs/sweeps/tp3_dense.py', seeds=5, title='TP3 stage 2: dense networks'),
-    Study('upv_final', 'upv', 'configs/sweeps/upv_progression.py', seeds=3, variants=UPV_ROWS[-1:],
-          title='UPV row 6: ResNet Final'),
+    Study(
+        'upv_final',
+        'upv',
+        'configs/sweeps/upv_progression.py',
+        seeds=3,
+        variants=UPV_ROWS[-1:],
+        title='UPV row 6: ResNet Final',
+    ),
     Study('tp3_final', 'tp3', 'configs/sweeps/tp3_final.py', seeds=3, title='TP3 final: all the winners'),
     Study('tp3_cnn', 'tp3', 'configs/sweeps/tp3_cnn.py', title='TP3 stage 3: convolutional networks'),
-    Study('upv_progression', 'upv', 'configs/sweeps/upv_progression.py', variants=UPV_ROWS[:-1],
-          title='UPV rows 1-5'),
+    Study('upv_progression', 'upv', 'configs/sweeps/upv_progression.py', variants=UPV_ROWS[:-1], title='UPV rows 1-5'),
     Study('tp3_activations', 'tp3', 'configs/sweeps/tp3_activations.py', title='TP3 stage 4: activations'),
     Study('tp3_optimizers', 'tp3', 'configs/sweeps/tp3_optimizers.py', title='TP3 stage 5a: optimizers'),
     Study('tp3_schedules', 'tp3', 'configs/sweeps/tp3_schedules.py', title='TP3 stage 5b: learning-rate schedules'),
     Study('tp3_regularizers', 'tp3', 'configs/sweeps/tp3_regularizers.py', title='TP3 stage 7: regularization'),
-    Study('tp3_hyperparameters', 'tp3', 'configs/sweeps/tp3_hyperparameters.py',
-          title='TP3 stage 6: hyperparameter grid (24 random draws)'),
+    Study(
+        'tp3_hyperparameters',
+        'tp3',
+        'configs/sweeps/tp3_hyperparameters.py',
+        title='TP3 stage 6: hyperparameter grid (24 random draws)',
+    ),
 )
 
 
@@ -72,8 +81,11 @@ TP3_REPORT: dict[str, tuple[str, str]] = {
     'tp3_activations': ('ReLU6', 'winner, no figure given'),
     'tp3_optimizers': ('SGD', 'winner (lr 0.01, momentum 0.9), no figure given'),
     'tp3_schedules': ('ExponentialLR', 'winner, no figure given'),
-    'tp3_hyperparameters': ('', 'chose lr 0.001, momentum 0.7, 25 epochs, batch 64, wd 1e-4; its table of runs '
-                                'tops at 85.13 % val (lr 0.05, batch 64, momentum 0.6, 25 epochs)'),
+    'tp3_hyperparameters': (
+        '',
+        'chose lr 0.001, momentum 0.7, 25 epochs, batch 64, wd 1e-4; its table of runs '
+        'tops at 85.13 % val (lr 0.05, batch 64, momentum 0.6, 25 epochs)',
+    ),
     'tp3_regularizers': ('', 'no winner stated'),
     'tp3_final': ('final', '83 % (set not stated; read as test accuracy)'),
 }
@@ -84,6 +96,8 @@ def find(name: str) -> list[Study]:
   """The studies `--only name` selects: a report (upv, tp3) or one study by name."""
   chosen = [s for s in STUDIES if name in (s.report, s.name)]
   if not chosen:
-    raise ValueError(f'--only={name!r} is neither a report ({", ".join(REPORTS)}) nor a study '
-                     f'({", ".join(s.name for s in STUDIES)})')
+    raise ValueError(
+        f'--only={name!r} is neither a report ({", ".join(REPORTS)}) nor a study '
+        f'({", ".join(s.name for s in STUDIES)})'
+    )
   return chosen

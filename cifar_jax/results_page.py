@@ -90,29 +90,39 @@ def _code(text: str) -> str:
 
 def upv_table(results: Mapping[str, StudyResults]) -> str:
   """The UPV progression, one row per row of the report's Table 1."""
-  lines = ['| row | config | params | report: best test acc (epoch) | ours: final test acc | ours: best val acc '
-           '(epochs) | epochs | wall time per run | device | command |', '|' + '---|' * 10]
+  lines = [
+      '| row | config | params | report: best test acc (epoch) | ours: final test acc | ours: best val acc '
+      '(epochs) | epochs | wall time per run | device | command |',
+      '|' + '---|' * 10,
+  ]
   for row in reproduce_plan.UPV_TABLE:
     study = results[row.study]
     variant = study.variants.get(row.variant)
     epochs, wall = epochs_and_time(variant)
     measured = variant is not None
-    lines.append(f'| {row.label} | {_code(row.config)} | {row.params:,} | {row.report_accuracy} % ({row.report_epoch}) '
-                 f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} '
-                 f'| {study.devices if measured else "–"} | {_code(study.command)} |')
+    lines.append(
+        f'| {row.label} | {_code(row.config)} | {row.params:,} | {row.report_accuracy} % ({row.report_epoch}) '
+        f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} '
+        f'| {study.devices if measured else "–"} | {_code(study.command)} |'
+    )
   return '\n'.join(lines)
 
 
 def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
   """One TP3 study, one row per variant (`names`: the sweep's variants in order, then any other found)."""
   winner, said = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
-  lines = ['| variant | report | ours: val acc | ours: test acc | ours: best val acc (epochs) | epochs '
-           '| wall time per run |', '|' + '---|' * 7]
+  lines = [
+      '| variant | report | ours: val acc | ours: test acc | ours: best val acc (epochs) | epochs '
+      '| wall time per run |',
+      '|' + '---|' * 7,
+  ]
   for name in list(names) + [n for n in study.variants if n not in names]:
     variant = study.variants.get(name)
     epochs, wall = epochs_and_time(variant)
-    lines.append(f'| {name} | {said if name == winner else ""} | {percent(variant, "val_accuracy")} '
-                 f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} |')
+    lines.append(
+        f'| {name} | {said if name == winner else ""} | {percent(variant, "val_accuracy")} '
+        f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} |'
+    )
   return '\n'.join(lines)
 
 
@@ -122,16 +132,21 @@ def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequenc
   for study in (s for s in reproduce_plan.STUDIES if s.report == 'tp3'):
     found = results[study.name]
     _, said = reproduce_plan.TP3_REPORT.get(study.name, ('', ''))
-    parts.append(f'### {study.title}\n\n'
-                 f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
-                 f'{tp3_table(found, names[study.name])}\n\n{found.conclusion or "Ours: " + NOT_MEASURED + "."}\n\n![{study.title}]({figures}/{study.name}.png)')
+    parts.append(
+        f'### {study.title}\n\n'
+        f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
+        f'{tp3_table(found, names[study.name])}\n\n{found.conclusion or "Ours: " + NOT_MEASURED + "."}\n\n![{study.title}]({figures}/{study.name}.png)'
+    )
   return '\n\n'.join(parts)
 
 
 def _errorbar_points(axis: Any, variants: Sequence[Variant | None], key: str, label: str, offset: float) -> None:
   """Ours: the mean of `key` with a bar of ± one std over seeds, at each label that has runs."""
-  points = [(i + offset, 100 * v.spreads[key].mean, 100 * np.nan_to_num(v.spreads[key].std))
-            for i, v in enumerate(variants) if v is not None and key in v.spreads]
+  points = [
+      (i + offset, 100 * v.spreads[key].mean, 100 * np.nan_to_num(v.spreads[key].std))
+      for i, v in enumerate(variants)
+      if v is not None and key in v.spreads
+  ]
   if points:
     x, y, err = zip(*points)
     axis.errorbar(x, y, yerr=err, fmt='o', capsize=4, label=label)
@@ -142,12 +157,21 @@ def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
   rows = reproduce_plan.UPV_TABLE
   variants = [results[row.study].variants.get(row.variant) for row in rows]
   figure, axis = plt.subplots(figsize=(8, 4.5))
-  axis.plot(range(len(rows)), [row.report_accuracy for row in rows], 's--', color='gray',
-            label="report: best test acc (selected on test)")
+  axis.plot(
+      range(len(rows)),
+      [row.report_accuracy for row in rows],
+      's--',
+      color='gray',
+      label='report: best test acc (selected on test)',
+  )
   _errorbar_points(axis, variants, 'test_accuracy', 'ours: final test acc', 0.05)
   _errorbar_points(axis, variants, 'best_val_accuracy', 'ours: best val acc', -0.05)
-  _finish(axis, [r.label for r in rows], 'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
-          measured=any(variants))
+  _finish(
+      axis,
+      [r.label for r in rows],
+      'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
+      measured=any(variants),
+  )
   _save(figure, path)
 
 
@@ -159,12 +183,16 @@ def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> N
   _errorbar_points(axis, variants, 'test_accuracy', 'ours: test acc', 0.05)
   winner, _ = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
   if study.study.name == 'tp3_final':
-    axis.axhline(reproduce_plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label="report: 83 %")
+    axis.axhline(reproduce_plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
   elif winner in names:
     axis.axvline(names.index(winner), color='gray', linestyle=':', label="report's winner")
   n = sorted({v.n for v in variants if v is not None})
-  _finish(axis, names, f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)',
-          measured=any(variants))
+  _finish(
+      axis,
+      names,
+      f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)',
+      measured=any(variants),
+  )
   _save(figure, path)
 
 
@@ -198,8 +226,9 @@ def replace_generated(text: str, name: str, body: str) -> str:
   return f'{head}{begin}\n{body}\n{end}{tail}'
 
 
-def write_page(page: pathlib.Path, results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]]) -> list[
-    pathlib.Path]:
+def write_page(
+    page: pathlib.Path, results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]]
+) -> list[pathlib.Path]:
   """Rewrites the generated blocks of `page` and draws the plots into `<page's folder>/results/figures`."""
   figures = page.parent / 'results' / 'figures'
   relative = figures.relative_to(page.parent).as_posix()

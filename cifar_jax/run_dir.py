@@ -28,8 +28,9 @@ TENSORBOARD_DIR = 'tensorboard'
 SWEEP_FILE = 'sweep.json'  # in a sweep's folder, beside one run folder per variant
 
 # Keys that may change between a run and its resume without changing what it computes.
-RESUME_SAFE_KEYS = frozenset({'num_train_steps', 'data.data_dir', 'log_every_steps', 'checkpoint_keep',
-                              'eval_batch_size'})
+RESUME_SAFE_KEYS = frozenset(
+    {'num_train_steps', 'data.data_dir', 'log_every_steps', 'checkpoint_keep', 'eval_batch_size'}
+)
 
 
 def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
@@ -44,8 +45,10 @@ def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
     raise UserError(f'cannot write to workdir {path}: {e.strerror or e}') from e
   free = shutil.disk_usage(path).free
   if free < needed_bytes:
-    raise UserError(f'not enough disk space in {path}: {free / 2**20:,.0f} MiB free, checkpoints need about '
-                    f'{needed_bytes / 2**20:,.0f} MiB; free some space or choose another workdir')
+    raise UserError(
+        f'not enough disk space in {path}: {free / 2**20:,.0f} MiB free, checkpoints need about '
+        f'{needed_bytes / 2**20:,.0f} MiB; free some space or choose another workdir'
+    )
   return path
 
 
@@ -81,14 +84,19 @@ def check_resumable(path: pathlib.Path, config: ml_collections.ConfigDict, allow
   if differences:
     raise ConfigError(
         f'{path} holds a run of a different config ({"; ".join(differences)}); use a new workdir, '
-        f'or pass --allow_config_change to resume it with the new values')
+        f'or pass --allow_config_change to resume it with the new values'
+    )
 
 
 def holds_completed_run(path: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
   """Whether `path` holds a completed run of `config` (keys that cannot change the result aside)."""
   summary, saved = read_json(path / SUMMARY_FILE), read_json(path / CONFIG_FILE)
-  return (summary is not None and summary.get('status') == 'completed' and saved is not None
-          and not config_differences(saved, config_as_json(config)))
+  return (
+      summary is not None
+      and summary.get('status') == 'completed'
+      and saved is not None
+      and not config_differences(saved, config_as_json(config))
+  )
 
 
 def write_config(path: pathlib.Path, config: ml_collections.ConfigDict) -> None:

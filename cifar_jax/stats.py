@@ -69,9 +69,14 @@ def welch_test(first: Sequence[float], second: Sequence[float], confidence: floa
   va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
   difference, se = float(a.mean() - b.mean()), math.sqrt(va + vb)
   if se == 0:  # both groups constant: the difference is exact
-    return Difference(difference, 0.0, math.copysign(math.inf, difference) if difference else 0.0,
-                      0.0 if difference else 1.0, 'Welch t')
-  df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))  # Welch-Satterthwaite
+    return Difference(
+        difference,
+        0.0,
+        math.copysign(math.inf, difference) if difference else 0.0,
+        0.0 if difference else 1.0,
+        'Welch t',
+    )
+  df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))  # Welch-Satterthwaite
   t = difference / se
   p = float(2 * scipy_stats.t.sf(abs(t), df))
   return Difference(difference, t_quantile(confidence, df) * se, t, p, 'Welch t')
@@ -84,8 +89,9 @@ def binomial_se(accuracy: float, n: int) -> float:
   return math.sqrt(accuracy * (1 - accuracy) / n)
 
 
-def two_proportion_z_test(first: float, n_first: int, second: float, n_second: int,
-                          confidence: float = CONFIDENCE) -> Difference:
+def two_proportion_z_test(
+    first: float, n_first: int, second: float, n_second: int, confidence: float = CONFIDENCE
+) -> Difference:
   """The pooled two-proportion z-test of accuracy `first` (on n_first examples) = `second` (on n_second).
 
   The interval of the difference uses the unpooled standard error (the Wald interval). The test treats the two

@@ -121,8 +121,7 @@ def train_step(
   accuracy = (logits.argmax(-1) == batch['label']).mean()
   loss, accuracy = _pmean((data_loss, accuracy), cfg.axis_name)
   new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
-  step_metrics = TrainMetrics.single_from_model_output(loss=loss, accuracy=accuracy,
-                                                      grad_norm=optax.tree.norm(grads))
+  step_metrics = TrainMetrics.single_from_model_output(loss=loss, accuracy=accuracy, grad_norm=optax.tree.norm(grads))
   return new_state, step_metrics
 
 

@@ -94,8 +94,10 @@ def _short(value: Any) -> str:
 def name_from_values(values: dict[str, Any]) -> str:
   """`learning_rate=0.01_momentum=0.9`: each key by its last part, or whole where two keys share it."""
   leaves = [key.rsplit('.', 1)[-1] for key in values]
-  return '_'.join(f'{leaf if leaves.count(leaf) == 1 else key}={_short(value)}'
-                  for leaf, (key, value) in zip(leaves, values.items()))
+  return '_'.join(
+      f'{leaf if leaves.count(leaf) == 1 else key}={_short(value)}'
+      for leaf, (key, value) in zip(leaves, values.items())
+  )
 
 
 def safe_name(name: str) -> str:
@@ -143,8 +145,10 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
   for entry in sweep.variants:
     unknown = sorted(set(entry) - set(VARIANT_KEYS))
     if unknown:
-      raise ConfigError(f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
-                        f'{", ".join(VARIANT_KEYS)}')
+      raise ConfigError(
+          f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
+          f'{", ".join(VARIANT_KEYS)}'
+      )
     overrides = run_dir.flatten(entry.get('overrides', {}))
     default_name = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
     specs.append((entry.get('name') or default_name, entry.get('config', sweep.base), overrides))
@@ -197,8 +201,11 @@ def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_co
 
 def _headline(summary: dict[str, Any]) -> str:
   """The result of a run in a few words: its accuracies, epochs and time."""
-  parts = [f'{label} {100 * summary[key]:.2f}%' for key, label in (('val_accuracy', 'val'), ('test_accuracy', 'test'))
-           if summary.get(key) is not None]
+  parts = [
+      f'{label} {100 * summary[key]:.2f}%'
+      for key, label in (('val_accuracy', 'val'), ('test_accuracy', 'test'))
+      if summary.get(key) is not None
+  ]
   epochs, seconds = summary.get('epochs'), summary.get('wall_seconds') or 0
   parts.append(f'{epochs} epoch{"" if epochs == 1 else "s"} in {report.format_duration(seconds)}')
   return ', '.join(parts)
@@ -244,8 +251,13 @@ def _latest_step(folder: pathlib.Path) -> int | None:
   return max((int(p.name) for p in latest.glob('*') if p.name.isdigit()), default=None)
 
 
-def _train_group(variants: Sequence[SweepRun], records: Sequence[dict[str, Any]], workdir: pathlib.Path,
-                 allow_config_change: bool, save: Callable[[], None]) -> None:
+def _train_group(
+    variants: Sequence[SweepRun],
+    records: Sequence[dict[str, Any]],
+    workdir: pathlib.Path,
+    allow_config_change: bool,
+    save: Callable[[], None],
+) -> None:
   """Trains `variants` as one vectorized group (cifar_jax.group), each in its own folder as a sequential run
   writes it, and records each member's status; a stop request stops the sweep, as for one run."""
   names = ', '.join(v.name for v in variants)
@@ -255,8 +267,9 @@ def _train_group(variants: Sequence[SweepRun], records: Sequence[dict[str, Any]]
   save()
   try:
     try:
-      summaries = group.Group([v.config for v in variants], [workdir / v.name for v in variants],
-                              allow_config_change).run()
+      summaries = group.Group(
+          [v.config for v in variants], [workdir / v.name for v in variants], allow_config_change
+      ).run()
     except train.Stopped:
       raise
     except UserError as e:  # the group could not start or stopped as a whole: every member failed with it
@@ -277,16 +290,36 @@ def _train_group(variants: Sequence[SweepRun], records: Sequence[dict[str, Any]]
     save()
 
 
-def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli_overrides: Sequence[str] = (), *,
-              command: str | None = None, allow_config_change: bool = False) -> list[dict[str, Any]]:
+def run_sweep(
+    sweep: ml_collections.ConfigDict,
+    workdir: str | pathlib.Path,
+    cli_overrides: Sequence[str] = (),
+    *,
+    command: str | None = None,
+    allow_config_change: bool = False,
+) -> list[dict[str, Any]]:
   """Runs every variant not finished yet, records each status in sweep.json, writes the report; returns the records."""
   variants = expand(sweep, cli_overrides)
   check_variants(variants, pathlib.Path(workdir), allow_config_change)
   workdir = run_dir.prepare(workdir, needed_bytes=0)
-  records = [{'name': v.name, 'variant': v.variant, 'seed': v.seed, 'config': v.source, 'overrides': v.overrides,
-              'status': 'pending'} for v in variants]
-  state = {'command': command, 'sweep': run_dir.config_as_json(sweep), 'set': list(cli_overrides),
-           'varied': _varied(variants), 'variants': records}
+  records = [
+      {
+          'name': v.name,
+          'variant': v.variant,
+          'seed': v.seed,
+          'config': v.source,
+          'overrides': v.overrides,
+          'status': 'pending',
+      }
+      for v in variants
+  ]
+  state = {
+      'command': command,
+      'sweep': run_dir.config_as_json(sweep),
+      'set': list(cli_overrides),
+      'varied': _varied(variants),
+      'variants': records,
+  }
   sweep_file = workdir / run_dir.SWEEP_FILE
   run_dir.write_json(sweep_file, state)
   size = grid_size(sweep) if sweep.grid else 0
@@ -296,8 +329,13 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
   print(f'Sweep of {len(names)} variants{drawn}{seeds} in {workdir}: {", ".join(names)}', flush=True)
   for batch in _batches(sweep, variants, workdir):
     if len(batch) > 1:
-      _train_group([variants[i] for i in batch], [records[i] for i in batch], workdir, allow_config_change,
-                   lambda: run_dir.write_json(sweep_file, state))
+      _train_group(
+          [variants[i] for i in batch],
+          [records[i] for i in batch],
+          workdir,
+          allow_config_change,
+          lambda: run_dir.write_json(sweep_file, state),
+      )
       continue
     i = batch[0]
     variant, record = variants[i], records[i]
@@ -327,8 +365,12 @@ def run_sweep(sweep: ml_collections.ConfigDict, workdir: str | pathlib.Path, cli
       run_dir.write_json(sweep_file, state)
   paths = report.write_report(workdir)
   failed = [r['name'] for r in records if r['status'] == 'failed']
-  print(f'{len(records) - len(failed)} of {len(records)} runs completed'
-        + (f'; failed: {", ".join(failed)}' if failed else '') + f'. Table: {paths[0]}', flush=True)
+  print(
+      f'{len(records) - len(failed)} of {len(records)} runs completed'
+      + (f'; failed: {", ".join(failed)}' if failed else '')
+      + f'. Table: {paths[0]}',
+      flush=True,
+  )
   return records
 
 
@@ -345,13 +387,17 @@ class _Flags:
   def define(cls) -> '_Flags':
     """Defines the flags with absl."""
     holders = cls(
-        config_flags.DEFINE_config_file('config', None, 'A sweep config, e.g. configs/sweeps/tp3_dense.py.',
-                                        lock_config=True),
-        flags.DEFINE_string('workdir', None, 'Where the sweep writes: a folder per variant, sweep.json, results.',
-                            required=True),
+        config_flags.DEFINE_config_file(
+            'config', None, 'A sweep config, e.g. configs/sweeps/tp3_dense.py.', lock_config=True
+        ),
+        flags.DEFINE_string(
+            'workdir', None, 'Where the sweep writes: a folder per variant, sweep.json, results.', required=True
+        ),
         flags.DEFINE_multi_string('set', [], "key=value set in every variant's run config, last (repeatable)."),
-        flags.DEFINE_bool('allow_config_change', False,
-                          'Resume variant folders even though their runs had a different config.'))
+        flags.DEFINE_bool(
+            'allow_config_change', False, 'Resume variant folders even though their runs had a different config.'
+        ),
+    )
     flags.mark_flag_as_required('config')
     return holders
 
@@ -363,8 +409,13 @@ def main(argv: list[str], cli: _Flags) -> None:
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
   command = shlex.join(['python', '-m', 'cifar_jax.sweep', *sys.argv[1:]])
   try:
-    records = run_sweep(cli.config.value, cli.workdir.value, cli.assignments.value, command=command,
-                        allow_config_change=cli.allow_config_change.value)
+    records = run_sweep(
+        cli.config.value,
+        cli.workdir.value,
+        cli.assignments.value,
+        command=command,
+        allow_config_change=cli.allow_config_change.value,
+    )
   except KeyboardInterrupt:
     print('interrupted: run the same command again to resume the sweep', file=sys.stderr)
     sys.exit(130)

@@ -21,8 +21,10 @@ from cifar_jax.errors import ConfigError, UserError, check_choice
 from cifar_jax.models import count_params
 from cifar_jax.preemption import Stopped
 
-NO_VALIDATION = ('no validation split (data.val_fraction=0): no validation line per epoch, best_val_accuracy '
-                 'stays null and checkpoints/best/ stays empty; set data.val_fraction to keep the best epoch')
+NO_VALIDATION = (
+    'no validation split (data.val_fraction=0): no validation line per epoch, best_val_accuracy '
+    'stays null and checkpoints/best/ stays empty; set data.val_fraction to keep the best epoch'
+)
 
 
 class TrainingDiverged(UserError):
@@ -68,15 +70,21 @@ class RunRecord:
 
   def add_interval(self, values: dict[str, float], num_steps: int) -> None:
     """Folds one logged interval's mean loss and accuracy into the epoch's running sums."""
-    self.epoch_sums = {'loss': self.epoch_sums['loss'] + values['loss'] * num_steps,
-                       'accuracy': self.epoch_sums['accuracy'] + values['accuracy'] * num_steps,
-                       'steps': self.epoch_sums['steps'] + num_steps}
+    self.epoch_sums = {
+        'loss': self.epoch_sums['loss'] + values['loss'] * num_steps,
+        'accuracy': self.epoch_sums['accuracy'] + values['accuracy'] * num_steps,
+        'steps': self.epoch_sums['steps'] + num_steps,
+    }
 
   def close_epoch(self, epoch: int, step: int, val: dict[str, float] | None) -> None:
     """Appends the finished epoch's train (and validation) metrics to the history."""
     n = max(self.epoch_sums['steps'], 1)
-    entry = {'epoch': epoch, 'step': step, 'train_loss': self.epoch_sums['loss'] / n,
-             'train_accuracy': self.epoch_sums['accuracy'] / n}
+    entry = {
+        'epoch': epoch,
+        'step': step,
+        'train_loss': self.epoch_sums['loss'] / n,
+        'train_accuracy': self.epoch_sums['accuracy'] / n,
+    }
     if val is not None:
       entry |= {'val_loss': val['loss'], 'val_accuracy': val['accuracy']}
     self.history.append(entry)
@@ -97,16 +105,18 @@ def metrics_from_json(saved: dict[str, Any] | None) -> steps.TrainMetrics | None
   if saved is None:
     return None
   template = steps.TrainMetrics.empty()
-  arrays = jax.tree.map(lambda t, v: jnp.asarray(v, jnp.asarray(t).dtype),
-                        flax.serialization.to_state_dict(template), saved)
+  arrays = jax.tree.map(
+      lambda t, v: jnp.asarray(v, jnp.asarray(t).dtype), flax.serialization.to_state_dict(template), saved
+  )
   return flax.serialization.from_state_dict(template, arrays)
 
 
 class Trainer:
   """One run in one workdir: built from the config, resumed from the latest checkpoint, trained epoch by epoch."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
-               allow_config_change: bool = False) -> None:
+  def __init__(
+      self, config: ml_collections.ConfigDict, workdir: str | pathlib.Path, allow_config_change: bool = False
+  ) -> None:
     check_config(config)
     self.config = config
     abstract_params = count_params(nnx.eval_shape(lambda: experiment.build_model(config)))
@@ -129,8 +139,9 @@ class Trainer:
 
     run_dir.write_config(self.workdir, config)
     self.log = writers.MetricsLog(self.workdir, resume_step=self.step, enabled=self.is_main)
-    self.progress = writers.Progress(self.exp.total_steps, self.exp.steps_per_epoch, config.batch_size,
-                                     enabled=self.is_main)
+    self.progress = writers.Progress(
+        self.exp.total_steps, self.exp.steps_per_epoch, config.batch_size, enabled=self.is_main
+    )
     self.state = self.exp.dp.put_state(state)
     self.started = time.perf_counter()
 
@@ -157,22 +168,29 @@ class Trainer:
     summary = run_summary(self.config, self.data, self.exp, self.record, self.step, test, wall_seconds)
     if self.is_main:
       write_results(self.workdir, self.config, self.record, summary)
-      print(f'Done: test accuracy {100 * test["accuracy"]:.2f}% after {self.step} steps; results in {self.workdir}',
-            flush=True)
+      print(
+          f'Done: test accuracy {100 * test["accuracy"]:.2f}% after {self.step} steps; results in {self.workdir}',
+          flush=True,
+      )
     return summary
 
   def _banner(self) -> str:
     """What the run is: devices, model, data, pipeline, steps; said before the first step waits for compilation."""
     config, exp, data = self.config, self.exp, self.data
     devices = jax.devices()
-    sizes = ' / '.join(f'{len(split):,} {name}' for name, split in
-                       (('train', data.train), ('val', data.val), ('test', data.test)) if split is not None)
-    lines = [f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}, {jax.process_count()} process(es)); '
-             f'parallelism {config.parallelism}, {config.dtype}',
-             f'model {config.model.name}: {exp.num_params:,} parameters',
-             f'data: {sizes} images; {config.data.pipeline} pipeline',
-             f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} epochs, '
-             f'{exp.total_steps:,} steps in total']
+    sizes = ' / '.join(
+        f'{len(split):,} {name}'
+        for name, split in (('train', data.train), ('val', data.val), ('test', data.test))
+        if split is not None
+    )
+    lines = [
+        f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}, {jax.process_count()} process(es)); '
+        f'parallelism {config.parallelism}, {config.dtype}',
+        f'model {config.model.name}: {exp.num_params:,} parameters',
+        f'data: {sizes} images; {config.data.pipeline} pipeline',
+        f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} epochs, '
+        f'{exp.total_steps:,} steps in total',
+    ]
     if data.val is None:
       lines.append(NO_VALIDATION)
     if self.step:
@@ -190,8 +208,9 @@ class Trainer:
     batches = None if exp.fused else iter(exp.pipeline.train_batches(epoch, self.step - epoch * exp.steps_per_epoch))
     while True:
       if exp.fused is not None:  # steps_per_call > 1: several steps per dispatch, batches made on the device
-        n = fused.call_length(self.step, exp.steps_per_epoch, config.log_every_steps, exp.total_steps,
-                              config.steps_per_call)
+        n = fused.call_length(
+            self.step, exp.steps_per_epoch, config.log_every_steps, exp.total_steps, config.steps_per_call
+        )
         self.state, self.pending = exp.fused(self.state, self.pending, epoch, self.step % exp.steps_per_epoch, n)
       else:
         n = 1
@@ -214,8 +233,9 @@ class Trainer:
       if self.data.val is not None:
         val = self._evaluate('val')
         self.log.write('val', self.step, {'epoch': epoch + 1, **val})
-        self.state = self.state.replace(plateau=self.exp.learning_rate_fn.after_validation(self.state.plateau,
-                                                                                            val['loss']))
+        self.state = self.state.replace(
+            plateau=self.exp.learning_rate_fn.after_validation(self.state.plateau, val['loss'])
+        )
       self.record.close_epoch(epoch + 1, self.step, val)
       self.progress.report_epoch(self.record.history)
     self._save(val['accuracy'] if val else None)
@@ -232,8 +252,11 @@ class Trainer:
     """After SIGTERM or Ctrl-C: checkpoints the current step and stops with a message on how to resume."""
     if self.stop.received:
       self._save(None)
-      raise Stopped(f'{self.stop.received} received: checkpoint written at step {self.step}; '
-                    f'run the same command again to resume', self.stop.received)
+      raise Stopped(
+          f'{self.stop.received} received: checkpoint written at step {self.step}; '
+          f'run the same command again to resume',
+          self.stop.received,
+      )
 
   def _log_pending(self, epoch: int) -> None:
     """Writes the metrics of the steps since the last log line; stops the run on a non-finite loss."""
@@ -243,7 +266,8 @@ class Trainer:
       kept = f'the last good checkpoint (step {last}) is kept' if last is not None else 'no checkpoint was written yet'
       raise TrainingDiverged(
           f'the training loss ({values["loss"]}) or gradient norm ({values["grad_norm"]}) became non-finite '
-          f'between steps {self.pending_start} and {self.step}; stopped, {kept}')
+          f'between steps {self.pending_start} and {self.step}; stopped, {kept}'
+      )
     self.record.add_interval(values, self.step - self.pending_start)
     values['images_per_second'] = self.progress.images_per_second(self.step)
     self.log.write('train', self.step, {'epoch': epoch, **values})
@@ -273,13 +297,25 @@ def _epochs(step: int, steps_per_epoch: int) -> int | float:
 
 def load_data(config: ml_collections.ConfigDict) -> cifar10.Cifar10:
   """The run's splits; the validation split is drawn from `data.split_seed`, so every seed sees the same one."""
-  return cifar10.load(config.data.data_dir or None, source=config.data.source, val_fraction=config.data.val_fraction,
-                      seed=config.data.split_seed, max_train_examples=config.data.max_train_examples,
-                      max_eval_examples=config.data.max_eval_examples)
+  return cifar10.load(
+      config.data.data_dir or None,
+      source=config.data.source,
+      val_fraction=config.data.val_fraction,
+      seed=config.data.split_seed,
+      max_train_examples=config.data.max_train_examples,
+      max_eval_examples=config.data.max_eval_examples,
+  )
 
 
-def run_summary(config: ml_collections.ConfigDict, data: cifar10.Cifar10, exp: experiment.Experiment,
-                record: RunRecord, step: int, test: dict[str, float], wall_seconds: float) -> dict[str, Any]:
+def run_summary(
+    config: ml_collections.ConfigDict,
+    data: cifar10.Cifar10,
+    exp: experiment.Experiment,
+    record: RunRecord,
+    step: int,
+    test: dict[str, float],
+    wall_seconds: float,
+) -> dict[str, Any]:
   """A finished run's headline numbers for summary.json: one function for the trainer and the members of a
   vectorized group (cifar_jax.group), so that their fields cannot drift apart."""
   history = record.history
@@ -308,16 +344,18 @@ def run_summary(config: ml_collections.ConfigDict, data: cifar10.Cifar10, exp: e
   }
 
 
-def write_results(workdir: pathlib.Path, config: ml_collections.ConfigDict, record: RunRecord,
-                  summary: dict[str, Any]) -> None:
+def write_results(
+    workdir: pathlib.Path, config: ml_collections.ConfigDict, record: RunRecord, summary: dict[str, Any]
+) -> None:
   """summary.json and, after at least one epoch, curves.png."""
   run_dir.write_json(workdir / run_dir.SUMMARY_FILE, summary)
   if record.history:
     writers.plot_curves(record.history, workdir / run_dir.CURVES_FILE, title=f'{config.model.name} on CIFAR-10')
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
-                       allow_config_change: bool = False) -> dict[str, Any]:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path, allow_config_change: bool = False
+) -> dict[str, Any]:
   """Trains `config` in `workdir` (resuming from its latest checkpoint), evaluates, returns the summary.
 
   Resuming a workdir whose run had a different config is refused unless `allow_config_change`.

@@ -24,12 +24,15 @@ from cifar_jax import run_dir  # noqa: E402
 def _tensorboard_writer(workdir: pathlib.Path) -> Any:
   """clu's TensorBoard writer, or None (said once) when TensorFlow is not installed."""
   from cifar_jax.data.tf_import import import_tensorflow
+
   try:
     import_tensorflow()  # before clu imports it: quiet, and off the GPU
     from clu.metric_writers import SummaryWriter
   except ImportError:
-    print('TensorFlow is not installed: TensorBoard files are off (metrics.jsonl and summary.json are written).',
-          file=sys.stderr)
+    print(
+        'TensorFlow is not installed: TensorBoard files are off (metrics.jsonl and summary.json are written).',
+        file=sys.stderr,
+    )
     return None
   return SummaryWriter(str(workdir / run_dir.TENSORBOARD_DIR))
 
@@ -82,8 +85,16 @@ class Progress:
   evaluation), so the estimate is the steady rate's.
   """
 
-  def __init__(self, total_steps: int, steps_per_epoch: int, batch_size: int, *, enabled: bool = True,
-               every_seconds: float = 30.0, clock: Callable[[], float] = time.perf_counter) -> None:
+  def __init__(
+      self,
+      total_steps: int,
+      steps_per_epoch: int,
+      batch_size: int,
+      *,
+      enabled: bool = True,
+      every_seconds: float = 30.0,
+      clock: Callable[[], float] = time.perf_counter,
+  ) -> None:
     self.total_steps, self.batch_size = total_steps, batch_size
     self.num_epochs = -(-total_steps // steps_per_epoch)  # the epochs this run reaches, not num_epochs
     self.enabled, self.every_seconds, self.clock = enabled, every_seconds, clock
@@ -134,22 +145,31 @@ class Progress:
     rate = self.steps_per_second()
     speed = 'first step done (it waited for compilation)'
     if rate:
-      speed = (f'{rate * self.batch_size:,.0f} img/s  '
-               f'left {datetime.timedelta(seconds=round((self.total_steps - step) / rate))}')
-    print(f'step {step}/{self.total_steps}  epoch {epoch}/{self.num_epochs}  loss {values["loss"]:.4f}  '
-          f'acc {100 * values["accuracy"]:.2f}%  lr {values["learning_rate"]:.3g}  {speed}', flush=True)
+      speed = (
+          f'{rate * self.batch_size:,.0f} img/s  '
+          f'left {datetime.timedelta(seconds=round((self.total_steps - step) / rate))}'
+      )
+    print(
+        f'step {step}/{self.total_steps}  epoch {epoch}/{self.num_epochs}  loss {values["loss"]:.4f}  '
+        f'acc {100 * values["accuracy"]:.2f}%  lr {values["learning_rate"]:.3g}  {speed}',
+        flush=True,
+    )
 
   def report_epoch(self, history: list[dict[str, Any]]) -> None:
     """Prints the last finished epoch of `history`: train, and validation with the best epoch so far."""
     if not self.enabled:
       return
     entry = history[-1]
-    line = (f'epoch {entry["epoch"]}/{self.num_epochs}: train loss {entry["train_loss"]:.4f} '
-            f'acc {100 * entry["train_accuracy"]:.2f}%')
+    line = (
+        f'epoch {entry["epoch"]}/{self.num_epochs}: train loss {entry["train_loss"]:.4f} '
+        f'acc {100 * entry["train_accuracy"]:.2f}%'
+    )
     if 'val_accuracy' in entry:
       best = max((h for h in history if 'val_accuracy' in h), key=lambda h: h['val_accuracy'])
-      line += (f', val loss {entry["val_loss"]:.4f} acc {100 * entry["val_accuracy"]:.2f}% '
-               f'(best {100 * best["val_accuracy"]:.2f}% at epoch {best["epoch"]})')
+      line += (
+          f', val loss {entry["val_loss"]:.4f} acc {100 * entry["val_accuracy"]:.2f}% '
+          f'(best {100 * best["val_accuracy"]:.2f}% at epoch {best["epoch"]})'
+      )
     print(line, flush=True)
 
 

@@ -31,8 +31,11 @@ def _real_data_present() -> bool:
 def _missing_under_ci() -> None:
   """Fails the test when CI runs without the real data, which it must have."""
   if os.environ.get('CI', '').lower() == 'true':
-    pytest.fail(f'CI=true but the real CIFAR-10 is not at {REAL_DATA}: CI must run on the real data '
-                f'(place cifar-10-batches-py there)', pytrace=False)
+    pytest.fail(
+        f'CI=true but the real CIFAR-10 is not at {REAL_DATA}: CI must run on the real data '
+        f'(place cifar-10-batches-py there)',
+        pytrace=False,
+    )
 
 
 @pytest.fixture(scope='session')

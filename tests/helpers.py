@@ -43,6 +43,7 @@ def fake_cifar10(root: pathlib.Path, num_per_file: int = 20, seed: int = 0) -> p
     write_batch(folder / name, np.clip(pixels, 0, 255).astype(np.uint8), labels.tolist())
   return folder
 
+
 # A run of seconds: a 32-unit MLP on 256 training images, batch 32 (8 steps an epoch), 3 epochs.
 TINY = {
     'model.hidden_sizes': (32,),
@@ -84,15 +85,27 @@ def cli_env(devices: int = 4) -> dict[str, str]:
 
 
 def run_cli(*args, devices: int = 4) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, '-m', 'cifar_jax.main', *args], cwd=REPO, env=cli_env(devices),
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, '-m', 'cifar_jax.main', *args],
+      cwd=REPO,
+      env=cli_env(devices),
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
 
 
 def start_cli(*args) -> subprocess.Popen:
   """The command line started in the background (to be killed or signalled), stderr merged into stdout in order,
   as a terminal shows them."""
-  return subprocess.Popen([sys.executable, '-m', 'cifar_jax.main', *args], cwd=REPO, env=cli_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  return subprocess.Popen(
+      [sys.executable, '-m', 'cifar_jax.main', *args],
+      cwd=REPO,
+      env=cli_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
 
 
 def read_until(process: subprocess.Popen, found) -> str:
@@ -121,12 +134,14 @@ def checkpoint_steps(workdir, kept: str = 'latest') -> list[int]:
 def latest_params(workdir, step: int | None = None, kept: str = 'latest'):
   """The parameters in the newest checkpoint (or the one at `step`) under checkpoints/`kept`, as numpy arrays
   (onto one device, whatever wrote them)."""
-  manager = ocp.CheckpointManager(pathlib.Path(workdir).absolute() / 'checkpoints' / kept,
-                                  item_handlers={'state': ocp.StandardCheckpointHandler()})
+  manager = ocp.CheckpointManager(
+      pathlib.Path(workdir).absolute() / 'checkpoints' / kept, item_handlers={'state': ocp.StandardCheckpointHandler()}
+  )
   step = manager.latest_step() if step is None else step
   one_device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one_device),
-                        manager.item_metadata(step)['state'])
+  target = jax.tree.map(
+      lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one_device), manager.item_metadata(step)['state']
+  )
   restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
   manager.close()
   return jax.tree.map(np.asarray, restored.state['params'])
@@ -144,8 +159,18 @@ def assert_same_run(workdir, reference) -> None:
   assert_same_params(workdir, reference)
   assert metric_lines(workdir) == metric_lines(reference)
   ours, theirs = summary(workdir), summary(reference)
-  for key in ('steps', 'epochs', 'train_loss', 'train_accuracy', 'val_loss', 'val_accuracy', 'test_loss',
-              'test_accuracy', 'best_val_accuracy', 'best_epoch'):
+  for key in (
+      'steps',
+      'epochs',
+      'train_loss',
+      'train_accuracy',
+      'val_loss',
+      'val_accuracy',
+      'test_loss',
+      'test_accuracy',
+      'best_val_accuracy',
+      'best_epoch',
+  ):
     assert ours[key] == theirs[key], key
 
 

@@ -10,9 +10,7 @@ from tests import helpers
 def test_confusion_matrix_counts_true_rows_against_predicted_columns():
   labels = np.array([0, 0, 0, 1, 1, 2])
   predictions = np.array([0, 1, 0, 1, 1, 0])
-  expected = np.array([[2, 1, 0],
-                       [0, 2, 0],
-                       [1, 0, 0]])
+  expected = np.array([[2, 1, 0], [0, 2, 0], [1, 0, 0]])
   counts = analysis.confusion_matrix(labels, predictions, 3)
   np.testing.assert_array_equal(counts, expected)
   np.testing.assert_allclose(analysis.per_class_accuracy(counts), [2 / 3, 1.0, 0.0])

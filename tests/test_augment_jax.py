@@ -17,18 +17,27 @@ KEYS = [jax.random.key(seed) for seed in range(4)]
 
 # Each random op with the default config's arguments, erasing always on so it shows: (JAX, TF).
 OPS = {
-    'random_crop': (lambda key, x: augment_jax.random_crop(key, x, 4),
-                    lambda seed, x: augment_tf.random_crop(seed, x, 4)),
+    'random_crop': (
+        lambda key, x: augment_jax.random_crop(key, x, 4),
+        lambda seed, x: augment_tf.random_crop(seed, x, 4),
+    ),
     'horizontal_flip': (augment_jax.horizontal_flip, augment_tf.horizontal_flip),
     'random_erasing': (
         lambda key, x: augment_jax.random_erasing(key, x, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN),
-        lambda seed, x: augment_tf.random_erasing(seed, x, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN)),
-    'random_affine': (lambda key, x: augment_jax.random_affine(key, x, 5.0, (0.2, 0.2)),
-                      lambda seed, x: augment_tf.random_affine(seed, x, 5.0, (0.2, 0.2))),
-    'color_jitter': (lambda key, x: augment_jax.color_jitter(key, x, 0.2, 0.2, 0.2, 0.1),
-                     lambda seed, x: augment_tf.color_jitter(seed, x, 0.2, 0.2, 0.2, 0.1)),
-    'random_resized_crop': (lambda key, x: augment_jax.random_resized_crop(key, x, (0.8, 1.0), (0.75, 4 / 3)),
-                            lambda seed, x: augment_tf.random_resized_crop(seed, x, (0.8, 1.0), (0.75, 4 / 3))),
+        lambda seed, x: augment_tf.random_erasing(seed, x, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN),
+    ),
+    'random_affine': (
+        lambda key, x: augment_jax.random_affine(key, x, 5.0, (0.2, 0.2)),
+        lambda seed, x: augment_tf.random_affine(seed, x, 5.0, (0.2, 0.2)),
+    ),
+    'color_jitter': (
+        lambda key, x: augment_jax.color_jitter(key, x, 0.2, 0.2, 0.2, 0.1),
+        lambda seed, x: augment_tf.color_jitter(seed, x, 0.2, 0.2, 0.2, 0.1),
+    ),
+    'random_resized_crop': (
+        lambda key, x: augment_jax.random_resized_crop(key, x, (0.8, 1.0), (0.75, 4 / 3)),
+        lambda seed, x: augment_tf.random_resized_crop(seed, x, (0.8, 1.0), (0.75, 4 / 3)),
+    ),
 }
 
 
@@ -47,8 +56,9 @@ def _images(count: int = BATCH, seed: int = 0) -> np.ndarray:
 
 def _tf_each(fn, images: np.ndarray, *params: np.ndarray) -> np.ndarray:
   """`fn(image, *params)` in TensorFlow for each example, stacked."""
-  return np.stack([fn(tf.constant(image), *(tf.constant(p[i]) for p in params)).numpy()
-                   for i, image in enumerate(images)])
+  return np.stack(
+      [fn(tf.constant(image), *(tf.constant(p[i]) for p in params)).numpy() for i, image in enumerate(images)]
+  )
 
 
 def test_crop_equals_tf_pixel_for_pixel() -> None:
@@ -62,8 +72,9 @@ def test_crop_equals_tf_pixel_for_pixel() -> None:
 def test_flip_equals_tf_pixel_for_pixel() -> None:
   images = _images()
   flags = np.arange(BATCH) % 3 == 0
-  np.testing.assert_array_equal(np.asarray(augment_jax.flip(images, flags)),
-                                _tf_each(augment_tf.flip_if, images, flags))
+  np.testing.assert_array_equal(
+      np.asarray(augment_jax.flip(images, flags)), _tf_each(augment_tf.flip_if, images, flags)
+  )
 
 
 def test_affine_equals_tf_pixel_for_pixel() -> None:
@@ -73,20 +84,34 @@ def test_affine_equals_tf_pixel_for_pixel() -> None:
   angles[:2] = [0.0, np.pi / 2]
   shifts = rng.integers(-6, 7, (BATCH, 2)).astype(np.float32)
   rotate = augment_tf._rotate_and_shift  # pylint: disable=protected-access
-  np.testing.assert_array_equal(np.asarray(augment_jax.affine(images, angles, shifts)),
-                                _tf_each(rotate, images, angles, shifts))
+  np.testing.assert_array_equal(
+      np.asarray(augment_jax.affine(images, angles, shifts)), _tf_each(rotate, images, angles, shifts)
+  )
 
 
 def test_hue_and_resized_crop_equal_tf() -> None:
   images = _images()
   deltas = np.linspace(-0.5, 0.5, BATCH).astype(np.float32)
-  np.testing.assert_allclose(np.asarray(augment_jax.adjust_hue(images, deltas)),
-                             _tf_each(tf.image.adjust_hue, images, deltas), atol=1e-5)
-  boxes = np.array([[0, 0, 32, 32], [3, 5, 20, 25], [10, 2, 14, 30], [0, 0, 1, 1], [31, 31, 1, 1],
-                    [4, 4, 28, 28], [1, 7, 26, 24], [0, 9, 32, 23]], np.int32)
+  np.testing.assert_allclose(
+      np.asarray(augment_jax.adjust_hue(images, deltas)), _tf_each(tf.image.adjust_hue, images, deltas), atol=1e-5
+  )
+  boxes = np.array(
+      [
+          [0, 0, 32, 32],
+          [3, 5, 20, 25],
+          [10, 2, 14, 30],
+          [0, 0, 1, 1],
+          [31, 31, 1, 1],
+          [4, 4, 28, 28],
+          [1, 7, 26, 24],
+          [0, 9, 32, 23],
+      ],
+      np.int32,
+  )
   resize = lambda image, box: tf.image.resize(tf.slice(image, [box[0], box[1], 0], [box[2], box[3], 3]), [32, 32])
-  np.testing.assert_allclose(np.asarray(augment_jax.resized_crop(images, boxes.astype(np.float32))),
-                             _tf_each(resize, images, boxes), atol=1e-6)
+  np.testing.assert_allclose(
+      np.asarray(augment_jax.resized_crop(images, boxes.astype(np.float32))), _tf_each(resize, images, boxes), atol=1e-6
+  )
 
 
 def test_jitter_follows_torchvision_formulas() -> None:
@@ -99,8 +124,7 @@ def test_jitter_follows_torchvision_formulas() -> None:
   desaturated = np.asarray(augment_jax.jitter(images, identity * [1, 1, 0, 0]))
   np.testing.assert_allclose(desaturated, np.broadcast_to(gray, images.shape), atol=1e-5)
   flat = np.asarray(augment_jax.jitter(images, identity * [1, 0, 1, 0]))
-  np.testing.assert_allclose(flat, np.broadcast_to(gray.mean(axis=(1, 2, 3), keepdims=True), images.shape),
-                             atol=1e-5)
+  np.testing.assert_allclose(flat, np.broadcast_to(gray.mean(axis=(1, 2, 3), keepdims=True), images.shape), atol=1e-5)
 
 
 def test_erase_fills_the_box_only() -> None:
@@ -163,11 +187,14 @@ def test_build_augment_with_every_op_compiles_and_matches_eager() -> None:
   np.testing.assert_allclose(np.asarray(jax.jit(augment)(KEYS[3], images)), eager, atol=1e-5)
 
 
-@pytest.mark.parametrize('overrides, key', [
-    ({'ops': ('random_crop', 'cutmix')}, 'augment.ops'),
-    ({'crop_padding': -1}, 'augment.crop_padding'),
-    ({'jitter': (0.2, 0.2, 0.2, 0.6)}, 'augment.jitter'),
-])
+@pytest.mark.parametrize(
+    'overrides, key',
+    [
+        ({'ops': ('random_crop', 'cutmix')}, 'augment.ops'),
+        ({'crop_padding': -1}, 'augment.crop_padding'),
+        ({'jitter': (0.2, 0.2, 0.2, 0.6)}, 'augment.jitter'),
+    ],
+)
 def test_build_augment_refuses_bad_config(overrides: dict[str, object], key: str) -> None:
   config = _config()
   with config.unlocked(), config.ignore_type():

@@ -118,7 +118,7 @@ def _rotation_degrees(outputs: np.ndarray) -> np.ndarray:
   is shown, over the ring 8 to 15 pixels from the center (where nearest-pixel rounding moves angles least)."""
   rows, cols = np.mgrid[:SIZE, :SIZE]
   source_rows, source_cols = _source(outputs)
-  turn = (np.arctan2(CENTER - rows, cols - CENTER) - np.arctan2(CENTER - source_rows, source_cols - CENTER))
+  turn = np.arctan2(CENTER - rows, cols - CENTER) - np.arctan2(CENTER - source_rows, source_cols - CENTER)
   radius = np.hypot(rows - CENTER, cols - CENTER)
   ring = (outputs[..., 2] > 0) & (radius >= 8) & (radius <= 15)
   return np.degrees((np.angle(np.exp(1j * turn)) * ring).sum(axis=(1, 2)) / ring.sum(axis=(1, 2)))
@@ -145,13 +145,25 @@ HALF_DARK = np.concatenate([np.full((16, SIZE, 3), 0.2), np.full((16, SIZE, 3), 
 # so the difference of two gray levels scales by f. Saturation: f blends with the pixel's gray, so red - blue
 # scales by f. Hue h: a shift in [-h, h] turns.
 JITTERS = {
-    'brightness': ((1.5, 0, 0, 0), np.full((SIZE, SIZE, 3), 0.3, np.float32),
-                   lambda out: out[:, 0, 0, 0] / 0.3, (0.0, 2.5)),
+    'brightness': (
+        (1.5, 0, 0, 0),
+        np.full((SIZE, SIZE, 3), 0.3, np.float32),
+        lambda out: out[:, 0, 0, 0] / 0.3,
+        (0.0, 2.5),
+    ),
     'contrast': ((0, 0.5, 0, 0), HALF_DARK, lambda out: (out[:, -1, 0, 0] - out[:, 0, 0, 0]) / 0.4, (0.5, 1.5)),
-    'saturation': ((0, 0, 0.8, 0), np.full((SIZE, SIZE, 3), BROWN, np.float32),
-                   lambda out: (out[:, 0, 0, 0] - out[:, 0, 0, 2]) / 0.4, (0.2, 1.8)),
-    'hue': ((0, 0, 0, 0.4), np.full((SIZE, SIZE, 3), BROWN, np.float32),
-            lambda out: _hue_shift(out, BROWN), (-0.4, 0.4)),
+    'saturation': (
+        (0, 0, 0.8, 0),
+        np.full((SIZE, SIZE, 3), BROWN, np.float32),
+        lambda out: (out[:, 0, 0, 0] - out[:, 0, 0, 2]) / 0.4,
+        (0.2, 1.8),
+    ),
+    'hue': (
+        (0, 0, 0, 0.4),
+        np.full((SIZE, SIZE, 3), BROWN, np.float32),
+        lambda out: _hue_shift(out, BROWN),
+        (-0.4, 0.4),
+    ),
 }
 
 

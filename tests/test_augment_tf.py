@@ -22,11 +22,11 @@ AUGMENT_FNS = {
     'random_crop': lambda seed, image: augment_tf.random_crop(seed, image, 4),
     'horizontal_flip': augment_tf.horizontal_flip,
     'random_erasing': lambda seed, image: augment_tf.random_erasing(
-        seed, image, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN),
+        seed, image, 1.0, (0.02, 0.33), (0.3, 3.3), cifar10.CIFAR10_MEAN
+    ),
     'random_affine': lambda seed, image: augment_tf.random_affine(seed, image, 5.0, (0.2, 0.2)),
     'color_jitter': lambda seed, image: augment_tf.color_jitter(seed, image, 0.2, 0.2, 0.2, 0.1),
-    'random_resized_crop': lambda seed, image: augment_tf.random_resized_crop(
-        seed, image, (0.8, 1.0), (0.75, 4 / 3)),
+    'random_resized_crop': lambda seed, image: augment_tf.random_resized_crop(seed, image, (0.8, 1.0), (0.75, 4 / 3)),
 }
 
 
@@ -68,7 +68,7 @@ def test_every_op_of_the_table_has_a_function_in_both_backends_taking_randomness
 def test_crop_is_a_window_of_the_padded_image() -> None:
   image = _arange_image()
   padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
-  windows = [padded[top:top + 32, left:left + 32] for top in range(9) for left in range(9)]
+  windows = [padded[top : top + 32, left : left + 32] for top in range(9) for left in range(9)]
   for seed in SEEDS:
     output = augment_tf.random_crop(seed, tf.constant(image), 4).numpy()
     assert any(np.array_equal(output, window) for window in windows)
@@ -78,8 +78,9 @@ def test_crop_is_a_window_of_the_padded_image() -> None:
 def test_erasing_fills_one_rectangle_with_value() -> None:
   image = _arange_image() + 1  # No pixel equals the fill value.
   for seed in SEEDS:
-    output = augment_tf.random_erasing(seed, tf.constant(image), 1.0, (0.02, 0.33), (0.3, 3.3),
-                                       (-1.0, -2.0, -3.0)).numpy()
+    output = augment_tf.random_erasing(
+        seed, tf.constant(image), 1.0, (0.02, 0.33), (0.3, 3.3), (-1.0, -2.0, -3.0)
+    ).numpy()
     erased = output[..., 0] == -1
     assert 0 < erased.sum() < erased.size
     rows, cols = np.nonzero(erased)
@@ -95,16 +96,18 @@ def test_affine_without_rotation_is_a_whole_pixel_shift() -> None:
   image = _arange_image() + 1
   for seed in SEEDS:
     output = augment_tf.random_affine(seed, tf.constant(image), 0.0, (0.25, 0.125)).numpy()
-    matches = [(dx, dy) for dx in range(-8, 9) for dy in range(-4, 5)
-               if np.array_equal(output, _shifted(image, dx, dy))]
+    matches = [
+        (dx, dy) for dx in range(-8, 9) for dy in range(-4, 5) if np.array_equal(output, _shifted(image, dx, dy))
+    ]
     assert len(matches) == 1
 
 
 def _shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
   """`image` moved right by dx and down by dy, zero-filled."""
   out = np.zeros_like(image)
-  out[max(dy, 0):32 + min(dy, 0), max(dx, 0):32 + min(dx, 0)] = image[max(-dy, 0):32 - max(dy, 0),
-                                                                      max(-dx, 0):32 - max(dx, 0)]
+  out[max(dy, 0) : 32 + min(dy, 0), max(dx, 0) : 32 + min(dx, 0)] = image[
+      max(-dy, 0) : 32 - max(dy, 0), max(-dx, 0) : 32 - max(dx, 0)
+  ]
   return out
 
 
@@ -156,21 +159,24 @@ def test_build_augment_applies_ops_in_order(image: tf.Tensor) -> None:
   np.testing.assert_array_equal(nothing(seed, image).numpy(), image.numpy())
 
 
-@pytest.mark.parametrize('overrides, key', [
-    ({'ops': ('random_crop', 'cutmix')}, 'augment.ops'),
-    ({'ops': 'random_crop'}, 'augment.ops'),
-    ({'crop_padding': -1}, 'augment.crop_padding'),
-    ({'crop_padding': 2.5}, 'augment.crop_padding'),
-    ({'erasing_probability': 1.5}, 'augment.erasing_probability'),
-    ({'erasing_scale': (0.5, 0.2)}, 'augment.erasing_scale'),
-    ({'erasing_ratio': (0.0, 3.3)}, 'augment.erasing_ratio'),
-    ({'affine_degrees': -5.0}, 'augment.affine_degrees'),
-    ({'affine_translate': (0.2, 1.5)}, 'augment.affine_translate'),
-    ({'jitter': (0.2, 0.2, 0.2)}, 'augment.jitter'),
-    ({'jitter': (0.2, 0.2, 0.2, 0.6)}, 'augment.jitter'),
-    ({'resized_crop_scale': (0.0, 1.0)}, 'augment.resized_crop_scale'),
-    ({'resized_crop_ratio': (1.3, 0.75)}, 'augment.resized_crop_ratio'),
-])
+@pytest.mark.parametrize(
+    'overrides, key',
+    [
+        ({'ops': ('random_crop', 'cutmix')}, 'augment.ops'),
+        ({'ops': 'random_crop'}, 'augment.ops'),
+        ({'crop_padding': -1}, 'augment.crop_padding'),
+        ({'crop_padding': 2.5}, 'augment.crop_padding'),
+        ({'erasing_probability': 1.5}, 'augment.erasing_probability'),
+        ({'erasing_scale': (0.5, 0.2)}, 'augment.erasing_scale'),
+        ({'erasing_ratio': (0.0, 3.3)}, 'augment.erasing_ratio'),
+        ({'affine_degrees': -5.0}, 'augment.affine_degrees'),
+        ({'affine_translate': (0.2, 1.5)}, 'augment.affine_translate'),
+        ({'jitter': (0.2, 0.2, 0.2)}, 'augment.jitter'),
+        ({'jitter': (0.2, 0.2, 0.2, 0.6)}, 'augment.jitter'),
+        ({'resized_crop_scale': (0.0, 1.0)}, 'augment.resized_crop_scale'),
+        ({'resized_crop_ratio': (1.3, 0.75)}, 'augment.resized_crop_ratio'),
+    ],
+)
 def test_check_augment_config_names_the_key(overrides: dict[str, object], key: str) -> None:
   config = _config()
   with config.unlocked(), config.ignore_type():
@@ -195,8 +201,7 @@ def test_default_config_holds_every_table_key_and_the_listing_explains_each() ->
 
 
 def test_loader_and_config_check_do_not_import_tensorflow() -> None:
-  code = ('import sys, cifar_jax.data.cifar10, cifar_jax.data.augment_config; '
-          'sys.exit("tensorflow" in sys.modules)')
+  code = 'import sys, cifar_jax.data.cifar10, cifar_jax.data.augment_config; ' 'sys.exit("tensorflow" in sys.modules)'
   assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0
 
 
@@ -204,8 +209,7 @@ def test_augmentations_inside_the_pipeline_match_eager() -> None:
   rng = np.random.default_rng(1)
   split = cifar10.Split(rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), np.arange(12, dtype=np.int32))
   config = _config(ops=AUGMENTATIONS, erasing_probability=1.0)
-  batch = next(tfdata.train_batches(split, batch_size=4, seed=5, epoch=2, augment_config=config,
-                                    normalize=False))
+  batch = next(tfdata.train_batches(split, batch_size=4, seed=5, epoch=2, augment_config=config, normalize=False))
   assert batch['image'].shape == (4, 32, 32, 3) and batch['image'].dtype == np.float32
   assert batch['image'].min() >= 0 and batch['image'].max() <= 1
   augment = augment_tf.build_augment(config)

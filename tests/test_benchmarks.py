@@ -11,8 +11,10 @@ import sys
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-HEADER = ('| model | batch | dtype | parallelism | pipeline | img/s | ÷ synthetic | epoch s | input img/s | compile s '
-          '| peak GiB | ours ÷ torch | note |')
+HEADER = (
+    '| model | batch | dtype | parallelism | pipeline | img/s | ÷ synthetic | epoch s | input img/s | compile s '
+    '| peak GiB | ours ÷ torch | note |'
+)
 
 
 def _throughput(out: pathlib.Path, *flags: str) -> tuple[dict, list[str]]:
@@ -38,9 +40,14 @@ def test_quick_run_writes_every_row(tmp_path: pathlib.Path) -> None:
       continue
     assert row['model'] == 'resnet18(width=8, stage_sizes=[1])' and row['batch_size'] == 16  # the toy, labelled so
     assert row['images_per_s'] > 0 and row['epoch_s'] > 0 and row['compile_s'] > 0
-    assert row['vs_synthetic'] == pytest.approx(row['images_per_s'] / next(
-        r['images_per_s'] for r in rows
-        if r['pipeline'] == 'synthetic' and (r['dtype'], r['parallelism']) == (row['dtype'], row['parallelism'])))
+    assert row['vs_synthetic'] == pytest.approx(
+        row['images_per_s']
+        / next(
+            r['images_per_s']
+            for r in rows
+            if r['pipeline'] == 'synthetic' and (r['dtype'], r['parallelism']) == (row['dtype'], row['parallelism'])
+        )
+    )
     assert (row['input_images_per_s'] is None) == (row['pipeline'] == 'synthetic')
     assert row['note'].startswith('pipeline start') == (row['pipeline'] != 'synthetic')
     assert row['peak_memory_gib'] is None  # The CPU keeps no memory statistics.

@@ -12,6 +12,7 @@ import helpers
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError, DataError
 
+
 @pytest.fixture(scope='module')
 def real(real_cifar10_dir: pathlib.Path) -> cifar10.Cifar10:
   """The real dataset read once from the official files."""
@@ -37,8 +38,7 @@ def test_real_channel_statistics_match_constants(real: cifar10.Cifar10) -> None:
     assert np.sqrt(counts @ (values - mean) ** 2) == pytest.approx(cifar10.CIFAR10_STD[channel], abs=1e-5)
 
 
-def test_finds_folder_or_parent_or_env(cifar10_dir: pathlib.Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_finds_folder_or_parent_or_env(cifar10_dir: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
   folder = cifar10_dir / cifar10.BATCHES_DIR_NAME
   assert cifar10.find_batches_dir(cifar10_dir) == folder
   assert cifar10.find_batches_dir(folder) == folder
@@ -46,8 +46,7 @@ def test_finds_folder_or_parent_or_env(cifar10_dir: pathlib.Path,
   assert cifar10.find_batches_dir(None) == folder
 
 
-def test_missing_folder_lists_where_it_looked(tmp_path: pathlib.Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_folder_lists_where_it_looked(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
   missing = tmp_path / 'nowhere'
   with pytest.raises(DataError) as error:
     cifar10.load(missing, source='files')
@@ -76,19 +75,21 @@ def test_val_split_is_seeded_disjoint_and_capped(tmp_path: pathlib.Path) -> None
   pixels = lambda split: {image.tobytes() for image in split.images}  # noqa: E731
   assert pixels(first.train).isdisjoint(pixels(first.val))
   assert len(pixels(first.train) | pixels(first.val)) == 100
-  capped = cifar10.load(folder, source='files', val_fraction=0.2, seed=1, max_train_examples=7,
-                        max_eval_examples=5)
+  capped = cifar10.load(folder, source='files', val_fraction=0.2, seed=1, max_train_examples=7, max_eval_examples=5)
   np.testing.assert_array_equal(capped.train.images, first.train.images[:7])
   assert (len(capped.train), len(capped.val), len(capped.test)) == (7, 5, 5)
 
 
-@pytest.mark.parametrize('kwargs, key', [
-    ({'source': 'kaggle'}, 'data.source'),
-    ({'val_fraction': 1.0}, 'data.val_fraction'),
-    ({'val_fraction': -0.1}, 'data.val_fraction'),
-    ({'max_train_examples': 0}, 'data.max_train_examples'),
-    ({'max_eval_examples': -2}, 'data.max_eval_examples'),
-])
+@pytest.mark.parametrize(
+    'kwargs, key',
+    [
+        ({'source': 'kaggle'}, 'data.source'),
+        ({'val_fraction': 1.0}, 'data.val_fraction'),
+        ({'val_fraction': -0.1}, 'data.val_fraction'),
+        ({'max_train_examples': 0}, 'data.max_train_examples'),
+        ({'max_eval_examples': -2}, 'data.max_eval_examples'),
+    ],
+)
 def test_bad_config_values(kwargs: dict[str, object], key: str) -> None:
   with pytest.raises(ConfigError, match=key):
     cifar10.load(None, **kwargs)
@@ -102,15 +103,19 @@ def test_read_batch_converts_planes_to_nhwc(tmp_path: pathlib.Path) -> None:
   assert images.flags.c_contiguous and labels.dtype == np.int32 and labels.tolist() == [0, 9]
 
 
-@pytest.mark.parametrize('data, labels, expected', [
-    (np.zeros((2, 3000), np.uint8), [0, 1], r'uint8 array \[N, 3072\], found uint8 \(2, 3000\)'),
-    (np.zeros((2, 3072), np.float32), [0, 1], 'found float32'),
-    (np.zeros((2, 3072), np.uint8), [0, 10], 'labels must be in 0-9'),
-    (np.zeros((2, 3072), np.uint8), [0], '1 labels for 2 images'),
-    (np.zeros((2, 3072), np.uint8), [[0], [1, 2]], 'labels must be a list of integers'),
-])
-def test_read_batch_rejects_bad_contents(tmp_path: pathlib.Path, data: np.ndarray, labels: list[int],
-                                         expected: str) -> None:
+@pytest.mark.parametrize(
+    'data, labels, expected',
+    [
+        (np.zeros((2, 3000), np.uint8), [0, 1], r'uint8 array \[N, 3072\], found uint8 \(2, 3000\)'),
+        (np.zeros((2, 3072), np.float32), [0, 1], 'found float32'),
+        (np.zeros((2, 3072), np.uint8), [0, 10], 'labels must be in 0-9'),
+        (np.zeros((2, 3072), np.uint8), [0], '1 labels for 2 images'),
+        (np.zeros((2, 3072), np.uint8), [[0], [1, 2]], 'labels must be a list of integers'),
+    ],
+)
+def test_read_batch_rejects_bad_contents(
+    tmp_path: pathlib.Path, data: np.ndarray, labels: list[int], expected: str
+) -> None:
   helpers.write_batch(tmp_path / 'b', data, labels)
   with pytest.raises(DataError, match=expected) as error:
     cifar10.read_batch(tmp_path / 'b')
@@ -122,8 +127,12 @@ def test_read_batch_rejects_truncated_and_non_pickles(tmp_path: pathlib.Path) ->
   (tmp_path / 'cut').write_bytes((tmp_path / 'whole').read_bytes()[:5000])
   (tmp_path / 'text').write_bytes(b'not a pickle at all')
   (tmp_path / 'list').write_bytes(pickle.dumps([1, 2], protocol=2))
-  for name, expected in (('cut', 'truncated|Ran out'), ('text', 'not a readable'),
-                         ('list', "expected a dict"), ('absent', 'No such file')):
+  for name, expected in (
+      ('cut', 'truncated|Ran out'),
+      ('text', 'not a readable'),
+      ('list', 'expected a dict'),
+      ('absent', 'No such file'),
+  ):
     with pytest.raises(DataError, match=expected) as error:
       cifar10.read_batch(tmp_path / name)
     assert str(tmp_path / name) in str(error.value)
@@ -139,12 +148,14 @@ class _Exploit:
     return self.function, (self.argument,)
 
 
-@pytest.mark.parametrize('function, command', [
-    (os.system, 'touch {marker}'),
-    (eval, "open({marker!r}, 'w').close()"),
-])
-def test_hostile_pickle_is_refused_without_running(tmp_path: pathlib.Path, function: object,
-                                                   command: str) -> None:
+@pytest.mark.parametrize(
+    'function, command',
+    [
+        (os.system, 'touch {marker}'),
+        (eval, "open({marker!r}, 'w').close()"),
+    ],
+)
+def test_hostile_pickle_is_refused_without_running(tmp_path: pathlib.Path, function: object, command: str) -> None:
   marker = tmp_path / 'pwned'
   helpers.write_batch(tmp_path / 'evil', _Exploit(function, command.format(marker=str(marker))), [0])
   with pytest.raises(DataError, match=r'refusing global (posix|os|builtins)\.(system|eval)') as error:
@@ -164,7 +175,8 @@ def test_tfds_source_with_mock_data(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_auto_prefers_files_and_falls_back_to_a_prepared_tfds_copy_saying_so(
-    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
   tfds = pytest.importorskip('tensorflow_datasets')
   folder = helpers.fake_cifar10(tmp_path)
   (tmp_path / 'tfds').mkdir()
@@ -176,8 +188,9 @@ def test_auto_prefers_files_and_falls_back_to_a_prepared_tfds_copy_saying_so(
   assert f'CIFAR-10 files not found at {tmp_path / "tfds"}; trying' in capsys.readouterr().err
 
 
-def test_an_explicit_folder_that_does_not_exist_fails_at_once(tmp_path: pathlib.Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_explicit_folder_that_does_not_exist_fails_at_once(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
   monkeypatch.setattr(cifar10, '_load_tfds', None)  # any fallback would fail with a TypeError
   started = time.monotonic()
   with pytest.raises(DataError, match=r"data.data_dir='.*nowhere': no such folder"):
@@ -188,8 +201,9 @@ def test_an_explicit_folder_that_does_not_exist_fails_at_once(tmp_path: pathlib.
   assert time.monotonic() - started < 1
 
 
-def test_auto_never_downloads_and_tfds_checks_the_network_first(tmp_path: pathlib.Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_never_downloads_and_tfds_checks_the_network_first(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
   tfds = pytest.importorskip('tensorflow_datasets')
   monkeypatch.setattr(tfds, 'load', None)  # a download attempt would fail with a TypeError
   with pytest.raises(DataError, match='no prepared cifar10 in .*source=tfds to download'):

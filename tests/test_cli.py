@@ -11,8 +11,14 @@ GROUPS = ('model', 'optimizer', 'schedule', 'regularization', 'data', 'augment',
 
 
 def _run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=helpers.REPO, env=env or helpers.cli_env(),
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [sys.executable, '-m', module, *args],
+      cwd=helpers.REPO,
+      env=env or helpers.cli_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
 
 
 @pytest.mark.parametrize('flag', ['-h', '--help'])
@@ -20,17 +26,29 @@ def _run(module: str, *args: str, env: dict[str, str] | None = None) -> subproce
 def test_help_shows_the_flags_the_config_groups_and_where_keys_are_documented(module, flag):
   result = _run(module, flag)
   assert result.returncode == 0, result.stderr[-2000:]
-  for words in ('--config', '--workdir', *(f'  {group}: ' for group in GROUPS), 'learning_rate',
-                'configs/default.py', 'python -m cifar_jax.models'):
+  for words in (
+      '--config',
+      '--workdir',
+      *(f'  {group}: ' for group in GROUPS),
+      'learning_rate',
+      'configs/default.py',
+      'python -m cifar_jax.models',
+  ):
     assert words in result.stdout, words
 
 
-@pytest.mark.parametrize('override, message', [
-    ('optimizer.lr=0.1', "unknown config key 'optimizer.lr'; did you mean optimizer.learning_rate"),
-    ('optimizer.learnig_rate=0.1', "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate?"),
-    ('num_epoch=2', "unknown config key 'num_epoch'; did you mean num_epochs"),
-    ('optimzer.learning_rate=0.1', "unknown config key 'optimzer.learning_rate' (did you mean optimizer?)"),
-])
+@pytest.mark.parametrize(
+    'override, message',
+    [
+        ('optimizer.lr=0.1', "unknown config key 'optimizer.lr'; did you mean optimizer.learning_rate"),
+        (
+            'optimizer.learnig_rate=0.1',
+            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate?",
+        ),
+        ('num_epoch=2', "unknown config key 'num_epoch'; did you mean num_epochs"),
+        ('optimzer.learning_rate=0.1', "unknown config key 'optimzer.learning_rate' (did you mean optimizer?)"),
+    ],
+)
 def test_a_mistyped_override_names_the_full_key_and_the_closest_ones_in_one_line(tmp_path, override, message):
   result = helpers.run_cli('--config=configs/mlp.py', f'--config.{override}', f'--workdir={tmp_path / "run"}')
   assert result.returncode == 1
@@ -41,8 +59,9 @@ def test_a_mistyped_override_names_the_full_key_and_the_closest_ones_in_one_line
 
 def test_a_run_prints_no_tensorflow_lines(tmp_path, cifar10_dir):
   env = {k: v for k, v in helpers.cli_env().items() if not k.startswith('TF_')}  # conftest quiets TF for pytest
-  result = _run('cifar_jax.main', *helpers.tiny_flags(cifar10_dir, num_epochs=1), f'--workdir={tmp_path / "run"}',
-                env=env)
+  result = _run(
+      'cifar_jax.main', *helpers.tiny_flags(cifar10_dir, num_epochs=1), f'--workdir={tmp_path / "run"}', env=env
+  )
   assert result.returncode == 0, result.stderr[-2000:]
   output = result.stdout + result.stderr
   for noise in ('absl::InitializeLog', 'oneDNN', 'TF_ENABLE_ONEDNN_OPTS', 'tensorflow/'):

@@ -76,7 +76,7 @@ def test_order_is_seeded_and_covers_each_example_once(pipeline: device.DevicePip
   for epoch, batches in enumerate((first, second)):
     labels = np.concatenate([batch['label'] for batch in batches])
     assert len(set(labels.tolist())) == len(labels) == pipeline.steps_per_epoch * BATCH_SIZE
-    expected = np.random.default_rng([SEED, epoch]).permutation(NUM_TRAIN)[:len(labels)]
+    expected = np.random.default_rng([SEED, epoch]).permutation(NUM_TRAIN)[: len(labels)]
     np.testing.assert_array_equal(labels, expected)  # The tf.data pipeline's order.
 
 
@@ -102,8 +102,7 @@ def test_batch_is_the_augmented_normalized_examples(data: cifar10.Cifar10, mesh:
   np.testing.assert_allclose(plain['image'], data.train.images[plain['label']] / np.float32(255), atol=1e-7)
 
 
-def test_eval_batches_pad_and_mask_each_example_once(pipeline: device.DevicePipeline,
-                                                     data: cifar10.Cifar10) -> None:
+def test_eval_batches_pad_and_mask_each_example_once(pipeline: device.DevicePipeline, data: cifar10.Cifar10) -> None:
   batches = [jax.device_get(batch) for batch in pipeline.eval_batches('test')]
   assert len(batches) == -(-NUM_TEST // EVAL_BATCH_SIZE)
   for batch in batches:
@@ -158,6 +157,5 @@ def test_bad_batch_sizes_name_the_key(data: cifar10.Cifar10, mesh: jax.sharding.
 
 
 def test_importing_does_not_load_tensorflow() -> None:
-  code = ('import sys, cifar_jax.data.device, cifar_jax.data.augment_jax; '
-          'sys.exit("tensorflow" in sys.modules)')
+  code = 'import sys, cifar_jax.data.device, cifar_jax.data.augment_jax; ' 'sys.exit("tensorflow" in sys.modules)'
   assert subprocess.run([sys.executable, '-c', code], check=False).returncode == 0

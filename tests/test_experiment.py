@@ -46,10 +46,13 @@ def _first_step_params(config) -> list[np.ndarray]:
   return [np.asarray(p) for p in jax.tree.leaves(jax.device_get(state.params))]
 
 
-@pytest.mark.parametrize('key, gradient', [
-    ('l1', lambda p, c: c * np.sign(p)),  # d/dp c|p| = c sign(p)
-    ('l2', lambda p, c: 2 * c * p),  # d/dp c p^2 = 2 c p
-])
+@pytest.mark.parametrize(
+    'key, gradient',
+    [
+        ('l1', lambda p, c: c * np.sign(p)),  # d/dp c|p| = c sign(p)
+        ('l2', lambda p, c: 2 * c * p),  # d/dp c p^2 = 2 c p
+    ],
+)
 def test_train_step_adds_the_configs_weight_penalty(key: str, gradient) -> None:
   """One SGD step from the same start: the penalty's gradient times the learning rate is the only difference."""
   strength = 0.01

@@ -29,7 +29,8 @@ def reference(tmp_path_factory, cifar10_dir) -> pathlib.Path:
 
 
 def test_sigkill_at_random_steps_then_the_same_command_ends_exactly_as_an_uninterrupted_run(
-    tmp_path, cifar10_dir, reference):
+    tmp_path, cifar10_dir, reference
+):
   kill_steps = sorted(np.random.default_rng(7).choice(np.arange(2, STEPS - 1), size=3, replace=False))
   path = tmp_path / 'run'
   for step in kill_steps:
@@ -43,10 +44,12 @@ def test_sigkill_at_random_steps_then_the_same_command_ends_exactly_as_an_uninte
   helpers.assert_same_run(path, reference)
 
 
-@pytest.mark.parametrize('sig, said', [(signal.SIGTERM, 'SIGTERM'), (signal.SIGINT, 'Ctrl-C')],
-                         ids=['SIGTERM', 'SIGINT'])
+@pytest.mark.parametrize(
+    'sig, said', [(signal.SIGTERM, 'SIGTERM'), (signal.SIGINT, 'Ctrl-C')], ids=['SIGTERM', 'SIGINT']
+)
 def test_sigterm_or_ctrl_c_is_acknowledged_at_once_then_checkpoints_the_current_step_and_exits_128_plus_signal(
-    tmp_path, cifar10_dir, reference, sig, said):
+    tmp_path, cifar10_dir, reference, sig, said
+):
   path = tmp_path / 'run'
   process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
   helpers.wait_for_step(process, 11)
@@ -54,8 +57,10 @@ def test_sigterm_or_ctrl_c_is_acknowledged_at_once_then_checkpoints_the_current_
   process.send_signal(sig)
   ack = helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
   assert time.monotonic() - sent < 5
-  assert ack.strip() == f'{said}: finishing the current step and writing a checkpoint; press Ctrl-C again to stop ' \
-                        'at once without one'
+  assert (
+      ack.strip() == f'{said}: finishing the current step and writing a checkpoint; press Ctrl-C again to stop '
+      'at once without one'
+  )
   output, _ = process.communicate(timeout=120)
   assert process.returncode == 128 + sig  # 130 for Ctrl-C, 143 for SIGTERM
   assert f'{sig.name} received: checkpoint written at step' in output and 'run the same command' in output
@@ -94,14 +99,22 @@ def test_the_second_signal_ends_the_process_in_the_handler_with_128_plus_signal(
       '  print("recorded", stop.received, flush=True)\n'
       '  os.kill(os.getpid(), signal.SIGINT)\n'
       '  time.sleep(5)\n'
-      'print("not reached")\n')
-  result = subprocess.run([sys.executable, '-c', script], cwd=helpers.REPO, env=helpers.cli_env(),
-                          capture_output=True, text=True, timeout=60)
+      'print("not reached")\n'
+  )
+  result = subprocess.run(
+      [sys.executable, '-c', script],
+      cwd=helpers.REPO,
+      env=helpers.cli_env(),
+      capture_output=True,
+      text=True,
+      timeout=60,
+  )
   assert result.returncode == 130
   assert result.stdout == 'recorded SIGINT\n'
   assert result.stderr.splitlines() == [
       'Ctrl-C: finishing the current step and writing a checkpoint; press Ctrl-C again to stop at once without one',
-      'Ctrl-C: stopped at once, without a checkpoint; the same command resumes from the last one']
+      'Ctrl-C: stopped at once, without a checkpoint; the same command resumes from the last one',
+  ]
 
 
 def _largest_file(directory: pathlib.Path) -> pathlib.Path:
@@ -121,7 +134,8 @@ def _flip_bytes(path: pathlib.Path) -> None:
 
 @pytest.mark.parametrize('damage', [_truncate, _flip_bytes])
 def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warning(
-    tmp_path, cifar10_dir, capsys, damage):
+    tmp_path, cifar10_dir, capsys, damage
+):
   reference_path, path = tmp_path / 'reference', tmp_path / 'run'
   train.train_and_evaluate(helpers.tiny_config(cifar10_dir), reference_path)
   shutil.copytree(reference_path, path)
@@ -175,12 +189,14 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, cifar10_dir):
 
 
 def _tree_digest(path: pathlib.Path) -> dict[str, str]:
-  return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-          for p in sorted(path.rglob('*')) if p.is_file()}
+  return {
+      str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+      for p in sorted(path.rglob('*'))
+      if p.is_file()
+  }
 
 
-def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damages_nothing(
-    tmp_path, cifar10_dir):
+def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damages_nothing(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
   train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
   before = _tree_digest(path)
@@ -188,8 +204,7 @@ def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damag
   shutil.copytree(cifar10_dir / 'cifar-10-batches-py', bad_data)
   _truncate(bad_data / 'data_batch_3')
   for flags, message in (
-      (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'optimizer.learning_rate': -1}),
-       'optimizer.learning_rate=-1'),
+      (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'optimizer.learning_rate': -1}), 'optimizer.learning_rate=-1'),
       (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'model.dropout': 1.5}), 'model.dropout'),
       (helpers.tiny_flags(bad_data.parent, num_epochs=1), 'data_batch_3'),
       (helpers.tiny_flags(cifar10_dir, num_epochs=1, batch_size=0), 'batch_size=0'),
@@ -201,11 +216,14 @@ def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damag
   assert _tree_digest(path) == before
 
 
-@pytest.mark.parametrize('flags, message', [
-    (['--config=configs/no_such_config.py'], 'No such file or directory'),
-    (['--config=configs/mlp.py', '--config.optimizer.nmae=sgd'], "unknown config key 'optimizer.nmae'"),
-    (['--config=configs/mlp.py', '--config.batch_size=many'], 'batch_size'),
-])
+@pytest.mark.parametrize(
+    'flags, message',
+    [
+        (['--config=configs/no_such_config.py'], 'No such file or directory'),
+        (['--config=configs/mlp.py', '--config.optimizer.nmae=sgd'], "unknown config key 'optimizer.nmae'"),
+        (['--config=configs/mlp.py', '--config.batch_size=many'], 'batch_size'),
+    ],
+)
 def test_a_missing_or_mistyped_config_is_one_clear_line(tmp_path, flags, message):
   result = helpers.run_cli(*flags, f'--workdir={tmp_path / "run"}')
   assert result.returncode == 1

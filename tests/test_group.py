@@ -13,16 +13,40 @@ from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, su
 
 # The device pipeline with crop, flip and dropout, so every member's data order, augmentation and dropout keys
 # matter; 8 steps an epoch, 2 epochs.
-BASE = {'data.pipeline': 'device', 'augment.ops': ('random_crop', 'horizontal_flip'), 'model.dropout': 0.3,
-        'num_epochs': 2, 'log_every_steps': 4}
+BASE = {
+    'data.pipeline': 'device',
+    'augment.ops': ('random_crop', 'horizontal_flip'),
+    'model.dropout': 0.3,
+    'num_epochs': 2,
+    'log_every_steps': 4,
+}
 # Every number a member may vary, varied (each non-zero in every member: the same structure).
 MEMBERS = [
-    {'seed': 0, 'optimizer.momentum': 0.9, 'optimizer.weight_decay': 1e-3, 'regularization.l2': 1e-4,
-     'regularization.l1': 1e-5, 'regularization.label_smoothing': 0.1},
-    {'seed': 1, 'optimizer.learning_rate': 0.02, 'optimizer.momentum': 0.5, 'optimizer.weight_decay': 5e-4,
-     'regularization.l2': 3e-4, 'regularization.l1': 2e-5, 'regularization.label_smoothing': 0.2},
-    {'seed': 2, 'optimizer.momentum': 0.8, 'optimizer.weight_decay': 2e-3, 'regularization.l2': 1e-5,
-     'regularization.l1': 1e-6, 'regularization.label_smoothing': 0.05},
+    {
+        'seed': 0,
+        'optimizer.momentum': 0.9,
+        'optimizer.weight_decay': 1e-3,
+        'regularization.l2': 1e-4,
+        'regularization.l1': 1e-5,
+        'regularization.label_smoothing': 0.1,
+    },
+    {
+        'seed': 1,
+        'optimizer.learning_rate': 0.02,
+        'optimizer.momentum': 0.5,
+        'optimizer.weight_decay': 5e-4,
+        'regularization.l2': 3e-4,
+        'regularization.l1': 2e-5,
+        'regularization.label_smoothing': 0.2,
+    },
+    {
+        'seed': 2,
+        'optimizer.momentum': 0.8,
+        'optimizer.weight_decay': 2e-3,
+        'regularization.l2': 1e-5,
+        'regularization.l1': 1e-6,
+        'regularization.label_smoothing': 0.05,
+    },
 ]
 
 
@@ -31,7 +55,8 @@ def _close(lines, expected):
   assert [(r['kind'], r['step']) for r in lines] == [(r['kind'], r['step']) for r in expected]
   for line, want in zip(lines, expected):
     assert {k: v for k, v in line.items() if k != 'kind'} == pytest.approx(
-        {k: v for k, v in want.items() if k != 'kind'}, rel=1e-4, abs=1e-5)
+        {k: v for k, v in want.items() if k != 'kind'}, rel=1e-4, abs=1e-5
+    )
 
 
 def _untimed(summary_json):
@@ -46,12 +71,14 @@ def test_each_member_ends_like_its_sequential_run(real_data_dir, tmp_path):
     _close(metric_lines(tmp_path / f'group/{k}'), metric_lines(tmp_path / f'alone/{k}'))
     assert summary(tmp_path / f'group/{k}')['status'] == 'completed'
     assert summary(tmp_path / f'group/{k}')['test_accuracy'] == pytest.approx(
-        summary(tmp_path / f'alone/{k}')['test_accuracy'], abs=1e-6)
+        summary(tmp_path / f'alone/{k}')['test_accuracy'], abs=1e-6
+    )
 
 
 def test_a_diverging_member_is_recorded_failed_while_the_others_finish(real_data_dir, tmp_path):
-  configs = [tiny_config(real_data_dir, **BASE, seed=s, **{'optimizer.learning_rate': lr})
-             for s, lr in ((0, 0.05), (1, 1e30))]
+  configs = [
+      tiny_config(real_data_dir, **BASE, seed=s, **{'optimizer.learning_rate': lr}) for s, lr in ((0, 0.05), (1, 1e30))
+  ]
   summaries = group.Group(configs, [tmp_path / 'ok', tmp_path / 'diverged']).run()
   assert [s['status'] for s in summaries] == ['completed', 'failed']
   assert 'non-finite' in summary(tmp_path / 'diverged')['error']
@@ -63,14 +90,14 @@ def test_grouping_rules(real_data_dir):
     return tiny_config(real_data_dir, **{'data.pipeline': 'device', **overrides})
 
   configs = [
-      config(seed=0),                                        # 0
-      config(seed=1, **{'optimizer.learning_rate': 0.3}),    # 1: numbers only -> with 0
-      config(**{'model.hidden_sizes': (16,)}),               # 2: another shape -> alone
-      config(**{'optimizer.momentum': 0.0}),                 # 3: momentum switched off -> another structure
-      config(**{'schedule.name': 'plateau'}),                # 4: ReduceLROnPlateau is never grouped
-      config(seed=5, log_every_steps=7),                     # 5: logging does not matter -> with 0
-      config(**{'data.pipeline': 'tfdata'}),                 # 6: host pipeline -> alone
-      config(seed=7, **{'model.dropout': 0.5}),              # 7: dropout rate is structure -> alone
+      config(seed=0),  # 0
+      config(seed=1, **{'optimizer.learning_rate': 0.3}),  # 1: numbers only -> with 0
+      config(**{'model.hidden_sizes': (16,)}),  # 2: another shape -> alone
+      config(**{'optimizer.momentum': 0.0}),  # 3: momentum switched off -> another structure
+      config(**{'schedule.name': 'plateau'}),  # 4: ReduceLROnPlateau is never grouped
+      config(seed=5, log_every_steps=7),  # 5: logging does not matter -> with 0
+      config(**{'data.pipeline': 'tfdata'}),  # 6: host pipeline -> alone
+      config(seed=7, **{'model.dropout': 0.5}),  # 7: dropout rate is structure -> alone
   ]
   assert group.group_variants(configs, max_members=8) == [[0, 1, 5], [2], [3], [4], [6], [7]]
   assert group.group_variants(configs, max_members=2) == [[0, 1], [5], [2], [3], [4], [6], [7]]

@@ -95,6 +95,7 @@ def test_param_count_follows_options():
 @pytest.mark.parametrize('name', MODELS)
 def test_abstract_forward(name):
   """Every registered model maps [2, 32, 32, 3] to [2, 10] float32 logits in both modes (traced only)."""
+
   def forward():
     model = create_model(name, rngs=nnx.Rngs(0))
     return [model(jnp.zeros((2, 32, 32, 3)), train=train) for train in (False, True)]
@@ -106,6 +107,7 @@ def test_abstract_forward(name):
 @pytest.mark.parametrize('name', MODELS)
 def test_abstract_bfloat16(name):
   """bfloat16 compute gives bfloat16 logits while parameters and statistics stay float32."""
+
   def forward():
     model = create_model(name, dtype=jnp.bfloat16, rngs=nnx.Rngs(0))
     return model(jnp.zeros((2, 32, 32, 3))), nnx.state(model, nnx.Any(nnx.Param, nnx.BatchStat))
@@ -224,7 +226,8 @@ def test_main_lists_every_model_with_its_count_and_options(capsys):
   header, *rows = capsys.readouterr().out.splitlines()
   assert header.split()[:2] == ['model', 'params']
   assert {row.split()[0]: row.split()[1] for row in rows} == {
-      name: f'{count:,}' for name, count in EXPECTED_PARAMS.items()}
+      name: f'{count:,}' for name, count in EXPECTED_PARAMS.items()
+  }
   options = {row.split()[0]: row.split(maxsplit=2)[2] for row in rows}
-  assert "hidden_sizes=(512, 256)" in options['mlp'] and "dropout=0.0" in options['mlp']
+  assert 'hidden_sizes=(512, 256)' in options['mlp'] and 'dropout=0.0' in options['mlp']
   assert 'stage_sizes=(2, 2, 2, 2)' in options['resnet18'] and 'width=64' in options['resnet18']

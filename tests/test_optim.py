@@ -40,8 +40,15 @@ def test_adamw_decay_is_decoupled_from_the_gradient():
 
 def test_plateau_reduces_after_patience_bad_epochs_and_stops_at_min_lr():
   """PyTorch's ReduceLROnPlateau(factor 0.1, patience 2): reduce on the 3rd epoch without improvement."""
-  config = _config(**{'schedule.name': 'plateau', 'schedule.plateau_patience': 2, 'optimizer.learning_rate': 0.1,
-                      'schedule.plateau_min_lr': 1e-3, 'data.val_fraction': 0.1})
+  config = _config(
+      **{
+          'schedule.name': 'plateau',
+          'schedule.plateau_patience': 2,
+          'optimizer.learning_rate': 0.1,
+          'schedule.plateau_min_lr': 1e-3,
+          'data.val_fraction': 0.1,
+      }
+  )
   learning_rate = optim.create_learning_rate_fn(config, steps_per_epoch=10)
   state, rates = optim.init_plateau(), []
   for loss in [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]:
@@ -65,15 +72,18 @@ def test_plateau_scale_multiplies_every_update():
   np.testing.assert_allclose(updates['w'], [0.5, -1.0])
 
 
-@pytest.mark.parametrize('key, value, message', [
-    ('optimizer.name', 'lbfgs', 'optimizer.name'),
-    ('schedule.name', 'cyclic', 'schedule.name'),
-    ('optimizer.learning_rate', 0.0, 'optimizer.learning_rate'),
-    ('optimizer.learning_rate', -1.0, 'optimizer.learning_rate'),
-    ('optimizer.momentum', -0.5, 'optimizer.momentum'),
-    ('schedule.plateau_threshold', 0.0, 'schedule.plateau_threshold'),
-    ('schedule.plateau_cooldown', -1, 'schedule.plateau_cooldown'),
-])
+@pytest.mark.parametrize(
+    'key, value, message',
+    [
+        ('optimizer.name', 'lbfgs', 'optimizer.name'),
+        ('schedule.name', 'cyclic', 'schedule.name'),
+        ('optimizer.learning_rate', 0.0, 'optimizer.learning_rate'),
+        ('optimizer.learning_rate', -1.0, 'optimizer.learning_rate'),
+        ('optimizer.momentum', -0.5, 'optimizer.momentum'),
+        ('schedule.plateau_threshold', 0.0, 'schedule.plateau_threshold'),
+        ('schedule.plateau_cooldown', -1, 'schedule.plateau_cooldown'),
+    ],
+)
 def test_bad_optimizer_settings_name_the_key(key, value, message):
   with pytest.raises(ConfigError, match=message):
     optim.check_optim_config(_config(**{key: value}))

@@ -39,9 +39,17 @@ def _gradient(p: np.ndarray, t: int) -> np.ndarray:
 
 
 def _run_ours(name: str, lr: float, weight_decay: float, **optimizer) -> np.ndarray:
-  config = _config(**{'optimizer.name': name, 'optimizer.learning_rate': lr, 'optimizer.weight_decay': weight_decay,
-                      'schedule.name': 'exponential', 'schedule.gamma': GAMMA, 'num_epochs': STEPS,
-                      **{f'optimizer.{k}': v for k, v in optimizer.items()}})
+  config = _config(
+      **{
+          'optimizer.name': name,
+          'optimizer.learning_rate': lr,
+          'optimizer.weight_decay': weight_decay,
+          'schedule.name': 'exponential',
+          'schedule.gamma': GAMMA,
+          'num_epochs': STEPS,
+          **{f'optimizer.{k}': v for k, v in optimizer.items()},
+      }
+  )
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch=1))
   params = {'w': jnp.asarray(np.linspace(-2.0, 2.0, 7))}
   state = tx.init(params)
@@ -67,6 +75,7 @@ def _torch_sgd(momentum, weight_decay, nesterov):
       s['buf'] = g if t == 1 else momentum * s['buf'] + g  # dampening 0
       g = g + momentum * s['buf'] if nesterov else s['buf']
     return p - lr * g
+
   return step
 
 
@@ -82,6 +91,7 @@ def _torch_adam(weight_decay, decoupled):
     s['v'] = beta2 * s.get('v', 0) + (1 - beta2) * g * g
     denom = np.sqrt(s['v']) / math.sqrt(1 - beta2**t) + eps
     return p - lr / (1 - beta1**t) * s['m'] / denom
+
   return step
 
 
@@ -93,6 +103,7 @@ def _torch_adagrad(weight_decay):
     clr = lr / (1 + (t - 1) * lr_decay)
     s['sum'] = s.get('sum', 0) + g * g
     return p - clr * g / (np.sqrt(s['sum']) + eps)
+
   return step
 
 
@@ -107,6 +118,7 @@ def _torch_rmsprop(momentum, weight_decay):
       s['buf'] = momentum * s.get('buf', 0) + g / avg
       return p - lr * s['buf']
     return p - lr * g / avg
+
   return step
 
 
@@ -119,20 +131,25 @@ def _torch_adadelta(weight_decay):
     delta = np.sqrt(s.get('u', 0) + eps) / np.sqrt(s['v'] + eps) * g
     s['u'] = rho * s.get('u', 0) + (1 - rho) * delta * delta
     return p - lr * delta
+
   return step
 
 
-@pytest.mark.parametrize('name, lr, options, reference', [
-    ('sgd', 0.1, {'momentum': 0.0}, _torch_sgd(0.0, 0.01, False)),
-    ('sgd', 0.1, {'momentum': 0.9}, _torch_sgd(0.9, 0.01, False)),
-    ('sgd', 0.1, {'momentum': 0.9, 'nesterov': True}, _torch_sgd(0.9, 0.01, True)),
-    ('adam', 0.05, {}, _torch_adam(0.01, decoupled=False)),
-    ('adamw', 0.05, {}, _torch_adam(0.01, decoupled=True)),
-    ('adagrad', 0.1, {}, _torch_adagrad(0.01)),
-    ('rmsprop', 0.01, {'momentum': 0.0}, _torch_rmsprop(0.0, 0.01)),
-    ('rmsprop', 0.01, {'momentum': 0.9}, _torch_rmsprop(0.9, 0.01)),
-    ('adadelta', 1.0, {}, _torch_adadelta(0.01)),
-], ids=['sgd', 'sgd-momentum', 'sgd-nesterov', 'adam', 'adamw', 'adagrad', 'rmsprop', 'rmsprop-momentum', 'adadelta'])
+@pytest.mark.parametrize(
+    'name, lr, options, reference',
+    [
+        ('sgd', 0.1, {'momentum': 0.0}, _torch_sgd(0.0, 0.01, False)),
+        ('sgd', 0.1, {'momentum': 0.9}, _torch_sgd(0.9, 0.01, False)),
+        ('sgd', 0.1, {'momentum': 0.9, 'nesterov': True}, _torch_sgd(0.9, 0.01, True)),
+        ('adam', 0.05, {}, _torch_adam(0.01, decoupled=False)),
+        ('adamw', 0.05, {}, _torch_adam(0.01, decoupled=True)),
+        ('adagrad', 0.1, {}, _torch_adagrad(0.01)),
+        ('rmsprop', 0.01, {'momentum': 0.0}, _torch_rmsprop(0.0, 0.01)),
+        ('rmsprop', 0.01, {'momentum': 0.9}, _torch_rmsprop(0.9, 0.01)),
+        ('adadelta', 1.0, {}, _torch_adadelta(0.01)),
+    ],
+    ids=['sgd', 'sgd-momentum', 'sgd-nesterov', 'adam', 'adamw', 'adagrad', 'rmsprop', 'rmsprop-momentum', 'adadelta'],
+)
 def test_optimizer_follows_torch_over_30_steps_of_a_changing_rate_with_weight_decay(name, lr, options, reference):
   expected = _run_reference(reference, lr)
   assert not np.allclose(expected, np.linspace(-2.0, 2.0, 7), atol=1e-3)  # it moved
@@ -141,8 +158,14 @@ def test_optimizer_follows_torch_over_30_steps_of_a_changing_rate_with_weight_de
 
 def test_adagrad_eps_is_outside_the_square_root():
   """With gradients near 1e-6 eps inside the root (optax.adagrad) would change the step by far more than 1 %."""
-  config = _config(**{'optimizer.name': 'adagrad', 'optimizer.learning_rate': 1.0, 'optimizer.weight_decay': 0.0,
-                      'schedule.name': 'constant'})
+  config = _config(
+      **{
+          'optimizer.name': 'adagrad',
+          'optimizer.learning_rate': 1.0,
+          'optimizer.weight_decay': 0.0,
+          'schedule.name': 'constant',
+      }
+  )
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, 1))
   params = {'w': jnp.zeros(1)}
   updates, _ = tx.update({'w': jnp.array([1e-6])}, tx.init(params), params)
@@ -160,8 +183,15 @@ def test_constants_are_torch_defaults():
 @pytest.mark.parametrize('grad, max_norm', [([30.0, 40.0], 1.0), ([0.3, 0.4], 0.5), ([3e-7, 4e-7], 1e-7)])
 def test_gradient_clipping_is_clip_grad_norm(grad, max_norm):
   """torch.nn.utils.clip_grad_norm_: g * min(1, max_norm / (||g|| + 1e-6))."""
-  config = _config(**{'optimizer.momentum': 0.0, 'optimizer.weight_decay': 0.0, 'optimizer.grad_clip_norm': max_norm,
-                      'optimizer.learning_rate': 1.0, 'schedule.name': 'constant'})
+  config = _config(
+      **{
+          'optimizer.momentum': 0.0,
+          'optimizer.weight_decay': 0.0,
+          'optimizer.grad_clip_norm': max_norm,
+          'optimizer.learning_rate': 1.0,
+          'schedule.name': 'constant',
+      }
+  )
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, 1))
   params = {'w': jnp.zeros(2)}
   updates, _ = tx.update({'w': jnp.asarray(grad)}, tx.init(params), params)
@@ -196,51 +226,82 @@ def _warmup_cosine(step: int, warmup: int) -> float:
   return LR * step / warmup if step < warmup else _cosine_annealing(step - warmup, TOTAL - warmup)
 
 
-@pytest.mark.parametrize('name, settings, expected', [
-    ('constant', {}, lambda s: LR),
-    ('step', {'step_epochs': 3}, lambda s: LR * 0.5 ** (s // EPOCH_STEPS // 3)),
-    ('multistep', {'milestones': (2, 5, 5, 8)},
-     lambda s: LR * 0.5 ** bisect.bisect_right([2, 5, 5, 8], s // EPOCH_STEPS)),
-    ('exponential', {}, lambda s: LR * 0.5 ** (s // EPOCH_STEPS)),
-    ('cosine', {}, lambda s: _cosine_annealing(s, TOTAL)),
-    ('cosine_epoch', {}, lambda s: _cosine_annealing(s // EPOCH_STEPS, EPOCHS)),
-    ('warmup_cosine', {'warmup_epochs': 2.0}, lambda s: _warmup_cosine(s, 2 * EPOCH_STEPS)),
-    ('onecycle', {}, lambda s: _one_cycle(s, TOTAL)[0]),
-])
+@pytest.mark.parametrize(
+    'name, settings, expected',
+    [
+        ('constant', {}, lambda s: LR),
+        ('step', {'step_epochs': 3}, lambda s: LR * 0.5 ** (s // EPOCH_STEPS // 3)),
+        (
+            'multistep',
+            {'milestones': (2, 5, 5, 8)},
+            lambda s: LR * 0.5 ** bisect.bisect_right([2, 5, 5, 8], s // EPOCH_STEPS),
+        ),
+        ('exponential', {}, lambda s: LR * 0.5 ** (s // EPOCH_STEPS)),
+        ('cosine', {}, lambda s: _cosine_annealing(s, TOTAL)),
+        ('cosine_epoch', {}, lambda s: _cosine_annealing(s // EPOCH_STEPS, EPOCHS)),
+        ('warmup_cosine', {'warmup_epochs': 2.0}, lambda s: _warmup_cosine(s, 2 * EPOCH_STEPS)),
+        ('onecycle', {}, lambda s: _one_cycle(s, TOTAL)[0]),
+    ],
+)
 def test_schedule_matches_torch_closed_form_at_every_step(name, settings, expected):
-  config = _config(**{'schedule.name': name, 'optimizer.learning_rate': LR, 'schedule.gamma': 0.5, 'num_epochs': EPOCHS,
-                      **{f'schedule.{k}': v for k, v in settings.items()}})
+  config = _config(
+      **{
+          'schedule.name': name,
+          'optimizer.learning_rate': LR,
+          'schedule.gamma': 0.5,
+          'num_epochs': EPOCHS,
+          **{f'schedule.{k}': v for k, v in settings.items()},
+      }
+  )
   lr = optim.create_learning_rate_fn(config, EPOCH_STEPS)
-  np.testing.assert_allclose([float(lr(s)) for s in range(TOTAL + 1)], [expected(s) for s in range(TOTAL + 1)],
-                             rtol=1e-12, atol=1e-15)
+  np.testing.assert_allclose(
+      [float(lr(s)) for s in range(TOTAL + 1)], [expected(s) for s in range(TOTAL + 1)], rtol=1e-12, atol=1e-15
+  )
 
 
 def test_multistep_applies_a_repeated_milestone_twice():
-  config = _config(**{'schedule.name': 'multistep', 'schedule.milestones': (2, 2), 'schedule.gamma': 0.1,
-                      'optimizer.learning_rate': 1.0})
+  config = _config(
+      **{
+          'schedule.name': 'multistep',
+          'schedule.milestones': (2, 2),
+          'schedule.gamma': 0.1,
+          'optimizer.learning_rate': 1.0,
+      }
+  )
   lr = optim.create_learning_rate_fn(config, 1)
   assert [float(lr(s)) for s in (1, 2)] == pytest.approx([1.0, 0.01])
 
 
 @pytest.mark.parametrize('total', [30, 84])
 def test_onecycle_cycles_the_momentum_and_ends_at_the_final_rate(total):
-  momentum = optim.create_learning_rate_fn(_config(**{'schedule.name': 'onecycle', 'optimizer.learning_rate': LR,
-                                                      'num_epochs': total}), 1).schedule.momentum
+  momentum = optim.create_learning_rate_fn(
+      _config(**{'schedule.name': 'onecycle', 'optimizer.learning_rate': LR, 'num_epochs': total}), 1
+  ).schedule.momentum
   expected = [_one_cycle(s, total)[1] for s in range(total)]
   np.testing.assert_allclose([float(momentum(s)) for s in range(total)], expected, rtol=1e-12)
   assert _one_cycle(total - 1, total)[0] == pytest.approx(LR / 25 / 1e4)
 
 
-@pytest.mark.parametrize('name, key, reference', [
-    ('sgd', 'momentum', lambda m: _torch_sgd(m, 0.0, False)),
-    ('rmsprop', 'momentum', lambda m: _torch_rmsprop(m, 0.0)),
-    ('adam', 'beta1', None),
-])
+@pytest.mark.parametrize(
+    'name, key, reference',
+    [
+        ('sgd', 'momentum', lambda m: _torch_sgd(m, 0.0, False)),
+        ('rmsprop', 'momentum', lambda m: _torch_rmsprop(m, 0.0)),
+        ('adam', 'beta1', None),
+    ],
+)
 def test_onecycle_drives_the_optimizer_momentum(name, key, reference):
   """OneCycleLR sets group['momentum'] (sgd, rmsprop) or group['betas'][0] (adam) before every step."""
   total = 12
-  config = _config(**{'optimizer.name': name, 'optimizer.learning_rate': LR, 'optimizer.weight_decay': 0.0,
-                      'schedule.name': 'onecycle', 'num_epochs': total})
+  config = _config(
+      **{
+          'optimizer.name': name,
+          'optimizer.learning_rate': LR,
+          'optimizer.weight_decay': 0.0,
+          'schedule.name': 'onecycle',
+          'num_epochs': total,
+      }
+  )
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, 1))
   params = {'w': jnp.asarray(np.linspace(-2.0, 2.0, 7))}
   state = tx.init(params)
@@ -264,7 +325,13 @@ class _TorchPlateau:
 
   def __init__(self, lr, factor, patience, threshold, cooldown, min_lr):
     self.lr, self.factor, self.patience, self.threshold, self.cooldown, self.min_lr = (
-        lr, factor, patience, threshold, cooldown, min_lr)
+        lr,
+        factor,
+        patience,
+        threshold,
+        cooldown,
+        min_lr,
+    )
     self.best, self.bad_epochs, self.cooldown_counter = math.inf, 0, 0
 
   def step(self, loss):
@@ -285,9 +352,18 @@ class _TorchPlateau:
 @pytest.mark.parametrize('seed', range(4))
 @pytest.mark.parametrize('patience, threshold, cooldown', [(2, 1e-4, 0), (1, 0.05, 2), (3, 0.01, 1)])
 def test_plateau_follows_torch_with_threshold_and_cooldown(seed, patience, threshold, cooldown):
-  config = _config(**{'schedule.name': 'plateau', 'optimizer.learning_rate': 0.1, 'schedule.plateau_factor': 0.5,
-                      'schedule.plateau_patience': patience, 'schedule.plateau_threshold': threshold,
-                      'schedule.plateau_cooldown': cooldown, 'schedule.plateau_min_lr': 1e-3, 'data.val_fraction': 0.1})
+  config = _config(
+      **{
+          'schedule.name': 'plateau',
+          'optimizer.learning_rate': 0.1,
+          'schedule.plateau_factor': 0.5,
+          'schedule.plateau_patience': patience,
+          'schedule.plateau_threshold': threshold,
+          'schedule.plateau_cooldown': cooldown,
+          'schedule.plateau_min_lr': 1e-3,
+          'data.val_fraction': 0.1,
+      }
+  )
   learning_rate = optim.create_learning_rate_fn(config, 1)
   torch_plateau = _TorchPlateau(0.1, 0.5, patience, threshold, cooldown, 1e-3)
   # A noisy, slowing descent: improvements, plateaus and reductions all happen.
@@ -322,8 +398,12 @@ def test_batchnorm_running_statistics_are_torch_batchnorm2d():
   np.testing.assert_allclose(norm.mean[...], mean, rtol=1e-6)
   np.testing.assert_allclose(norm.var[...], var, rtol=1e-6)
   x = rng.normal(size=(2, 3, 3, 4))
-  np.testing.assert_allclose(norm(jnp.asarray(x, jnp.float32), use_running_average=True),
-                             (x - mean) / np.sqrt(var + 1e-5), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      norm(jnp.asarray(x, jnp.float32), use_running_average=True),
+      (x - mean) / np.sqrt(var + 1e-5),
+      rtol=1e-5,
+      atol=1e-5,
+  )
 
 
 def test_batchnorm_under_pmap_counts_the_global_batch():

@@ -47,7 +47,7 @@ def test_both_pipelines_give_the_same_examples_through_one_interface() -> None:
   mesh = parallel.JitParallel().mesh
   tfdata, on_device = (pipeline.create_pipeline(DATA, _config(name), mesh) for name in ('tfdata', 'device'))
   # The same seeded order (numpy default_rng([seed, epoch])), resumed at the same batch.
-  expected = np.random.default_rng([7, 2]).permutation(NUM_TRAIN)[2 * BATCH_SIZE:6 * BATCH_SIZE].reshape(4, -1)
+  expected = np.random.default_rng([7, 2]).permutation(NUM_TRAIN)[2 * BATCH_SIZE : 6 * BATCH_SIZE].reshape(4, -1)
   for source in (tfdata, on_device):
     np.testing.assert_array_equal(_labels(source.train_batches(2, start_batch=2)), expected)
     test = [jax.device_get(batch) for batch in source.eval_batches('test')]
@@ -61,7 +61,7 @@ def test_both_pipelines_give_the_same_examples_through_one_interface() -> None:
 def test_tensorflow_is_imported_only_for_the_tfdata_pipeline(name: str, imports_tensorflow: bool) -> None:
   """In a fresh interpreter: build the experiment (model, steps, pipeline) and train one step."""
   pytest.importorskip('tensorflow')
-  code = f'''
+  code = f"""
 import sys
 import numpy as np
 from cifar_jax import experiment
@@ -74,8 +74,15 @@ config.model.name, config.model.hidden_sizes, config.batch_size, config.data.pip
 exp = experiment.build_experiment(config, cifar10.Cifar10(train=split, val=None, test=split))
 state, _ = exp.train_step(exp.dp.put_state(exp.state), exp.dp.put_batch(next(exp.pipeline.train_batches(0))))
 print('tensorflow' in sys.modules)
-'''
-  done = subprocess.run([sys.executable, '-c', code], cwd=helpers.REPO, env=helpers.cli_env(), capture_output=True,
-                        text=True, timeout=300, check=False)
+"""
+  done = subprocess.run(
+      [sys.executable, '-c', code],
+      cwd=helpers.REPO,
+      env=helpers.cli_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+      check=False,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   assert done.stdout.split()[-1] == str(imports_tensorflow)

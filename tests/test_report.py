@@ -12,35 +12,68 @@ from cifar_jax import report, run_dir
 STEPS_PER_EPOCH = 4
 
 
-def _write_run(folder: pathlib.Path, *, lr: float = 0.1, activation: str = 'relu', final: float | None = 0.5,
-               epochs: int = 5, val: bool = True, status: str | None = 'completed', error: str | None = None,
-               seed: int = 0, examples: int | None = None) -> None:
+def _write_run(
+    folder: pathlib.Path,
+    *,
+    lr: float = 0.1,
+    activation: str = 'relu',
+    final: float | None = 0.5,
+    epochs: int = 5,
+    val: bool = True,
+    status: str | None = 'completed',
+    error: str | None = None,
+    seed: int = 0,
+    examples: int | None = None,
+) -> None:
   """A run folder as train.py writes it: config.json, metrics.jsonl and (unless unfinished) summary.json;
   `examples` is the size of its validation set, twice that of its test set; unrecorded when None (as in old runs)."""
   folder.mkdir(parents=True)
-  config = {'model': {'name': 'mlp', 'activation': activation, 'hidden_sizes': [32]},
-            'optimizer': {'learning_rate': lr}, 'seed': seed, 'data': {'split_seed': 0}}
+  config = {
+      'model': {'name': 'mlp', 'activation': activation, 'hidden_sizes': [32]},
+      'optimizer': {'learning_rate': lr},
+      'seed': seed,
+      'data': {'split_seed': 0},
+  }
   (folder / 'config.json').write_text(json.dumps(config))
   records = []
   for epoch in range(1, epochs + 1):
     accuracy = (final or 0.1) * epoch / epochs
     for half in (1, 2):
       step = (epoch - 1) * STEPS_PER_EPOCH + half * STEPS_PER_EPOCH // 2
-      records.append({'kind': 'train', 'step': step, 'epoch': epoch, 'loss': 2.5 - 2 * accuracy,
-                      'accuracy': accuracy + 0.05})
+      records.append(
+          {'kind': 'train', 'step': step, 'epoch': epoch, 'loss': 2.5 - 2 * accuracy, 'accuracy': accuracy + 0.05}
+      )
     if val:
-      records.append({'kind': 'val', 'step': epoch * STEPS_PER_EPOCH, 'epoch': epoch, 'loss': 2.4 - 2 * accuracy,
-                      'accuracy': accuracy})
+      records.append(
+          {
+              'kind': 'val',
+              'step': epoch * STEPS_PER_EPOCH,
+              'epoch': epoch,
+              'loss': 2.4 - 2 * accuracy,
+              'accuracy': accuracy,
+          }
+      )
   if status == 'completed':
     records.append({'kind': 'test', 'step': epochs * STEPS_PER_EPOCH, 'loss': 2.4 - 2 * final, 'accuracy': final})
   (folder / 'metrics.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in records))
   if status == 'completed':
-    summary = {'status': 'completed', 'model': 'mlp', 'params': 98_666, 'steps': epochs * STEPS_PER_EPOCH,
-               'epochs': epochs, 'train_loss': 2.0, 'train_accuracy': final + 0.05,
-               'val_loss': 2.4 - 2 * final if val else None, 'val_accuracy': final if val else None,
-               'best_val_accuracy': final if val else None, 'best_epoch': epochs if val else None,
-               'test_loss': 2.4 - 2 * final, 'test_accuracy': final, 'wall_seconds': 3725.0,
-               'images_per_second': 1234.5}
+    summary = {
+        'status': 'completed',
+        'model': 'mlp',
+        'params': 98_666,
+        'steps': epochs * STEPS_PER_EPOCH,
+        'epochs': epochs,
+        'train_loss': 2.0,
+        'train_accuracy': final + 0.05,
+        'val_loss': 2.4 - 2 * final if val else None,
+        'val_accuracy': final if val else None,
+        'best_val_accuracy': final if val else None,
+        'best_epoch': epochs if val else None,
+        'test_loss': 2.4 - 2 * final,
+        'test_accuracy': final,
+        'wall_seconds': 3725.0,
+        'images_per_second': 1234.5,
+    }
     if examples is not None:
       summary |= {'val_examples': examples if val else 0, 'test_examples': 2 * examples}
     (folder / 'summary.json').write_text(json.dumps(summary))
@@ -152,8 +185,11 @@ def _aggregates(workdir: pathlib.Path) -> dict[str, dict[str, str]]:
 
 
 # Final validation accuracies of five seeds per variant: b is a within the noise, c five points lower.
-SEEDED = {'a': (0.50, 0.51, 0.49, 0.505, 0.495), 'b': (0.498, 0.508, 0.488, 0.503, 0.493),
-          'c': (0.45, 0.46, 0.44, 0.455, 0.445)}
+SEEDED = {
+    'a': (0.50, 0.51, 0.49, 0.505, 0.495),
+    'b': (0.498, 0.508, 0.488, 0.503, 0.493),
+    'c': (0.45, 0.46, 0.44, 0.455, 0.445),
+}
 
 
 @pytest.fixture
@@ -175,7 +211,8 @@ def test_seeds_are_aggregated_per_variant_with_t_intervals(seeded_runs):
   assert float(a['val_accuracy_mean']) == pytest.approx(0.5)
   assert float(a['val_accuracy_std']) == pytest.approx(0.0079057, abs=1e-7)
   assert (float(a['val_accuracy_ci95_low']), float(a['val_accuracy_ci95_high'])) == pytest.approx(
-      (0.5 - 0.009815, 0.5 + 0.009815), abs=2e-6)
+      (0.5 - 0.009815, 0.5 + 0.009815), abs=2e-6
+  )
   assert float(a['val_accuracy_binomial_se']) == pytest.approx(0.005)  # sqrt(0.25 / 10000)
   assert (a['val_examples'], a['test_examples'], a['vs_best']) == ('10000', '20000', 'best')
   assert rows['b']['vs_best_significant'] == 'False' and rows['b']['vs_best'].startswith('indistinguishable')
@@ -229,7 +266,10 @@ def test_one_seed_gives_binomial_errors_and_a_z_test(tmp_path):
   _write_run(tmp_path / 'c', lr=0.3, final=0.49, examples=1000)
   report.write_report(tmp_path)
   markdown = (tmp_path / 'results.md').read_text()
-  assert '| a | 0.1 | 1 | 50.00 ± 1.58 | 50.00 ± 1.58 | 50.00 ± 1.12 |' in markdown and 'binomial standard error' in markdown
+  assert (
+      '| a | 0.1 | 1 | 50.00 ± 1.58 | 50.00 ± 1.58 | 50.00 ± 1.12 |' in markdown
+      and 'binomial standard error' in markdown
+  )
   assert 'worse by 5.00 ± 4.37 points (two-proportion z p=0.025)' in markdown
   assert '`a` and `c` are indistinguishable' in markdown and 'two-proportion z-test' in markdown
   assert 'one run per variant' in _title(tmp_path / 'accuracy_by_variant.png')

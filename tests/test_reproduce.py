@@ -30,17 +30,25 @@ def test_replace_generated_rewrites_only_between_markers():
   assert text.replace('NEW\n', 'old upv table\n') == PAGE  # everything else byte for byte
 
 
-@pytest.mark.parametrize('page', [PAGE.replace('<!-- generated:upv end -->', ''),
-                                  PAGE + '<!-- generated:upv begin -->'])
+@pytest.mark.parametrize(
+    'page', [PAGE.replace('<!-- generated:upv end -->', ''), PAGE + '<!-- generated:upv begin -->']
+)
 def test_replace_generated_refuses_broken_markers(page):
   with pytest.raises(Exception, match='exactly one'):
     results_page.replace_generated(page, 'upv', 'NEW')
 
 
 def _config(model='mlp', **values):
-  config = ml_collections.ConfigDict({
-      'model': {'name': model}, 'num_epochs': 2, 'num_train_steps': -1, 'batch_size': 32,
-      'data': {'val_fraction': 0.2, 'max_train_examples': 320}, 'seed': 0})
+  config = ml_collections.ConfigDict(
+      {
+          'model': {'name': model},
+          'num_epochs': 2,
+          'num_train_steps': -1,
+          'batch_size': 32,
+          'data': {'val_fraction': 0.2, 'max_train_examples': 320},
+          'seed': 0,
+      }
+  )
   config.update(values)
   return config
 
@@ -48,8 +56,10 @@ def _config(model='mlp', **values):
 def _finished(folder, config, wall_seconds, steps):
   folder.mkdir(parents=True)
   run_dir.write_config(folder, config)
-  run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'completed', 'wall_seconds': wall_seconds,
-                                                     'steps': steps, 'val_accuracy': 0.5})
+  run_dir.write_json(
+      folder / run_dir.SUMMARY_FILE,
+      {'status': 'completed', 'wall_seconds': wall_seconds, 'steps': steps, 'val_accuracy': 0.5},
+  )
 
 
 def test_estimate_times_remaining_runs_by_finished_runs_of_their_kind(tmp_path):
@@ -97,7 +107,7 @@ def test_full_plan_runs_every_variant_with_the_study_seeds():
   assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
 
 
-SWEEP = '''
+SWEEP = """
 import ml_collections
 from configs.sweeps import smoke
 
@@ -108,7 +118,7 @@ def get_config():
   config.variants = [{'name': 'short', 'overrides': {'num_epochs': 1}},
                      {'name': 'long', 'overrides': {'num_epochs': 100000}}]
   return config
-'''
+"""
 
 
 def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():

@@ -19,10 +19,21 @@ def _plateau_config(data_dir, **overrides):
   """The TINY MLP under plain SGD at a learning rate too small for the validation loss to improve by
   PyTorch's threshold (1e-4 relative), so ReduceLROnPlateau (patience 0, factor 0.5) halves the rate after
   every epoch from the second on."""
-  return helpers.tiny_config(data_dir, **{
-      'num_epochs': 4, 'log_every_steps': 4, 'checkpoint_keep': 4, 'optimizer.learning_rate': PLATEAU_LR,
-      'optimizer.momentum': 0.0, 'schedule.name': 'plateau', 'schedule.plateau_patience': 0,
-      'schedule.plateau_factor': 0.5, 'schedule.plateau_min_lr': 1e-12, **overrides})
+  return helpers.tiny_config(
+      data_dir,
+      **{
+          'num_epochs': 4,
+          'log_every_steps': 4,
+          'checkpoint_keep': 4,
+          'optimizer.learning_rate': PLATEAU_LR,
+          'optimizer.momentum': 0.0,
+          'schedule.name': 'plateau',
+          'schedule.plateau_patience': 0,
+          'schedule.plateau_factor': 0.5,
+          'schedule.plateau_min_lr': 1e-12,
+          **overrides,
+      },
+  )
 
 
 def test_plateau_lowers_the_rate_once_per_epoch_scales_the_updates_and_survives_a_resume(tmp_path, cifar10_dir):
@@ -60,21 +71,28 @@ def test_best_checkpoint_is_the_epoch_of_highest_validation_accuracy(tmp_path, c
   these ruin the accuracy (measured: 0.18, 0.22, 0.22, 0.15), so keeping the latest or the worst
   epoch fails; the easy fake data may tie every epoch (CI runs on the real data)."""
   path = tmp_path / 'run'
-  config = helpers.tiny_config(cifar10_dir, num_epochs=4, log_every_steps=4, checkpoint_keep=4, **{
-      'schedule.name': 'step', 'schedule.step_epochs': 2, 'schedule.gamma': 1000.0, 'optimizer.grad_clip_norm': 1.0})
+  config = helpers.tiny_config(
+      cifar10_dir,
+      num_epochs=4,
+      log_every_steps=4,
+      checkpoint_keep=4,
+      **{'schedule.name': 'step', 'schedule.step_epochs': 2, 'schedule.gamma': 1000.0, 'optimizer.grad_clip_norm': 1.0},
+  )
   summary = train.train_and_evaluate(config, path)
   accuracy_at = {line['step']: line['accuracy'] for line in helpers.metric_lines(path) if line['kind'] == 'val'}
   best = max(accuracy_at.values())
   [best_step] = helpers.checkpoint_steps(path, 'best')
   assert accuracy_at[best_step] == best, accuracy_at  # of tied epochs, either
-  for a, b in zip(jax.tree.leaves(helpers.latest_params(path, kept='best')),
-                  jax.tree.leaves(helpers.latest_params(path, best_step))):
+  for a, b in zip(
+      jax.tree.leaves(helpers.latest_params(path, kept='best')), jax.tree.leaves(helpers.latest_params(path, best_step))
+  ):
     np.testing.assert_array_equal(a, b)
   assert summary['best_val_accuracy'] == best and accuracy_at[8 * summary['best_epoch']] == best
 
 
 def test_a_kill_while_saving_leaves_a_torn_metrics_line_and_a_half_written_checkpoint_both_dropped(
-    tmp_path, cifar10_dir):
+    tmp_path, cifar10_dir
+):
   """As a SIGKILL in the middle of saving step 12 leaves the run folder: Orbax's temporary folder never
   renamed to its step, and a half-written metrics line. The resume starts from step 8 and ends identical."""
   whole, killed = tmp_path / 'whole', tmp_path / 'killed'
@@ -84,7 +102,7 @@ def test_a_kill_while_saving_leaves_a_torn_metrics_line_and_a_half_written_check
   (latest / '12').rename(latest / '12.orbax-checkpoint-tmp-1700000000')
   line = json.dumps({'kind': 'train', 'step': 13, 'epoch': 2, 'loss': 1.5})
   with (killed / run_dir.METRICS_FILE).open('a') as f:
-    f.write(line[:len(line) // 2])
+    f.write(line[: len(line) // 2])
   train.train_and_evaluate(helpers.tiny_config(cifar10_dir), killed)
   assert not any('tmp' in p.name for p in latest.iterdir())
   helpers.assert_same_run(killed, whole)
@@ -106,8 +124,13 @@ def test_a_crash_while_writing_a_json_file_leaves_the_previous_file_whole(tmp_pa
 
 # Every regulariser and the plateau schedule on; 8 steps an epoch, logged every 3 steps (and at epoch ends).
 REGULARISED = {
-    'num_epochs': 4, 'log_every_steps': 3, 'model.dropout': 0.3, 'optimizer.weight_decay': 5e-4,
-    'regularization.label_smoothing': 0.1, 'schedule.name': 'plateau', 'schedule.plateau_patience': 0,
+    'num_epochs': 4,
+    'log_every_steps': 3,
+    'model.dropout': 0.3,
+    'optimizer.weight_decay': 5e-4,
+    'regularization.label_smoothing': 0.1,
+    'schedule.name': 'plateau',
+    'schedule.plateau_patience': 0,
     'augment.ops': "('random_crop', 'horizontal_flip', 'random_erasing')",
 }
 

@@ -39,8 +39,28 @@ def test_welch_with_two_degrees_of_freedom_against_the_closed_form():
 def test_welch_on_the_textbook_example_with_unequal_sizes():
   # Wikipedia, "Welch's t-test", example 2 (10 against 20 values): t = -1.57, df = 9.9, p = 0.149.
   first = [17.2, 20.9, 22.6, 18.1, 21.7, 21.4, 23.5, 24.2, 14.7, 21.8]
-  second = [21.5, 22.8, 21.0, 23.0, 21.6, 23.6, 22.5, 20.7, 23.4, 21.8, 20.7, 21.7, 21.5, 22.5, 23.6, 21.5, 22.5,
-            23.5, 21.5, 21.8]
+  second = [
+      21.5,
+      22.8,
+      21.0,
+      23.0,
+      21.6,
+      23.6,
+      22.5,
+      20.7,
+      23.4,
+      21.8,
+      20.7,
+      21.7,
+      21.5,
+      22.5,
+      23.6,
+      21.5,
+      22.5,
+      23.5,
+      21.5,
+      21.8,
+  ]
   result = stats.welch_test(first, second)
   assert result.statistic == pytest.approx(-1.57, abs=0.005)
   assert result.p_value == pytest.approx(0.149, abs=0.0005)

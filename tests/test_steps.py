@@ -28,8 +28,10 @@ def _tiny_resnet_config():
 
 def _batch(seed=0, n=BATCH):
   rng = np.random.default_rng(seed)
-  return {'image': rng.normal(size=(n, 32, 32, 3)).astype(np.float32),
-          'label': rng.integers(0, 10, size=n).astype(np.int32)}
+  return {
+      'image': rng.normal(size=(n, 32, 32, 3)).astype(np.float32),
+      'label': rng.integers(0, 10, size=n).astype(np.int32),
+  }
 
 
 def _setup(config, axis_name=None):
@@ -81,9 +83,10 @@ def test_jit_pmap_and_single_device_agree():
   config = _tiny_resnet_config()
   batches = [_batch(seed) for seed in range(3)]
 
-  results = {name: _run(dp, config, batches)
-             for name, dp in (('jit', parallel.JitParallel()), ('pmap', parallel.PmapParallel()),
-                              ('single', _OneDevice()))}
+  results = {
+      name: _run(dp, config, batches)
+      for name, dp in (('jit', parallel.JitParallel()), ('pmap', parallel.PmapParallel()), ('single', _OneDevice()))
+  }
   ref_state, ref_losses, ref_eval = results['single']
   for name in ('jit', 'pmap'):
     state, losses, evaluation = results[name]

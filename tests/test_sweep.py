@@ -42,10 +42,14 @@ def _sweep(base='configs/tp3/MLP.py', **fields):
 
 
 def test_variant_config_is_base_then_shared_overrides_then_its_own_then_set():
-  config = _sweep(overrides=ml_collections.ConfigDict({'model': {'activation': 'relu6'}, 'num_epochs': 7}),
-                  variants=[{'name': 'tanh', 'overrides': {'model.activation': 'tanh'}},
-                            {'name': 'shared', 'overrides': {'optimizer': {'learning_rate': 0.5}}},
-                            {'config': 'configs/tp3/CNN_LeNet-5.py'}])
+  config = _sweep(
+      overrides=ml_collections.ConfigDict({'model': {'activation': 'relu6'}, 'num_epochs': 7}),
+      variants=[
+          {'name': 'tanh', 'overrides': {'model.activation': 'tanh'}},
+          {'name': 'shared', 'overrides': {'optimizer': {'learning_rate': 0.5}}},
+          {'config': 'configs/tp3/CNN_LeNet-5.py'},
+      ],
+  )
   tanh, shared, lenet = sweep.expand(config, ['num_epochs=2', 'augment.ops=random_crop,horizontal_flip'])
   assert (tanh.name, tanh.config.model.activation, tanh.config.model.name) == ('tanh', 'tanh', 'mlp')
   assert (shared.config.model.activation, shared.config.optimizer.learning_rate) == ('relu6', 0.5)
@@ -57,14 +61,25 @@ def test_variant_config_is_base_then_shared_overrides_then_its_own_then_set():
 
 
 def test_grid_runs_every_point_in_product_order():
-  config = _sweep(grid=ml_collections.ConfigDict({'optimizer': {'learning_rate': [0.1, 0.2]},
-                                                  'model': {'hidden_sizes': [(8,), (16, 8)]}}))
+  config = _sweep(
+      grid=ml_collections.ConfigDict(
+          {'optimizer': {'learning_rate': [0.1, 0.2]}, 'model': {'hidden_sizes': [(8,), (16, 8)]}}
+      )
+  )
   variants = sweep.expand(config)
   assert sweep.grid_size(config) == 4
-  assert [v.name for v in variants] == ['hidden_sizes=8_learning_rate=0.1', 'hidden_sizes=8_learning_rate=0.2',
-                                        'hidden_sizes=16-8_learning_rate=0.1', 'hidden_sizes=16-8_learning_rate=0.2']
+  assert [v.name for v in variants] == [
+      'hidden_sizes=8_learning_rate=0.1',
+      'hidden_sizes=8_learning_rate=0.2',
+      'hidden_sizes=16-8_learning_rate=0.1',
+      'hidden_sizes=16-8_learning_rate=0.2',
+  ]
   assert [(v.config.model.hidden_sizes, v.config.optimizer.learning_rate) for v in variants] == [
-      ((8,), 0.1), ((8,), 0.2), ((16, 8), 0.1), ((16, 8), 0.2)]
+      ((8,), 0.1),
+      ((8,), 0.2),
+      ((16, 8), 0.1),
+      ((16, 8), 0.2),
+  ]
   assert variants[2].overrides == {'model.hidden_sizes': (16, 8), 'optimizer.learning_rate': 0.1}
 
 
@@ -114,15 +129,22 @@ def test_an_unknown_key_fails_before_anything_runs_naming_it(where, tmp_path):
   assert not (tmp_path / 'sweep').exists()
 
 
-@pytest.mark.parametrize('variants, cli, message', [
-    ([{'name': 'a'}], ['num_epochs=many'], 'num_epochs=.many. has the wrong type'),
-    ([{'name': 'a'}], ['num_epochs'], 'must read key=value'),
-    ([{'name': 'a', 'overrides': {'model': 'x'}}], [], 'model is a group of keys'),
-    ([{'name': 'a', 'override': {}}], [], r"unknown fields \['override'\]"),
-    ([{'name': 'a', 'overrides': {'model.width': 8}}], [], 'model.width is not an option of model .mlp.'),
-    ([{'name': 'a', 'overrides': {'optimizer.name': 'sgdd'}}], [], "variant a: optimizer.name='sgdd' is not one of"),
-    ([], [], 'exactly one of variants or grid'),
-])
+@pytest.mark.parametrize(
+    'variants, cli, message',
+    [
+        ([{'name': 'a'}], ['num_epochs=many'], 'num_epochs=.many. has the wrong type'),
+        ([{'name': 'a'}], ['num_epochs'], 'must read key=value'),
+        ([{'name': 'a', 'overrides': {'model': 'x'}}], [], 'model is a group of keys'),
+        ([{'name': 'a', 'override': {}}], [], r"unknown fields \['override'\]"),
+        ([{'name': 'a', 'overrides': {'model.width': 8}}], [], 'model.width is not an option of model .mlp.'),
+        (
+            [{'name': 'a', 'overrides': {'optimizer.name': 'sgdd'}}],
+            [],
+            "variant a: optimizer.name='sgdd' is not one of",
+        ),
+        ([], [], 'exactly one of variants or grid'),
+    ],
+)
 def test_bad_sweeps_fail_before_anything_runs(variants, cli, message, tmp_path):
   with pytest.raises(ConfigError, match=message):
     sweep.run_sweep(_sweep(variants=variants), tmp_path / 'sweep', cli)
@@ -130,10 +152,24 @@ def test_bad_sweeps_fail_before_anything_runs(variants, cli, message, tmp_path):
 
 
 def test_names_become_safe_unique_folder_names():
-  config = _sweep(variants=[{'name': '+DA +LRA'}, {'name': '../up/one'}, {'name': 'same'}, {'name': 'same'},
-                            {'overrides': {'augment.ops': ('random_crop', 'horizontal_flip')}}, {'name': '...'}])
-  assert [v.name for v in sweep.expand(config)] == ['+DA_+LRA', 'up_one', 'same', 'same-2',
-                                                    'ops=random_crop-horizontal_flip', 'variant']
+  config = _sweep(
+      variants=[
+          {'name': '+DA +LRA'},
+          {'name': '../up/one'},
+          {'name': 'same'},
+          {'name': 'same'},
+          {'overrides': {'augment.ops': ('random_crop', 'horizontal_flip')}},
+          {'name': '...'},
+      ]
+  )
+  assert [v.name for v in sweep.expand(config)] == [
+      '+DA_+LRA',
+      'up_one',
+      'same',
+      'same-2',
+      'ops=random_crop-horizontal_flip',
+      'variant',
+  ]
 
 
 def test_set_values_are_read_by_the_type_of_the_key():
@@ -185,9 +221,14 @@ def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, 
 
 
 def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, cifar10_dir, capsys):
-  config, cli = _tiny(cifar10_dir, [{'name': 'diverges', 'overrides': {'optimizer.learning_rate': 1e30}},
-                                      {'name': 'too_big', 'overrides': {'batch_size': 512}},
-                                      {'name': 'fine'}])
+  config, cli = _tiny(
+      cifar10_dir,
+      [
+          {'name': 'diverges', 'overrides': {'optimizer.learning_rate': 1e30}},
+          {'name': 'too_big', 'overrides': {'batch_size': 512}},
+          {'name': 'fine'},
+      ],
+  )
   workdir = tmp_path / 'sweep'
   records = sweep.run_sweep(config, workdir, cli)
   assert [r['status'] for r in records] == ['failed', 'failed', 'completed']
@@ -205,7 +246,8 @@ def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, cifar10_d
 
 
 def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validation_split(
-    tmp_path, cifar10_dir, monkeypatch, capsys):
+    tmp_path, cifar10_dir, monkeypatch, capsys
+):
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
   split_seeds = []
@@ -220,7 +262,8 @@ def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validat
   records = sweep.run_sweep(config, workdir, [f'data.data_dir={cifar10_dir}'])
   names = ['learning_rate=0.01', 'learning_rate=0.05']
   assert [(r['name'], r['seed'], r['status']) for r in records] == [
-      (f'{name}/seed={seed}', seed, 'completed') for name in names for seed in (0, 1)]
+      (f'{name}/seed={seed}', seed, 'completed') for name in names for seed in (0, 1)
+  ]
   assert split_seeds == [0] * 4  # the run seed changes, the validation images do not
   assert 'Sweep of 2 variants x 2 seeds = 4 runs' in capsys.readouterr().out
   seeds = {json.loads((workdir / r['name'] / 'config.json').read_text())['seed'] for r in records}
@@ -238,14 +281,19 @@ def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validat
 
 def _cli(module, *args):
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                        timeout=300)
+  return subprocess.run(
+      [sys.executable, '-m', module, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+  )
 
 
 def test_command_line_sweep_end_to_end_and_the_report_reproduces_its_table(tmp_path, cifar10_dir):
   workdir = tmp_path / 'smoke'
-  result = _cli('cifar_jax.sweep', '--config=configs/sweeps/smoke.py', f'--workdir={workdir}',
-                f'--set=data.data_dir={cifar10_dir}')
+  result = _cli(
+      'cifar_jax.sweep',
+      '--config=configs/sweeps/smoke.py',
+      f'--workdir={workdir}',
+      f'--set=data.data_dir={cifar10_dir}',
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   names = ['learning_rate=0.01', 'learning_rate=0.05']
   assert '[2/2] learning_rate=0.05: completed' in result.stdout
@@ -265,8 +313,12 @@ def test_command_line_sweep_end_to_end_and_the_report_reproduces_its_table(tmp_p
 
 
 def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
-  result = _cli('cifar_jax.sweep', '--config=configs/sweeps/smoke.py', f'--workdir={tmp_path / "x"}',
-                '--set=optimizer.momentom=0.5')
+  result = _cli(
+      'cifar_jax.sweep',
+      '--config=configs/sweeps/smoke.py',
+      f'--workdir={tmp_path / "x"}',
+      '--set=optimizer.momentom=0.5',
+  )
   assert result.returncode == 1
   assert "unknown config key 'optimizer.momentom'" in result.stderr and 'Traceback' not in result.stderr
   assert not (tmp_path / 'x').exists()
@@ -281,8 +333,10 @@ def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(t
   sequential = sweep.run_sweep(config, tmp_path / 'off', cli)
   config.vectorize, config.max_members = 'auto', 3
   vectorized = sweep.run_sweep(config, tmp_path / 'auto', cli)
-  assert '3 runs as one vectorized group: learning_rate=0.01/seed=0, learning_rate=0.01/seed=1, ' \
-         'learning_rate=0.05/seed=0' in capsys.readouterr().out
+  assert (
+      '3 runs as one vectorized group: learning_rate=0.01/seed=0, learning_rate=0.01/seed=1, '
+      'learning_rate=0.05/seed=0' in capsys.readouterr().out
+  )
   assert vectorized == sequential
   for record in vectorized:
     off, auto = tmp_path / 'off' / record['name'], tmp_path / 'auto' / record['name']
@@ -294,7 +348,8 @@ def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(t
     assert got.keys() == want.keys()
     for key, value in want.items():
       assert got[key] == (pytest.approx(value, rel=1e-4, abs=1e-6) if isinstance(value, float) else value), key
-  assert (tmp_path / 'auto' / 'results.csv').read_text().splitlines()[0] == \
-         (tmp_path / 'off' / 'results.csv').read_text().splitlines()[0]
+  assert (tmp_path / 'auto' / 'results.csv').read_text().splitlines()[0] == (
+      tmp_path / 'off' / 'results.csv'
+  ).read_text().splitlines()[0]
   sweep.run_sweep(config, tmp_path / 'auto', cli)
   assert capsys.readouterr().out.count('finished earlier, skipped') == 4

@@ -10,21 +10,30 @@ from cifar_jax.errors import ConfigError
 
 NUM_EXAMPLES = 300
 BATCH_SIZE = 64
-AUGMENT = ml_collections.ConfigDict({
-    'ops': ('random_crop', 'horizontal_flip', 'random_erasing'), 'crop_padding': 4,
-    'erasing_probability': 0.5, 'erasing_scale': (0.02, 0.33), 'erasing_ratio': (0.3, 3.3),
-    'affine_degrees': 5.0, 'affine_translate': (0.2, 0.2), 'jitter': (0.2, 0.2, 0.2, 0.1),
-    'resized_crop_scale': (0.8, 1.0), 'resized_crop_ratio': (0.75, 1.3333333)})
+AUGMENT = ml_collections.ConfigDict(
+    {
+        'ops': ('random_crop', 'horizontal_flip', 'random_erasing'),
+        'crop_padding': 4,
+        'erasing_probability': 0.5,
+        'erasing_scale': (0.02, 0.33),
+        'erasing_ratio': (0.3, 3.3),
+        'affine_degrees': 5.0,
+        'affine_translate': (0.2, 0.2),
+        'jitter': (0.2, 0.2, 0.2, 0.1),
+        'resized_crop_scale': (0.8, 1.0),
+        'resized_crop_ratio': (0.75, 1.3333333),
+    }
+)
 
 
 @pytest.fixture(scope='module')
 def split() -> cifar10.Split:
   """Images with CIFAR-10's channel statistics; each label is the example's index, to track it."""
   rng = np.random.default_rng(0)
-  pixels = rng.normal(np.multiply(cifar10.CIFAR10_MEAN, 255), np.multiply(cifar10.CIFAR10_STD, 255),
-                      (NUM_EXAMPLES, 32, 32, 3))
-  return cifar10.Split(np.clip(pixels.round(), 0, 255).astype(np.uint8),
-                       np.arange(NUM_EXAMPLES, dtype=np.int32))
+  pixels = rng.normal(
+      np.multiply(cifar10.CIFAR10_MEAN, 255), np.multiply(cifar10.CIFAR10_STD, 255), (NUM_EXAMPLES, 32, 32, 3)
+  )
+  return cifar10.Split(np.clip(pixels.round(), 0, 255).astype(np.uint8), np.arange(NUM_EXAMPLES, dtype=np.int32))
 
 
 def _train(split: cifar10.Split, **kwargs: object) -> list[dict[str, np.ndarray]]:
@@ -73,8 +82,14 @@ def test_batch_size_must_divide_among_processes(split: cifar10.Split) -> None:
 
 @pytest.mark.parametrize('process_count', [1, 2])
 def test_eval_pads_and_masks_every_example_once(split: cifar10.Split, process_count: int) -> None:
-  shards = [list(tfdata.eval_batches(split, batch_size=BATCH_SIZE, normalize=False, process_index=index,
-                                     process_count=process_count)) for index in range(process_count)]
+  shards = [
+      list(
+          tfdata.eval_batches(
+              split, batch_size=BATCH_SIZE, normalize=False, process_index=index, process_count=process_count
+          )
+      )
+      for index in range(process_count)
+  ]
   seen = []
   for shard in shards:
     assert len(shard) == 5
@@ -82,8 +97,9 @@ def test_eval_pads_and_masks_every_example_once(split: cifar10.Split, process_co
       assert batch['mask'].dtype == bool and batch['mask'].shape == (BATCH_SIZE // process_count,)
       assert batch['image'].shape == (BATCH_SIZE // process_count, 32, 32, 3)
       seen.extend(batch['label'][batch['mask']].tolist())
-      np.testing.assert_allclose(batch['image'][batch['mask']],
-                                 split.images[batch['label'][batch['mask']]] / 255, atol=1e-7)
+      np.testing.assert_allclose(
+          batch['image'][batch['mask']], split.images[batch['label'][batch['mask']]] / 255, atol=1e-7
+      )
   assert sorted(seen) == list(range(NUM_EXAMPLES))
   if process_count == 1:
     assert [int(batch['mask'].sum()) for batch in shards[0]] == [64, 64, 64, 64, 44]

@@ -19,7 +19,7 @@ def _conv(x, weight, bias):
   out = np.zeros((x.shape[0], weight.shape[0], h, w))
   for i in range(k):
     for j in range(k):
-      out += np.einsum('nchw,oc->nohw', x[:, :, i:i + h, j:j + w], weight[:, :, i, j])
+      out += np.einsum('nchw,oc->nohw', x[:, :, i : i + h, j : j + w], weight[:, :, i, j])
   return out + bias[None, :, None, None]
 
 
@@ -56,10 +56,20 @@ def _logits(name, sd, x_nchw):
 
 def test_blitz_cnn_matches_a_torch_layout_reference():
   """Conv kernels OIHW and the (c, h, w) flatten before fc1, as torch's Net from the 60-minute blitz computes."""
-  sd = _random_state_dict([('conv1.weight', (6, 3, 5, 5)), ('conv1.bias', (6,)), ('conv2.weight', (16, 6, 5, 5)),
-                           ('conv2.bias', (16,)), ('fc1.weight', (120, 400)), ('fc1.bias', (120,)),
-                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)),
-                           ('fc3.bias', (10,))])
+  sd = _random_state_dict(
+      [
+          ('conv1.weight', (6, 3, 5, 5)),
+          ('conv1.bias', (6,)),
+          ('conv2.weight', (16, 6, 5, 5)),
+          ('conv2.bias', (16,)),
+          ('fc1.weight', (120, 400)),
+          ('fc1.bias', (120,)),
+          ('fc2.weight', (84, 120)),
+          ('fc2.bias', (84,)),
+          ('fc3.weight', (10, 84)),
+          ('fc3.bias', (10,)),
+      ]
+  )
   x = np.random.default_rng(1).normal(size=(2, 3, 32, 32))
   relu = lambda v: np.maximum(v, 0)  # noqa: E731
   h = _max_pool(relu(_conv(x, sd['conv1.weight'], sd['conv1.bias'])))
@@ -82,18 +92,31 @@ def test_upv_cnn_matches_a_torch_layout_reference_with_batchnorm_statistics():
   x = np.random.default_rng(1).normal(size=(2, 3, 32, 32))
   h = x
   for i in range(len(widths)):
-    h = _max_pool(np.maximum(_batch_norm_eval(_conv(h, sd[f'body.{i}.conv.weight'], sd[f'body.{i}.conv.bias']), sd,
-                                              f'body.{i}.bn'), 0))
+    h = _max_pool(
+        np.maximum(
+            _batch_norm_eval(_conv(h, sd[f'body.{i}.conv.weight'], sd[f'body.{i}.conv.bias']), sd, f'body.{i}.bn'), 0
+        )
+    )
   h = np.maximum(h.reshape(2, -1) @ sd['fc1.weight'].T + sd['fc1.bias'], 0)
   expected = h @ sd['fc2.weight'].T + sd['fc2.bias']
   np.testing.assert_allclose(_logits('upv_cnn', sd, x), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_a_state_dict_of_another_architecture_is_refused_naming_the_layer():
-  sd = _random_state_dict([('conv1.weight', (6, 3, 3, 3)), ('conv1.bias', (6,)), ('conv2.weight', (16, 6, 5, 5)),
-                           ('conv2.bias', (16,)), ('fc1.weight', (120, 400)), ('fc1.bias', (120,)),
-                           ('fc2.weight', (84, 120)), ('fc2.bias', (84,)), ('fc3.weight', (10, 84)),
-                           ('fc3.bias', (10,))])
+  sd = _random_state_dict(
+      [
+          ('conv1.weight', (6, 3, 3, 3)),
+          ('conv1.bias', (6,)),
+          ('conv2.weight', (16, 6, 5, 5)),
+          ('conv2.bias', (16,)),
+          ('fc1.weight', (120, 400)),
+          ('fc1.bias', (120,)),
+          ('fc2.weight', (84, 120)),
+          ('fc2.bias', (84,)),
+          ('fc3.weight', (10, 84)),
+          ('fc3.bias', (10,)),
+      ]
+  )
   with pytest.raises(UserError, match='conv1.weight'):
     torch_weights.load_state_dict(create_model('tutorial_cnn', rngs=nnx.Rngs(0)), sd)
   with pytest.raises(UserError, match='layers'):
@@ -108,11 +131,22 @@ def _twins():
   return list(torch_twins.TWINS)
 
 
-@pytest.mark.parametrize('key', _twins() or [pytest.param(None, marks=pytest.mark.skip(
-    reason='torch is not installed (pip install ".[torch]"): the logits comparison with PyTorch twins is skipped'))])
+@pytest.mark.parametrize(
+    'key',
+    _twins()
+    or [
+        pytest.param(
+            None,
+            marks=pytest.mark.skip(
+                reason='torch is not installed (pip install ".[torch]"): the logits comparison with PyTorch twins is skipped'
+            ),
+        )
+    ],
+)
 def test_torch_twin_gives_the_same_logits(key):
   import torch  # noqa: PLC0415
   import torch_twins  # noqa: PLC0415
+
   twin = torch_twins.build(key)
   torch.manual_seed(1)
   x = torch.randn(4, 3, 32, 32)

@@ -16,25 +16,53 @@ from configs import default
 
 def _tiny_resnet(data_dir, **overrides):
   """A width-4 ResNet with one block a stage (it has BatchNorm, unlike the MLP), 2 epochs of 8 steps."""
-  config = helpers.override(default.get_config(), **{
-      'data.data_dir': str(data_dir), 'data.max_train_examples': 512, 'data.max_eval_examples': 256,
-      'data.val_fraction': 0.1, 'batch_size': 64, 'eval_batch_size': 128, 'num_epochs': 2, 'log_every_steps': 4,
-      'model.width': 4, 'model.stage_sizes': (1, 1, 1, 1)})
+  config = helpers.override(
+      default.get_config(),
+      **{
+          'data.data_dir': str(data_dir),
+          'data.max_train_examples': 512,
+          'data.max_eval_examples': 256,
+          'data.val_fraction': 0.1,
+          'batch_size': 64,
+          'eval_batch_size': 128,
+          'num_epochs': 2,
+          'log_every_steps': 4,
+          'model.width': 4,
+          'model.stage_sizes': (1, 1, 1, 1),
+      },
+  )
   return helpers.override(config, **overrides)
 
 
 def test_command_line_run_writes_every_output(tmp_path, cifar10_dir):
   workdir = tmp_path / 'run'
   result = helpers.run_cli(
-      '--config=configs/mlp.py', f'--workdir={workdir}', f'--config.data.data_dir={cifar10_dir}',
-      '--config.data.max_train_examples=512', '--config.data.max_eval_examples=256', '--config.data.val_fraction=0.1',
-      '--config.num_epochs=2', '--config.batch_size=64', '--config.log_every_steps=2',
-      '--config.optimizer.learning_rate=0.05')
+      '--config=configs/mlp.py',
+      f'--workdir={workdir}',
+      f'--config.data.data_dir={cifar10_dir}',
+      '--config.data.max_train_examples=512',
+      '--config.data.max_eval_examples=256',
+      '--config.data.val_fraction=0.1',
+      '--config.num_epochs=2',
+      '--config.batch_size=64',
+      '--config.log_every_steps=2',
+      '--config.optimizer.learning_rate=0.05',
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert 'step 2/16' in result.stdout and 'img/s' in result.stdout and 'left' in result.stdout
   summary = json.loads((workdir / 'summary.json').read_text())
-  for key in ('params', 'steps', 'epochs', 'train_accuracy', 'val_accuracy', 'best_val_accuracy', 'test_accuracy',
-              'test_loss', 'wall_seconds', 'images_per_second'):
+  for key in (
+      'params',
+      'steps',
+      'epochs',
+      'train_accuracy',
+      'val_accuracy',
+      'best_val_accuracy',
+      'test_accuracy',
+      'test_loss',
+      'wall_seconds',
+      'images_per_second',
+  ):
     assert summary[key] is not None, key
   assert summary['steps'] == 16 and summary['epochs'] == 2  # 512 training images // 64, twice
   assert (summary['val_examples'], summary['test_examples']) == (256, 256)  # both capped by max_eval_examples
@@ -75,8 +103,9 @@ def test_pmap_run_matches_jit_run(tmp_path, cifar10_dir):
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, cifar10_dir):
   """A StepLR whose second epoch multiplies the learning rate by 1e38: epoch 1 is fine, epoch 2 explodes."""
   workdir = tmp_path / 'run'
-  config = helpers.tiny_config(cifar10_dir, log_every_steps=4, **{
-      'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38})
+  config = helpers.tiny_config(
+      cifar10_dir, log_every_steps=4, **{'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38}
+  )
   with pytest.raises(train.TrainingDiverged, match='between steps 8 and 12'):
     train.train_and_evaluate(config, workdir)
   assert helpers.checkpoint_steps(workdir) == [8]  # the end of the good first epoch
@@ -85,23 +114,26 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   assert summary['status'] == 'failed' and 'step 8' in summary['error']
 
 
-@pytest.mark.parametrize('key, value, message', [
-    ('model.name', 'resnet50', 'model.name'),
-    ('model.activation', 'swish2', 'model.activation'),
-    ('optimizer.name', 'lion', 'optimizer.name'),
-    ('schedule.name', 'cyclic', 'schedule.name'),
-    ('augment.ops', ('random_crop', 'mixup'), 'augment.ops'),
-    ('data.pipeline', 'dali', 'data.pipeline'),
-    ('parallelism', 'fsdp', 'parallelism'),
-    ('dtype', 'float16', 'dtype'),
-    ('batch_size', 66, 'batch_size'),
-    ('data.val_fraction', 1.0, 'data.val_fraction'),
-    ('batch_size', 0, 'batch_size'),
-    ('optimizer.learning_rate', 0.0, 'optimizer.learning_rate'),
-    ('model.dropout', 1.0, 'model.dropout'),
-    ('data.val_fraction', -0.1, 'data.val_fraction'),
-    ('num_epochs', -1, 'num_epochs'),
-])
+@pytest.mark.parametrize(
+    'key, value, message',
+    [
+        ('model.name', 'resnet50', 'model.name'),
+        ('model.activation', 'swish2', 'model.activation'),
+        ('optimizer.name', 'lion', 'optimizer.name'),
+        ('schedule.name', 'cyclic', 'schedule.name'),
+        ('augment.ops', ('random_crop', 'mixup'), 'augment.ops'),
+        ('data.pipeline', 'dali', 'data.pipeline'),
+        ('parallelism', 'fsdp', 'parallelism'),
+        ('dtype', 'float16', 'dtype'),
+        ('batch_size', 66, 'batch_size'),
+        ('data.val_fraction', 1.0, 'data.val_fraction'),
+        ('batch_size', 0, 'batch_size'),
+        ('optimizer.learning_rate', 0.0, 'optimizer.learning_rate'),
+        ('model.dropout', 1.0, 'model.dropout'),
+        ('data.val_fraction', -0.1, 'data.val_fraction'),
+        ('num_epochs', -1, 'num_epochs'),
+    ],
+)
 def test_bad_config_values_are_refused_before_anything_runs(tmp_path, key, value, message):
   config = helpers.tiny_config(tmp_path / 'nowhere', **{key: value})
   with pytest.raises(ConfigError, match=message):
@@ -132,8 +164,12 @@ def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path
 @pytest.mark.parametrize('pipeline, parallelism', [('device', 'jit'), ('device', 'pmap'), ('tfdata', 'jit')])
 def test_nothing_compiles_after_the_first_epoch(tmp_path, cifar10_dir, pipeline, parallelism):
   """Steps compile once per shape: every XLA compilation of a 3-epoch run happens in its first epoch."""
-  config = helpers.tiny_config(cifar10_dir, parallelism=parallelism, log_every_steps=4, **{
-      'data.pipeline': pipeline, 'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')})
+  config = helpers.tiny_config(
+      cifar10_dir,
+      parallelism=parallelism,
+      log_every_steps=4,
+      **{'data.pipeline': pipeline, 'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')},
+  )
   trainer = train.Trainer(config, tmp_path / 'run')
   compiled_at_step = []
 
@@ -154,8 +190,9 @@ def test_nothing_compiles_after_the_first_epoch(tmp_path, cifar10_dir, pipeline,
 def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, cifar10_dir):
   device = {'data.pipeline': 'device', 'log_every_steps': 4}
   train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'whole')
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, num_train_steps=5, **device),
-                           tmp_path / 'resumed')
+  train.train_and_evaluate(
+      helpers.tiny_config(cifar10_dir, num_epochs=2, num_train_steps=5, **device), tmp_path / 'resumed'
+  )
   train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'resumed')
   helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
@@ -165,11 +202,14 @@ def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, cifar1
   """Blocks `import tensorflow` in a fresh interpreter, then runs the command line with the device pipeline."""
   workdir = tmp_path / 'run'
   flags = helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'data.pipeline': 'device'})
-  code = ('import sys, runpy; sys.modules["tensorflow"] = None; '
-          f'sys.argv = ["cifar_jax.main", *{flags!r}, "--workdir={workdir}"]; '
-          'runpy.run_module("cifar_jax.main", run_name="__main__")')
-  result = subprocess.run([sys.executable, '-c', code], cwd=helpers.REPO, env=helpers.cli_env(),
-                          capture_output=True, text=True, timeout=300)
+  code = (
+      'import sys, runpy; sys.modules["tensorflow"] = None; '
+      f'sys.argv = ["cifar_jax.main", *{flags!r}, "--workdir={workdir}"]; '
+      'runpy.run_module("cifar_jax.main", run_name="__main__")'
+  )
+  result = subprocess.run(
+      [sys.executable, '-c', code], cwd=helpers.REPO, env=helpers.cli_env(), capture_output=True, text=True, timeout=300
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stderr.count('TensorFlow is not installed: TensorBoard files are off') == 1
   assert not (workdir / 'tensorboard').exists()
@@ -182,10 +222,12 @@ def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, cap
   config = helpers.tiny_config(cifar10_dir, log_every_steps=4, num_train_steps=13)
   summary = train.train_and_evaluate(config, tmp_path / 'run')
   out = capsys.readouterr().out
-  banner = ['model mlp: 98,666 parameters',  # 3072 * 32 + 32 + 32 * 10 + 10
-            'data: 256 train / 128 val / 128 test images; tfdata pipeline',
-            'batch 32: 8 steps per epoch, 2 epochs, 13 steps in total',
-            'compiling the train step']
+  banner = [
+      'model mlp: 98,666 parameters',  # 3072 * 32 + 32 + 32 * 10 + 10
+      'data: 256 train / 128 val / 128 test images; tfdata pipeline',
+      'batch 32: 8 steps per epoch, 2 epochs, 13 steps in total',
+      'compiling the train step',
+  ]
   assert f'{jax.device_count()} x ' in out and all(line in out for line in banner), out
   lines = out.splitlines()
   progress = [line for line in lines if line.startswith('step ')]
@@ -200,8 +242,9 @@ def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, cap
 
 def test_without_a_validation_split_the_run_says_why_best_is_empty(tmp_path, cifar10_dir, capsys):
   workdir = tmp_path / 'run'
-  summary = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1, **{'data.val_fraction': 0.0}),
-                                     workdir)
+  summary = train.train_and_evaluate(
+      helpers.tiny_config(cifar10_dir, num_epochs=1, **{'data.val_fraction': 0.0}), workdir
+  )
   out = capsys.readouterr().out
   assert out.count('no validation split (data.val_fraction=0)') == 1
   assert summary['best_val_accuracy'] is None and 'data.val_fraction' in summary['best_note']

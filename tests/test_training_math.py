@@ -27,15 +27,22 @@ def _mlp(**kwargs) -> nnx.Module:
 def _state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, steps.TrainState]:
   """A fresh TrainState at step 0 for `model`, with a plateau scale of 1."""
   graphdef, params, model_state = steps.split_model(model)
-  state = steps.TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
-                           opt_state=tx.init(params), plateau=optax.contrib.reduce_on_plateau().init(params))
+  state = steps.TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      model_state=model_state,
+      opt_state=tx.init(params),
+      plateau=optax.contrib.reduce_on_plateau().init(params),
+  )
   return graphdef, state
 
 
 def _batch(seed: int = 0, n: int = BATCH) -> dict[str, jax.Array]:
   rng = np.random.default_rng(seed)
-  return {'image': jnp.asarray(rng.normal(size=(n, 32, 32, 3)), jnp.float32),
-          'label': jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
+  return {
+      'image': jnp.asarray(rng.normal(size=(n, 32, 32, 3)), jnp.float32),
+      'label': jnp.asarray(rng.integers(0, 10, n), jnp.int32),
+  }
 
 
 def _step(graphdef, state, batch, tx=optax.sgd(LR), **step_config):
@@ -81,8 +88,10 @@ def test_dropout_masks_change_from_step_to_step_and_repeat_for_the_same_step():
 
   def losses(dropout: float, at_steps: tuple[int, ...]) -> list[float]:
     graphdef, state = _state(_mlp(hidden_sizes=(64,), dropout=dropout), optax.sgd(LR))
-    return [float(_step(graphdef, state.replace(step=jnp.asarray(step, jnp.int32)), batch)[1].compute()['loss'])
-            for step in at_steps]
+    return [
+        float(_step(graphdef, state.replace(step=jnp.asarray(step, jnp.int32)), batch)[1].compute()['loss'])
+        for step in at_steps
+    ]
 
   with_dropout = losses(0.5, (0, 1, 2, 1))
   assert len(set(with_dropout[:3])) == 3 and with_dropout[3] == with_dropout[1]

@@ -10,10 +10,23 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_quick_run_writes_every_row(real_data_dir, tmp_path):
-  command = [sys.executable, 'benchmarks/vectorized.py', '--quick', '--out', str(tmp_path),
-             f'--data_dir={real_data_dir}']
-  done = subprocess.run(command, cwd=REPO, env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, capture_output=True,
-                        text=True, timeout=600, check=False)
+  command = [
+      sys.executable,
+      'benchmarks/vectorized.py',
+      '--quick',
+      '--out',
+      str(tmp_path),
+      f'--data_dir={real_data_dir}',
+  ]
+  done = subprocess.run(
+      command,
+      cwd=REPO,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+      capture_output=True,
+      text=True,
+      timeout=600,
+      check=False,
+  )
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((tmp_path / 'vectorized.json').read_text())
   assert [r['row'] for r in results['rows']] == ['sequential', 'vectorized', 'single', 'fused', 'scan']

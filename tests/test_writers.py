@@ -86,10 +86,13 @@ def test_a_line_is_due_after_the_first_step_then_every_interval(capsys: pytest.C
 
 def test_epoch_line_shows_validation_and_the_best_epoch(capsys: pytest.CaptureFixture) -> None:
   progress = _progress(FakeClock())
-  history = [{'epoch': 1, 'train_loss': 2.0, 'train_accuracy': 0.3, 'val_loss': 1.9, 'val_accuracy': 0.57},
-             {'epoch': 2, 'train_loss': 1.5, 'train_accuracy': 0.5, 'val_loss': 1.23, 'val_accuracy': 0.567}]
+  history = [
+      {'epoch': 1, 'train_loss': 2.0, 'train_accuracy': 0.3, 'val_loss': 1.9, 'val_accuracy': 0.57},
+      {'epoch': 2, 'train_loss': 1.5, 'train_accuracy': 0.5, 'val_loss': 1.23, 'val_accuracy': 0.567},
+  ]
   progress.report_epoch(history)
-  assert capsys.readouterr().out == ('epoch 2/10: train loss 1.5000 acc 50.00%, val loss 1.2300 acc 56.70% '
-                                     '(best 57.00% at epoch 1)\n')
+  assert capsys.readouterr().out == (
+      'epoch 2/10: train loss 1.5000 acc 50.00%, val loss 1.2300 acc 56.70% ' '(best 57.00% at epoch 1)\n'
+  )
   progress.report_epoch([{'epoch': 1, 'train_loss': 2.0, 'train_accuracy': 0.3}])
   assert capsys.readouterr().out == 'epoch 1/10: train loss 2.0000 acc 30.00%\n'

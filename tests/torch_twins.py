@@ -8,6 +8,7 @@ from benchmarks.torch_reference import BasicBlock  # the benchmark's block, with
 
 
 class ResNet(nn.Module):
+
   def __init__(self, stage_sizes, width):
     super().__init__()
     self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
@@ -39,15 +40,18 @@ def vgg(stages):
 def lenet(c5_conv):
   body = [nn.Conv2d(3, 6, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2)]
   if c5_conv:
-    return nn.Sequential(*body, nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 84), nn.ReLU(),
-                         nn.Linear(84, 10))
-  return nn.Sequential(*body, nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
-                       nn.Linear(84, 10))
+    return nn.Sequential(
+        *body, nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+    )
+  return nn.Sequential(
+      *body, nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10)
+  )
 
 
 def mlp():
-  return nn.Sequential(nn.Flatten(), nn.Linear(3072, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
-                       nn.Linear(256, 10))
+  return nn.Sequential(
+      nn.Flatten(), nn.Linear(3072, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10)
+  )
 
 
 class Res(nn.Module):
@@ -87,10 +91,12 @@ TWINS = {  # our model name and options -> its PyTorch twin
     ('upv_cnn', ()): lambda: upv(CNN),
     ('upv_resnet', ()): lambda: upv(RESNET),
     ('upv_resnet_avgpool', ()): lambda: upv(RESNET + (('avg', 4),)),
-    ('upv_resnet_maxpool', ()): lambda: upv((('res', 32), ('res', 64), ('res', 128), ('max', 4), ('res', 256),
-                                            ('res', 512), ('avg', 8))),
-    ('upv_resnet_final', ()): lambda: upv((('res', 32), ('res', 64), ('res', 128), ('max', 2), ('res', 256),
-                                          ('max', 2), ('res', 512), ('avg', 8))),
+    ('upv_resnet_maxpool', ()): lambda: upv(
+        (('res', 32), ('res', 64), ('res', 128), ('max', 4), ('res', 256), ('res', 512), ('avg', 8))
+    ),
+    ('upv_resnet_final', ()): lambda: upv(
+        (('res', 32), ('res', 64), ('res', 128), ('max', 2), ('res', 256), ('max', 2), ('res', 512), ('avg', 8))
+    ),
 }
 
 

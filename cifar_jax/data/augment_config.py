@@ -24,19 +24,22 @@ GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 
 def _are_reals(value: Any, count: int) -> bool:
   """Whether `value` is a tuple or list of `count` real numbers."""
-  return (isinstance(value, (tuple, list)) and len(value) == count
-          and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in value))
+  return (
+      isinstance(value, (tuple, list))
+      and len(value) == count
+      and all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in value)
+  )
 
 
 def _is_interval(value: Any, low: float, high: float, *, open_low: bool = False) -> bool:
   """Whether `value` is a pair (a, b) with low <= a <= b <= high (low < a when `open_low`)."""
-  return (_are_reals(value, 2) and (low < value[0] if open_low else low <= value[0])
-          and value[0] <= value[1] <= high)
+  return _are_reals(value, 2) and (low < value[0] if open_low else low <= value[0]) and value[0] <= value[1] <= high
 
 
 @dataclasses.dataclass(frozen=True)
 class Key:
   """One `augment.<name>` config key: its default, what it means (one line), and the check its value must pass."""
+
   name: str
   default: Any
   meaning: str
@@ -48,6 +51,7 @@ class Key:
 class Op:
   """An augmentation: its name (also its function's name in each backend), the config keys it reads, and
   `arguments(augment_config)`, the values its function takes after its randomness and its images."""
+
   name: str
   keys: tuple[Key, ...]
   arguments: Callable[[Any], tuple[Any, ...]]
@@ -56,36 +60,100 @@ class Op:
 # Every augmentation, in the order of torchvision's transforms of the same names. Random erasing fills with the
 # training mean, so that erasing before normalization equals torchvision's erasing to 0 after Normalize.
 OPS: tuple[Op, ...] = (
-    Op('random_crop', (
-        Key('crop_padding', 4, 'zero padding on each side before the 32 x 32 crop',
-            lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0, 'an integer >= 0'),
-    ), lambda c: (c.crop_padding,)),
+    Op(
+        'random_crop',
+        (
+            Key(
+                'crop_padding',
+                4,
+                'zero padding on each side before the 32 x 32 crop',
+                lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+                'an integer >= 0',
+            ),
+        ),
+        lambda c: (c.crop_padding,),
+    ),
     Op('horizontal_flip', (), lambda c: ()),
-    Op('random_erasing', (
-        Key('erasing_probability', 0.5, 'chance of erasing one rectangle',
-            lambda v: _are_reals((v,), 1) and 0 <= v <= 1, 'a number in [0, 1]'),
-        Key('erasing_scale', (0.02, 0.33), 'area fraction range',
-            lambda v: _is_interval(v, 0, 1), 'a pair (low, high) with 0 <= low <= high <= 1'),
-        Key('erasing_ratio', (0.3, 3.3), 'aspect ratio range',
-            lambda v: _is_interval(v, 0, math.inf, open_low=True), 'a pair (low, high) with 0 < low <= high'),
-    ), lambda c: (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN)),
-    Op('random_affine', (
-        Key('affine_degrees', 5.0, 'rotation angle drawn from [-degrees, degrees]',
-            lambda v: _are_reals((v,), 1) and 0 <= v <= 180, 'a number in [0, 180]'),
-        Key('affine_translate', (0.2, 0.2), 'largest shift as a fraction of width, height',
-            lambda v: _are_reals(v, 2) and all(0 <= x <= 1 for x in v), 'a pair of fractions in [0, 1]'),
-    ), lambda c: (c.affine_degrees, tuple(c.affine_translate))),
-    Op('color_jitter', (
-        Key('jitter', (0.2, 0.2, 0.2, 0.1), 'brightness, contrast, saturation, hue amounts',
-            lambda v: _are_reals(v, 4) and min(v) >= 0 and v[3] <= 0.5,
-            '(brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5'),
-    ), lambda c: tuple(c.jitter)),
-    Op('random_resized_crop', (
-        Key('resized_crop_scale', (0.8, 1.0), 'area fraction range',
-            lambda v: _is_interval(v, 0, 1, open_low=True), 'a pair (low, high) with 0 < low <= high <= 1'),
-        Key('resized_crop_ratio', (0.75, 4 / 3), 'aspect ratio range',
-            lambda v: _is_interval(v, 0, math.inf, open_low=True), 'a pair (low, high) with 0 < low <= high'),
-    ), lambda c: (tuple(c.resized_crop_scale), tuple(c.resized_crop_ratio))),
+    Op(
+        'random_erasing',
+        (
+            Key(
+                'erasing_probability',
+                0.5,
+                'chance of erasing one rectangle',
+                lambda v: _are_reals((v,), 1) and 0 <= v <= 1,
+                'a number in [0, 1]',
+            ),
+            Key(
+                'erasing_scale',
+                (0.02, 0.33),
+                'area fraction range',
+                lambda v: _is_interval(v, 0, 1),
+                'a pair (low, high) with 0 <= low <= high <= 1',
+            ),
+            Key(
+                'erasing_ratio',
+                (0.3, 3.3),
+                'aspect ratio range',
+                lambda v: _is_interval(v, 0, math.inf, open_low=True),
+                'a pair (low, high) with 0 < low <= high',
+            ),
+        ),
+        lambda c: (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN),
+    ),
+    Op(
+        'random_affine',
+        (
+            Key(
+                'affine_degrees',
+                5.0,
+                'rotation angle drawn from [-degrees, degrees]',
+                lambda v: _are_reals((v,), 1) and 0 <= v <= 180,
+                'a number in [0, 180]',
+            ),
+            Key(
+                'affine_translate',
+                (0.2, 0.2),
+                'largest shift as a fraction of width, height',
+                lambda v: _are_reals(v, 2) and all(0 <= x <= 1 for x in v),
+                'a pair of fractions in [0, 1]',
+            ),
+        ),
+        lambda c: (c.affine_degrees, tuple(c.affine_translate)),
+    ),
+    Op(
+        'color_jitter',
+        (
+            Key(
+                'jitter',
+                (0.2, 0.2, 0.2, 0.1),
+                'brightness, contrast, saturation, hue amounts',
+                lambda v: _are_reals(v, 4) and min(v) >= 0 and v[3] <= 0.5,
+                '(brightness, contrast, saturation, hue), all >= 0 and hue <= 0.5',
+            ),
+        ),
+        lambda c: tuple(c.jitter),
+    ),
+    Op(
+        'random_resized_crop',
+        (
+            Key(
+                'resized_crop_scale',
+                (0.8, 1.0),
+                'area fraction range',
+                lambda v: _is_interval(v, 0, 1, open_low=True),
+                'a pair (low, high) with 0 < low <= high <= 1',
+            ),
+            Key(
+                'resized_crop_ratio',
+                (0.75, 4 / 3),
+                'aspect ratio range',
+                lambda v: _is_interval(v, 0, math.inf, open_low=True),
+                'a pair (low, high) with 0 < low <= high',
+            ),
+        ),
+        lambda c: (tuple(c.resized_crop_scale), tuple(c.resized_crop_ratio)),
+    ),
 )
 AUGMENTATIONS = tuple(op.name for op in OPS)
 _OPS_BY_NAME = {op.name: op for op in OPS}
@@ -98,8 +166,7 @@ def default_values() -> dict[str, Any]:
 
 def describe() -> str:
   """One line per augment key: its default and, as a comment, the op that reads it and what it means."""
-  return '\n'.join(f'augment.{key.name} = {key.default!r}  # {op.name}: {key.meaning}'
-                   for op in OPS for key in op.keys)
+  return '\n'.join(f'augment.{key.name} = {key.default!r}  # {op.name}: {key.meaning}' for op in OPS for key in op.keys)
 
 
 def check_augment_config(augment_config: Any) -> None:
@@ -115,8 +182,9 @@ def check_augment_config(augment_config: Any) -> None:
       raise ConfigError(f'augment.{key.name}={value!r} must be {key.requirement}')
 
 
-def compose(augment_config: Any, functions: Mapping[str, Callable[..., Any]],
-            fold_in: Callable[[Any, int], Any]) -> Callable[[Any, Any], Any]:
+def compose(
+    augment_config: Any, functions: Mapping[str, Callable[..., Any]], fold_in: Callable[[Any, int], Any]
+) -> Callable[[Any, Any], Any]:
   """Checks the config; returns augment(randomness, images) applying `augment_config.ops` in order.
 
   Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS: a

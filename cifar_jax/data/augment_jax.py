@@ -55,8 +55,9 @@ def horizontal_flip(key: jax.Array, images: jax.Array) -> jax.Array:
   return flip(images, jax.random.bernoulli(key, 0.5, (images.shape[0],)))
 
 
-def _random_sides(key: jax.Array, batch: int, height: int, width: int, scale: Pair,
-                  ratio: Pair) -> tuple[jax.Array, jax.Array]:
+def _random_sides(
+    key: jax.Array, batch: int, height: int, width: int, scale: Pair, ratio: Pair
+) -> tuple[jax.Array, jax.Array]:
   """[B, NUM_TRIES] rounded (sqrt(a * r), sqrt(a / r)), area a ~ U(scale) * H * W, log r ~ U(log ratio)."""
   area_key, ratio_key = jax.random.split(key)
   area = height * width * _uniform(area_key, (batch, NUM_TRIES), scale[0], scale[1])
@@ -71,8 +72,9 @@ def _first_valid(valid: jax.Array, heights: jax.Array, widths: jax.Array) -> tup
   return valid.any(axis=-1), take(heights), take(widths)
 
 
-def _random_corner(key: jax.Array, height: int, width: int, box_heights: jax.Array,
-                   box_widths: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _random_corner(
+    key: jax.Array, height: int, width: int, box_heights: jax.Array, box_widths: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Top-left corners [B] of boxes placed uniformly inside the image (integer-valued float32)."""
   room = jnp.stack([height - box_heights + 1, width - box_widths + 1], axis=-1)
   corner = jnp.floor(_uniform(key, room.shape, 0, 1) * room)
@@ -89,8 +91,9 @@ def erase(images: jax.Array, boxes: jax.Array, value: float | Sequence[float]) -
   return jnp.where(inside, jnp.asarray(value, images.dtype), images)
 
 
-def random_erasing(key: jax.Array, images: jax.Array, probability: float, scale: Pair, ratio: Pair,
-                   value: float | Sequence[float]) -> jax.Array:
+def random_erasing(
+    key: jax.Array, images: jax.Array, probability: float, scale: Pair, ratio: Pair, value: float | Sequence[float]
+) -> jax.Array:
   """With `probability`, fills one random rectangle of each example with `value` per channel (RandomErasing)."""
   batch, height, width, _ = images.shape
   apply_key, sides_key, corner_key = jax.random.split(key, 3)
@@ -159,8 +162,11 @@ def _rgb_to_hsv(images: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
   chroma = value - images.min(axis=-1)
   saturation = jnp.where(value > 0, chroma / jnp.where(value > 0, value, 1), 0)
   safe_chroma = jnp.where(chroma > 0, chroma, 1)
-  hue = jnp.where(value == red, (green - blue) / safe_chroma,
-                  jnp.where(value == green, (blue - red) / safe_chroma + 2, (red - green) / safe_chroma + 4))
+  hue = jnp.where(
+      value == red,
+      (green - blue) / safe_chroma,
+      jnp.where(value == green, (blue - red) / safe_chroma + 2, (red - green) / safe_chroma + 4),
+  )
   return jnp.where(chroma > 0, jnp.mod(hue / 6, 1.0), 0), saturation, value
 
 
@@ -185,13 +191,16 @@ def jitter(images: jax.Array, factors: jax.Array) -> jax.Array:
   return jnp.clip(adjust_hue(images, factors[:, 3]), 0.0, 1.0)
 
 
-def color_jitter(key: jax.Array, images: jax.Array, brightness: float, contrast: float, saturation: float,
-                 hue: float) -> jax.Array:
+def color_jitter(
+    key: jax.Array, images: jax.Array, brightness: float, contrast: float, saturation: float, hue: float
+) -> jax.Array:
   """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
   batch = images.shape[0]
   keys = jax.random.split(key, 4)
-  factors = [_uniform(k, (batch,), max(0.0, 1 - amount), 1 + amount)
-             for k, amount in zip(keys, (brightness, contrast, saturation))]
+  factors = [
+      _uniform(k, (batch,), max(0.0, 1 - amount), 1 + amount)
+      for k, amount in zip(keys, (brightness, contrast, saturation))
+  ]
   return jitter(images, jnp.stack([*factors, _uniform(keys[3], (batch,), -hue, hue)], axis=-1))
 
 
@@ -228,8 +237,11 @@ def random_resized_crop(key: jax.Array, images: jax.Array, scale: Pair, ratio: P
   valid = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
   found, box_heights, box_widths = _first_valid(valid, heights, widths)
   top, left = _random_corner(corner_key, height, width, box_heights, box_widths)
-  boxes = jnp.where(found[:, None], jnp.stack([top, left, box_heights, box_widths], axis=-1),
-                    jnp.array(center_box(height, width, ratio), jnp.float32))
+  boxes = jnp.where(
+      found[:, None],
+      jnp.stack([top, left, box_heights, box_widths], axis=-1),
+      jnp.array(center_box(height, width, ratio), jnp.float32),
+  )
   return resized_crop(images, boxes)
 
 

@@ -64,16 +64,18 @@ def _first_valid(valid: tf.Tensor, heights: tf.Tensor, widths: tf.Tensor) -> tup
   return tf.reduce_any(valid), heights[index], widths[index]
 
 
-def _random_corner(seed: tf.Tensor, height: int, width: int, box_height: tf.Tensor,
-                   box_width: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+def _random_corner(
+    seed: tf.Tensor, height: int, width: int, box_height: tf.Tensor, box_width: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
   """Top-left corner of a box placed uniformly inside the image (integer-valued float32)."""
   room = tf.stack([height - box_height + 1, width - box_width + 1])
   top, left = tf.unstack(tf.floor(_uniform(seed, 0, 1, [2]) * room))
   return top, left
 
 
-def random_erasing(seed: tf.Tensor, image: tf.Tensor, probability: float, scale: Pair, ratio: Pair,
-                   value: float | Sequence[float]) -> tf.Tensor:
+def random_erasing(
+    seed: tf.Tensor, image: tf.Tensor, probability: float, scale: Pair, ratio: Pair, value: float | Sequence[float]
+) -> tf.Tensor:
   """With `probability`, fills one random rectangle with `value` per channel (RandomErasing)."""
   height, width, _ = image.shape
   apply_seed, sides_seed, corner_seed = _split_seed(seed, 3)
@@ -94,11 +96,17 @@ def _rotate_and_shift(image: tf.Tensor, angle: tf.Tensor, shift: tf.Tensor) -> t
   cos, sin = tf.cos(angle), tf.sin(angle)
   # The transform maps each output pixel back to its input: rotate by -angle about the shifted center.
   new_x, new_y = center_x + shift[0], center_y + shift[1]
-  transform = tf.stack([cos, -sin, center_x - cos * new_x + sin * new_y,
-                        sin, cos, center_y - sin * new_x - cos * new_y, 0.0, 0.0])
+  transform = tf.stack(
+      [cos, -sin, center_x - cos * new_x + sin * new_y, sin, cos, center_y - sin * new_x - cos * new_y, 0.0, 0.0]
+  )
   return tf.raw_ops.ImageProjectiveTransformV3(
-      images=image[None], transforms=transform[None], output_shape=[height, width], fill_value=0.0,
-      interpolation='NEAREST', fill_mode='CONSTANT')[0]
+      images=image[None],
+      transforms=transform[None],
+      output_shape=[height, width],
+      fill_value=0.0,
+      interpolation='NEAREST',
+      fill_mode='CONSTANT',
+  )[0]
 
 
 def random_affine(seed: tf.Tensor, image: tf.Tensor, degrees: float, translate: Pair) -> tf.Tensor:
@@ -125,8 +133,9 @@ def _factor(seed: tf.Tensor, amount: float) -> tf.Tensor:
   return _uniform(seed, max(0.0, 1 - amount), 1 + amount)
 
 
-def color_jitter(seed: tf.Tensor, image: tf.Tensor, brightness: float, contrast: float,
-                 saturation: float, hue: float) -> tf.Tensor:
+def color_jitter(
+    seed: tf.Tensor, image: tf.Tensor, brightness: float, contrast: float, saturation: float, hue: float
+) -> tf.Tensor:
   """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
   brightness_seed, contrast_seed, saturation_seed, hue_seed = _split_seed(seed, 4)
   image = _blend(image, tf.zeros_like(image), _factor(brightness_seed, brightness))
@@ -143,8 +152,9 @@ def random_resized_crop(seed: tf.Tensor, image: tf.Tensor, scale: Pair, ratio: P
   valid = (widths > 0) & (widths <= width) & (heights > 0) & (heights <= height)
   found, box_height, box_width = _first_valid(valid, heights, widths)
   top, left = _random_corner(corner_seed, height, width, box_height, box_width)
-  box = tf.where(found, tf.stack([top, left, box_height, box_width]),
-                 tf.constant(center_box(height, width, ratio), tf.float32))
+  box = tf.where(
+      found, tf.stack([top, left, box_height, box_width]), tf.constant(center_box(height, width, ratio), tf.float32)
+  )
   top, left, box_height, box_width = tf.unstack(tf.cast(box, tf.int32))
   crop = tf.slice(image, [top, left, 0], [box_height, box_width, channels])
   return tf.image.resize(crop, [height, width], method='bilinear')

@@ -69,8 +69,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     try:
       return _ALLOWED_GLOBALS[(module, name)]
     except KeyError:
-      raise pickle.UnpicklingError(
-          f'refusing global {module}.{name}: only numpy arrays may be unpickled') from None
+      raise pickle.UnpicklingError(f'refusing global {module}.{name}: only numpy arrays may be unpickled') from None
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:
@@ -124,17 +123,24 @@ def find_batches_dir(data_dir: str | os.PathLike[str] | None) -> pathlib.Path:
   where = '; '.join(looked) or f'nowhere: no data_dir given and ${DATA_DIR_ENV} is not set'
   raise DataError(
       f'CIFAR-10 batches not found. Looked in: {where}. Point at the {BATCHES_DIR_NAME} folder or its '
-      f'parent with --config.data.data_dir=PATH or the environment variable {DATA_DIR_ENV}.')
+      f'parent with --config.data.data_dir=PATH or the environment variable {DATA_DIR_ENV}.'
+  )
 
 
-def load(data_dir: str | os.PathLike[str] | None, *, source: str = 'auto', val_fraction: float = 0.0,
-         seed: int = 0, max_train_examples: int = -1, max_eval_examples: int = -1) -> Cifar10:
+def load(
+    data_dir: str | os.PathLike[str] | None,
+    *,
+    source: str = 'auto',
+    val_fraction: float = 0.0,
+    seed: int = 0,
+    max_train_examples: int = -1,
+    max_eval_examples: int = -1,
+) -> Cifar10:
   """Loads train/val/test; val is a seeded random `val_fraction` of train, each part in file order."""
   check_choice('data.source', source, SOURCES)
   if not 0 <= val_fraction < 1:
     raise ConfigError(f'data.val_fraction={val_fraction!r} must be in [0, 1)')
-  for key, value in (('data.max_train_examples', max_train_examples),
-                     ('data.max_eval_examples', max_eval_examples)):
+  for key, value in (('data.max_train_examples', max_train_examples), ('data.max_eval_examples', max_eval_examples)):
     if value == 0 or value < -1:
       raise ConfigError(f'{key}={value!r} must be -1 (all) or a positive count')
   train, test = _load_train_test(data_dir, source)
@@ -142,7 +148,8 @@ def load(data_dir: str | os.PathLike[str] | None, *, source: str = 'auto', val_f
   return Cifar10(
       train=_head(train, max_train_examples),
       val=None if val is None else _head(val, max_eval_examples),
-      test=_head(test, max_eval_examples))
+      test=_head(test, max_eval_examples),
+  )
 
 
 def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tuple[Split, Split]:
@@ -159,13 +166,19 @@ def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tu
   named = os.environ.get(DATA_DIR_ENV) if data_dir is None else data_dir
   if named is not None and not pathlib.Path(named).expanduser().exists():
     where = f'${DATA_DIR_ENV}' if data_dir is None else 'data.data_dir'
-    raise DataError(f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
-                    f'its parent (--config.data.data_dir=PATH).')
+    raise DataError(
+        f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
+        f'its parent (--config.data.data_dir=PATH).'
+    )
   try:
     batches_dir = find_batches_dir(data_dir)
   except DataError as files_error:
-    print(f'CIFAR-10 files not found {f"at {os.fspath(named)}" if named else "(no data_dir given)"}; trying a copy '
-          f'tensorflow-datasets has already prepared ...', file=sys.stderr, flush=True)
+    print(
+        f'CIFAR-10 files not found {f"at {os.fspath(named)}" if named else "(no data_dir given)"}; trying a copy '
+        f'tensorflow-datasets has already prepared ...',
+        file=sys.stderr,
+        flush=True,
+    )
     try:
       return _load_tfds(data_dir, download=False)
     except DataError as tfds_error:
@@ -198,20 +211,31 @@ def _load_tfds(data_dir: str | os.PathLike[str] | None, download: bool) -> tuple
   builder = tfds.builder('cifar10', data_dir=tfds_dir)
   if not builder.is_prepared():
     if not download:
-      raise DataError(f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir}; set '
-                      f'--config.data.source=tfds to download it there (about 170 MB)')
+      raise DataError(
+          f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir}; set '
+          f'--config.data.source=tfds to download it there (about 170 MB)'
+      )
     if not network_reachable(TFDS_DOWNLOAD_HOST):
-      raise DataError(f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir} and cannot download it: '
-                      f'{TFDS_DOWNLOAD_HOST} does not answer (no network?)')
+      raise DataError(
+          f'tensorflow-datasets has no prepared cifar10 in {builder.data_dir} and cannot download it: '
+          f'{TFDS_DOWNLOAD_HOST} does not answer (no network?)'
+      )
 
   def read(split: str) -> Split:
     try:
-      dataset = tfds.load('cifar10', split=split, data_dir=tfds_dir, batch_size=TFDS_READ_BATCH_SIZE,
-                          as_supervised=True, download=download)
+      dataset = tfds.load(
+          'cifar10',
+          split=split,
+          data_dir=tfds_dir,
+          batch_size=TFDS_READ_BATCH_SIZE,
+          as_supervised=True,
+          download=download,
+      )
       images, labels = zip(*tfds.as_numpy(dataset))
     except Exception as e:  # tfds reports a missing or undownloadable dataset in many ways.
-      raise DataError(f'tensorflow-datasets could not load cifar10 {split} (data_dir={data_dir}): '
-                      f'{type(e).__name__}: {e}') from e
+      raise DataError(
+          f'tensorflow-datasets could not load cifar10 {split} (data_dir={data_dir}): ' f'{type(e).__name__}: {e}'
+      ) from e
     return Split(np.concatenate(images).astype(np.uint8), np.concatenate(labels).astype(np.int32))
 
   return read('train'), read('test')

@@ -37,8 +37,9 @@ def _auto(mesh: Mesh) -> Mesh:
   return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
 
 
-def _to_input(images: jax.Array, normalize: bool,
-              augment: Callable[[jax.Array], jax.Array] = lambda images: images) -> jax.Array:
+def _to_input(
+    images: jax.Array, normalize: bool, augment: Callable[[jax.Array], jax.Array] = lambda images: images
+) -> jax.Array:
   """uint8 -> float32 in [0, 1] -> augment -> optionally standardized per channel."""
   images = augment(images.astype(jnp.float32) / 255)
   return augment_jax.normalize(images) if normalize else images
@@ -48,19 +49,25 @@ def epoch_order(seed: int, epoch: int, num_train: int, batch_size: int) -> np.nd
   """The example indices [steps, B] of epoch `epoch`: numpy's `default_rng([seed, epoch]).permutation`."""
   steps = cifar10.steps_per_epoch(num_train, batch_size)
   permutation = np.random.default_rng([seed, epoch]).permutation(num_train)
-  return permutation[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+  return permutation[: steps * batch_size].reshape(steps, batch_size).astype(np.int32)
 
 
-def train_batch(augment: Callable[[jax.Array, jax.Array], jax.Array], normalize: bool, seed: int | jax.Array,
-                images: jax.Array, labels: jax.Array, order: jax.Array, counter: jax.Array) -> tuple[Batch, jax.Array]:
+def train_batch(
+    augment: Callable[[jax.Array, jax.Array], jax.Array],
+    normalize: bool,
+    seed: int | jax.Array,
+    images: jax.Array,
+    labels: jax.Array,
+    order: jax.Array,
+    counter: jax.Array,
+) -> tuple[Batch, jax.Array]:
   """Batch counter = (epoch, b) of the epoch's order [steps, B], augmented with key
   fold_in(fold_in(key(seed), epoch), b), and the next counter. Pure, so fused and vectorized steps call it
   inside their compiled loops (with a traced `seed` for a member of a group)."""
   epoch, step = counter[0], counter[1]
   key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
   indices = order[step]
-  batch = {'image': _to_input(images[indices], normalize, functools.partial(augment, key)),
-           'label': labels[indices]}
+  batch = {'image': _to_input(images[indices], normalize, functools.partial(augment, key)), 'label': labels[indices]}
   return batch, counter + jnp.array([0, 1], counter.dtype)
 
 
@@ -94,8 +101,9 @@ class DevicePipeline:
     self.augment = augment = augment_jax.build_augment(config.augment)
     self.normalize = normalize = config.data.normalize
 
-    def eval_batch(images: jax.Array, labels: jax.Array, table: tuple[jax.Array, jax.Array],
-                   step: jax.Array) -> tuple[Batch, jax.Array]:
+    def eval_batch(
+        images: jax.Array, labels: jax.Array, table: tuple[jax.Array, jax.Array], step: jax.Array
+    ) -> tuple[Batch, jax.Array]:
       """Batch `step` of an evaluation index table, with its mask, and the next step."""
       indices, mask = table[0][step], table[1][step]
       return {'image': _to_input(images[indices], normalize), 'label': labels[indices], 'mask': mask}, step + 1
@@ -129,8 +137,10 @@ class DevicePipeline:
   def eval_batches(self, split: str) -> Iterator[Batch]:
     """The split ('train', 'val' or 'test') in order, the last batch padded; 'mask' is False on padding."""
     if split not in self.splits:
-      raise ValueError(f'no {split!r} split here; have: {", ".join(self.splits)} '
-                       f'(a validation split needs data.val_fraction > 0)')
+      raise ValueError(
+          f'no {split!r} split here; have: {", ".join(self.splits)} '
+          f'(a validation split needs data.val_fraction > 0)'
+      )
     table = self._eval_table(split)
     step = _put(np.array(0, np.int32), self.replicated)
     for _ in range(table[0].shape[0]):
@@ -143,6 +153,8 @@ class DevicePipeline:
       size = self.splits[split][1].shape[0]
       positions = np.arange(-(-size // self.eval_batch_size) * self.eval_batch_size).reshape(-1, self.eval_batch_size)
       mask = positions < size
-      self._eval_tables[split] = (_put(np.where(mask, positions, 0).astype(np.int32), self.per_step),
-                                  _put(mask, self.per_step))
+      self._eval_tables[split] = (
+          _put(np.where(mask, positions, 0).astype(np.int32), self.per_step),
+          _put(mask, self.per_step),
+      )
     return self._eval_tables[split]

@@ -40,4 +40,5 @@ def create_pipeline(data: Cifar10, config: ml_collections.ConfigDict, mesh: jax.
   if config.data.pipeline == 'device':
     return device.DevicePipeline(data, config, mesh)
   from cifar_jax.data import tfdata  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
+
   return tfdata.TfDataPipeline(data, config)

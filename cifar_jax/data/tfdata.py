@@ -20,17 +20,19 @@ Batch = dict[str, np.ndarray]
 def _local_batch_size(batch_size: int, process_count: int) -> int:
   """This process's share of the global batch; ConfigError naming `batch_size` unless it divides."""
   if batch_size <= 0 or batch_size % process_count:
-    raise ConfigError(f'batch_size={batch_size} must be a positive multiple of the number of processes '
-                      f'({process_count})')
+    raise ConfigError(
+        f'batch_size={batch_size} must be a positive multiple of the number of processes ' f'({process_count})'
+    )
   return batch_size // process_count
 
 
-def _process_positions(num_batches: int, batch_size: int, local_batch_size: int, process_index: int,
-                       start_batch: int = 0) -> np.ndarray:
+def _process_positions(
+    num_batches: int, batch_size: int, local_batch_size: int, process_index: int, start_batch: int = 0
+) -> np.ndarray:
   """Epoch positions this process reads: its contiguous slice of each global batch from `start_batch`."""
   grid = np.arange(num_batches * batch_size).reshape(num_batches, batch_size)
   begin = process_index * local_batch_size
-  return grid[start_batch:, begin:begin + local_batch_size].ravel()
+  return grid[start_batch:, begin : begin + local_batch_size].ravel()
 
 
 def _to_input(image: tf.Tensor, normalize: bool, augment: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
@@ -39,17 +41,27 @@ def _to_input(image: tf.Tensor, normalize: bool, augment: Callable[[tf.Tensor], 
   return augment_tf.normalize(image) if normalize else image
 
 
-def _batches(tensors: tuple[np.ndarray, ...], preprocess: Callable[..., dict[str, tf.Tensor]],
-             local_batch_size: int) -> Iterator[Batch]:
+def _batches(
+    tensors: tuple[np.ndarray, ...], preprocess: Callable[..., dict[str, tf.Tensor]], local_batch_size: int
+) -> Iterator[Batch]:
   """Maps `preprocess` over the examples in parallel, keeping order, and yields numpy batches."""
   dataset = tf.data.Dataset.from_tensor_slices(tensors)
   dataset = dataset.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset.batch(local_batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
-def train_batches(split: Split, *, batch_size: int, seed: int, epoch: int, augment_config: Any,
-                  normalize: bool = True, start_batch: int = 0, process_index: int = 0,
-                  process_count: int = 1) -> Iterator[Batch]:
+def train_batches(
+    split: Split,
+    *,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    augment_config: Any,
+    normalize: bool = True,
+    start_batch: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[Batch]:
   """One shuffled, augmented epoch from global batch `start_batch` on; this process's share of each.
 
   The order comes from numpy `default_rng([seed, epoch])` and each example's augmentation seed from
@@ -67,12 +79,12 @@ def train_batches(split: Split, *, batch_size: int, seed: int, epoch: int, augme
     example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
     return {'image': _to_input(image, normalize, lambda x: augment(example_seed, x)), 'label': label}
 
-  return _batches((split.images[indices], split.labels[indices], positions), preprocess,
-                  local_batch_size)
+  return _batches((split.images[indices], split.labels[indices], positions), preprocess, local_batch_size)
 
 
-def eval_batches(split: Split, *, batch_size: int, normalize: bool = True, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[Batch]:
+def eval_batches(
+    split: Split, *, batch_size: int, normalize: bool = True, process_index: int = 0, process_count: int = 1
+) -> Iterator[Batch]:
   """The split in order, this process's share of each global batch, the last padded to full size.
 
   Yields {'image': float32 [B/P, 32, 32, 3], 'label': int32 [B/P], 'mask': bool [B/P]}, where
@@ -87,8 +99,7 @@ def eval_batches(split: Split, *, batch_size: int, normalize: bool = True, proce
   def preprocess(image: tf.Tensor, label: tf.Tensor, real: tf.Tensor) -> dict[str, tf.Tensor]:
     return {'image': _to_input(image, normalize, lambda x: x), 'label': label, 'mask': real}
 
-  return _batches((split.images[indices], split.labels[indices], mask), preprocess,
-                  local_batch_size)
+  return _batches((split.images[indices], split.labels[indices], mask), preprocess, local_batch_size)
 
 
 class TfDataPipeline:
@@ -102,14 +113,29 @@ class TfDataPipeline:
 
   def train_batches(self, epoch: int, start_batch: int = 0) -> Iterator[Batch]:
     """Epoch `epoch` of the training split from global batch `start_batch` on."""
-    return train_batches(self.splits['train'], batch_size=self.batch_size, seed=self.seed, epoch=epoch,
-                         augment_config=self.augment_config, normalize=self.normalize, start_batch=start_batch,
-                         process_index=self.process_index, process_count=self.process_count)
+    return train_batches(
+        self.splits['train'],
+        batch_size=self.batch_size,
+        seed=self.seed,
+        epoch=epoch,
+        augment_config=self.augment_config,
+        normalize=self.normalize,
+        start_batch=start_batch,
+        process_index=self.process_index,
+        process_count=self.process_count,
+    )
 
   def eval_batches(self, split: str) -> Iterator[Batch]:
     """The split ('train', 'val' or 'test') in order, padded and masked."""
     if self.splits.get(split) is None:
-      raise ValueError(f'no {split!r} split here; have: {", ".join(k for k, v in self.splits.items() if v)} '
-                       f'(a validation split needs data.val_fraction > 0)')
-    return eval_batches(self.splits[split], batch_size=self.eval_batch_size, normalize=self.normalize,
-                        process_index=self.process_index, process_count=self.process_count)
+      raise ValueError(
+          f'no {split!r} split here; have: {", ".join(k for k, v in self.splits.items() if v)} '
+          f'(a validation split needs data.val_fraction > 0)'
+      )
+    return eval_batches(
+        self.splits[split],
+        batch_size=self.eval_batch_size,
+        normalize=self.normalize,
+        process_index=self.process_index,
+        process_count=self.process_count,
+    )

@@ -24,8 +24,7 @@ def option_defaults(name: str) -> dict[str, object]:
 def main() -> None:
   """Prints an aligned name / parameter-count / options table, building abstract models (no memory, no compute)."""
   counts = {
-      name: count_params(nnx.eval_shape(lambda name=name: create_model(name, rngs=nnx.Rngs(0))))
-      for name in MODELS
+      name: count_params(nnx.eval_shape(lambda name=name: create_model(name, rngs=nnx.Rngs(0)))) for name in MODELS
   }
   width = max(map(len, counts))
   print(f'{"model":<{width}}  {"params":>12}  options (model.<key>=default)')

@@ -39,9 +39,7 @@ class LeNet(nnx.Module):
       features.append(conv(16, 120, 5))
     self.features = nnx.List(features)
     in_features, hidden_sizes = (120, (84,)) if c5_conv else (16 * 5 * 5, (120, 84))
-    self.head = layers.Head(
-        in_features, hidden_sizes, num_classes, act=act, dropout=dropout, dtype=dtype, rngs=rngs
-    )
+    self.head = layers.Head(in_features, hidden_sizes, num_classes, act=act, dropout=dropout, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
     """Maps images [N, 32, 32, 3] to logits [N, num_classes]."""

@@ -26,9 +26,7 @@ CNN = (('conv', 32), ('conv', 64), ('conv', 128), ('conv', 256), ('conv', 512))
 RESNET = CNN[:3] + (('res', 256), ('res', 512))
 RESNET_AVGPOOL = RESNET + (('avg', 4),)
 RESNET_MAXPOOL = (('res', 32), ('res', 64), ('res', 128), ('max', 4), ('res', 256), ('res', 512), ('avg', 8))
-RESNET_FINAL = (
-    ('res', 32), ('res', 64), ('res', 128), ('max', 2), ('res', 256), ('max', 2), ('res', 512), ('avg', 8)
-)
+RESNET_FINAL = (('res', 32), ('res', 64), ('res', 128), ('max', 2), ('res', 256), ('max', 2), ('res', 512), ('avg', 8))
 
 
 class UPVNet(nnx.Module):

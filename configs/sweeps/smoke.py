@@ -16,13 +16,15 @@ def get_config() -> ml_collections.ConfigDict:
   """configs/tp3/MLP.py cut down to seconds, at two learning rates."""
   config = default.get_config()
   config.base = 'configs/tp3/MLP.py'
-  config.overrides = ml_collections.ConfigDict({
-      'model': {'hidden_sizes': (32,)},
-      'num_epochs': 1,
-      'batch_size': 64,
-      'eval_batch_size': 128,
-      'log_every_steps': 2,
-      'data': {'max_train_examples': 256, 'max_eval_examples': 128},
-  })
+  config.overrides = ml_collections.ConfigDict(
+      {
+          'model': {'hidden_sizes': (32,)},
+          'num_epochs': 1,
+          'batch_size': 64,
+          'eval_batch_size': 128,
+          'log_every_steps': 2,
+          'data': {'max_train_examples': 256, 'max_eval_examples': 128},
+      }
+  )
   config.grid = ml_collections.ConfigDict({'optimizer': {'learning_rate': [0.01, 0.05]}})
   return config

@@ -15,14 +15,23 @@ import ml_collections
 
 from configs.sweeps import default
 
-ACTIVATIONS = {'ReLU': 'relu', 'LeakyReLU': 'leaky_relu', 'ReLU6': 'relu6', 'ELU': 'elu', 'Tanh': 'tanh',
-               'SiLU': 'silu', 'Sigmoid': 'sigmoid', 'Softmax': 'softmax'}
+ACTIVATIONS = {
+    'ReLU': 'relu',
+    'LeakyReLU': 'leaky_relu',
+    'ReLU6': 'relu6',
+    'ELU': 'elu',
+    'Tanh': 'tanh',
+    'SiLU': 'silu',
+    'Sigmoid': 'sigmoid',
+    'Softmax': 'softmax',
+}
 
 
 def get_config() -> ml_collections.ConfigDict:
   """ResNet-18 once per activation, named as the report names them."""
   config = default.get_config()
   config.base = 'configs/tp3/CNN_ResNet-18.py'
-  config.variants = [{'name': name, 'overrides': {'model.activation': activation}}
-                     for name, activation in ACTIVATIONS.items()]
+  config.variants = [
+      {'name': name, 'overrides': {'model.activation': activation}} for name, activation in ACTIVATIONS.items()
+  ]
   return config

@@ -10,8 +10,15 @@ import ml_collections
 
 from configs.sweeps import default
 
-NAMES = ('MLP', 'fc_hl_bigvalues', 'fc_hl_1layers', 'fc_hl_bigvalues_and_2layers', 'fc_hl_less_values',
-         'fc_hl_1layer_less', 'fc_hl_1layerless_smallvalues')
+NAMES = (
+    'MLP',
+    'fc_hl_bigvalues',
+    'fc_hl_1layers',
+    'fc_hl_bigvalues_and_2layers',
+    'fc_hl_less_values',
+    'fc_hl_1layer_less',
+    'fc_hl_1layerless_smallvalues',
+)
 
 
 def get_config() -> ml_collections.ConfigDict:

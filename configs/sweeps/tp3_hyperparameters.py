@@ -30,15 +30,17 @@ def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
   config.base = 'configs/tp3/final.py'
   config.overrides = ml_collections.ConfigDict({'augment': {'ops': ()}})
-  config.grid = ml_collections.ConfigDict({
-      'optimizer': {
-          'learning_rate': [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
-          'momentum': [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
-          'weight_decay': [1e-2, 1e-3, 1e-4, 1e-5],
-      },
-      'num_epochs': list(range(10, 80, 5)),
-      'batch_size': [8, 16, 32, 64, 128, 256, 512],
-  })
+  config.grid = ml_collections.ConfigDict(
+      {
+          'optimizer': {
+              'learning_rate': [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1],
+              'momentum': [0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9],
+              'weight_decay': [1e-2, 1e-3, 1e-4, 1e-5],
+          },
+          'num_epochs': list(range(10, 80, 5)),
+          'batch_size': [8, 16, 32, 64, 128, 256, 512],
+      }
+  )
   config.num_samples = 24
   config.seed = 0
   return config

@@ -24,12 +24,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.base = 'configs/tp3/CNN_ResNet-18.py'
   config.overrides = ml_collections.ConfigDict({'model': {'activation': 'relu6'}})
   config.variants = [
-      {'name': 'SGD', 'overrides': {'optimizer.name': 'sgd', 'optimizer.learning_rate': 0.01,
-                                    'optimizer.momentum': 0.9}},
+      {
+          'name': 'SGD',
+          'overrides': {'optimizer.name': 'sgd', 'optimizer.learning_rate': 0.01, 'optimizer.momentum': 0.9},
+      },
       {'name': 'Adam', 'overrides': {'optimizer.name': 'adam', 'optimizer.learning_rate': 0.001}},
       {'name': 'Adagrad', 'overrides': {'optimizer.name': 'adagrad', 'optimizer.learning_rate': 0.01}},
-      {'name': 'RMSprop', 'overrides': {'optimizer.name': 'rmsprop', 'optimizer.learning_rate': 0.01,
-                                        'optimizer.momentum': 0.0}},
+      {
+          'name': 'RMSprop',
+          'overrides': {'optimizer.name': 'rmsprop', 'optimizer.learning_rate': 0.01, 'optimizer.momentum': 0.0},
+      },
       {'name': 'Adadelta', 'overrides': {'optimizer.name': 'adadelta', 'optimizer.learning_rate': 1.0}},
   ]
   return config

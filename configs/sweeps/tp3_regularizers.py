@@ -27,8 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.base = 'configs/tp3/final.py'
   config.overrides = ml_collections.ConfigDict({'augment': {'ops': ()}})
   config.variants = [
-      {'name': 'data_augmentation',
-       'overrides': {'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')}},
+      {'name': 'data_augmentation', 'overrides': {'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')}},
       {'name': 'dropout', 'overrides': {'model.dropout': 0.5}},
       {'name': 'Ridge', 'overrides': {'regularization.l2': 1e-4}},
       {'name': 'Lasso', 'overrides': {'regularization.l1': 1e-5}},

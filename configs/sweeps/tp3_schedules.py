@@ -26,8 +26,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.overrides = ml_collections.ConfigDict({'model': {'activation': 'relu6'}})
   config.variants = [
       {'name': 'ExponentialLR', 'overrides': {'schedule.name': 'exponential', 'schedule.gamma': 0.95}},
-      {'name': 'MultiStepLR', 'overrides': {'schedule.name': 'multistep', 'schedule.milestones': (10, 20),
-                                            'schedule.gamma': 0.1}},
+      {
+          'name': 'MultiStepLR',
+          'overrides': {'schedule.name': 'multistep', 'schedule.milestones': (10, 20), 'schedule.gamma': 0.1},
+      },
       {'name': 'StepLR', 'overrides': {'schedule.name': 'step', 'schedule.step_epochs': 7, 'schedule.gamma': 0.1}},
   ]
   return config
