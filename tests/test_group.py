@@ -63,8 +63,8 @@ def _untimed(summary_json):
   return {k: v for k, v in summary_json.items() if k not in ('wall_seconds', 'images_per_second')}
 
 
-def test_each_member_ends_like_its_sequential_run(real_data_dir, tmp_path):
-  configs = [tiny_config(real_data_dir, **BASE, **member) for member in MEMBERS]
+def test_each_member_ends_like_its_sequential_run(cifar10_dir, tmp_path):
+  configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS]
   group.Group(configs, [tmp_path / f'group/{k}' for k in range(3)]).run()
   for k, config in enumerate(configs):
     train.train_and_evaluate(config, tmp_path / f'alone/{k}')
@@ -75,9 +75,9 @@ def test_each_member_ends_like_its_sequential_run(real_data_dir, tmp_path):
     )
 
 
-def test_a_diverging_member_is_recorded_failed_while_the_others_finish(real_data_dir, tmp_path):
+def test_a_diverging_member_is_recorded_failed_while_the_others_finish(cifar10_dir, tmp_path):
   configs = [
-      tiny_config(real_data_dir, **BASE, seed=s, **{'optimizer.learning_rate': lr}) for s, lr in ((0, 0.05), (1, 1e30))
+      tiny_config(cifar10_dir, **BASE, seed=s, **{'optimizer.learning_rate': lr}) for s, lr in ((0, 0.05), (1, 1e30))
   ]
   summaries = group.Group(configs, [tmp_path / 'ok', tmp_path / 'diverged']).run()
   assert [s['status'] for s in summaries] == ['completed', 'failed']
@@ -85,9 +85,9 @@ def test_a_diverging_member_is_recorded_failed_while_the_others_finish(real_data
   assert summary(tmp_path / 'ok')['epochs'] == 2
 
 
-def test_grouping_rules(real_data_dir):
+def test_grouping_rules(cifar10_dir):
   def config(**overrides):
-    return tiny_config(real_data_dir, **{'data.pipeline': 'device', **overrides})
+    return tiny_config(cifar10_dir, **{'data.pipeline': 'device', **overrides})
 
   configs = [
       config(seed=0),  # 0
@@ -105,18 +105,18 @@ def test_grouping_rules(real_data_dir):
     group.group_variants(configs, max_members=0)
 
 
-def test_members_that_differ_in_structure_are_refused(real_data_dir, tmp_path):
-  configs = [tiny_config(real_data_dir, **BASE), tiny_config(real_data_dir, **BASE, **{'optimizer.momentum': 0.0})]
+def test_members_that_differ_in_structure_are_refused(cifar10_dir, tmp_path):
+  configs = [tiny_config(cifar10_dir, **BASE), tiny_config(cifar10_dir, **BASE, **{'optimizer.momentum': 0.0})]
   with pytest.raises(ConfigError, match='cannot train as one group'):
     group.Group(configs, [tmp_path / 'a', tmp_path / 'b'])
 
 
-def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(real_data_dir, tmp_path):
+def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(cifar10_dir, tmp_path):
   """SIGTERM after the third call (step 12 of 16, mid-epoch): every member is checkpointed there. One member's
   step-12 checkpoint is then deleted, so the group resumes from the common step 8 and recomputes step 12 for
   the other; it ends bit-identical (CPU) to the uninterrupted group, and a member resumed by a sequential
   run ends like its group member (float32 rounding, as above)."""
-  configs = [tiny_config(real_data_dir, **BASE, **member) for member in MEMBERS[:2]]
+  configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS[:2]]
   group.Group(configs, [tmp_path / f'whole/{k}' for k in range(2)]).run()
 
   stopped = group.Group(configs, [tmp_path / f'stopped/{k}' for k in range(2)])

@@ -324,12 +324,12 @@ def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
   assert not (tmp_path / 'x').exists()
 
 
-def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(tmp_path, real_data_dir, capsys):
+def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(tmp_path, cifar10_dir, capsys):
   """vectorize=auto with max_members=3 on 2 learning rates x 2 seeds: one group of 3 and the 4th alone; every
   folder holds what the sequential sweep's does, with the same numbers to float32 rounding (rel 1e-4)."""
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
-  cli = [f'data.data_dir={real_data_dir}', 'data.pipeline=device']
+  cli = [f'data.data_dir={cifar10_dir}', 'data.pipeline=device']
   sequential = sweep.run_sweep(config, tmp_path / 'off', cli)
   config.vectorize, config.max_members = 'auto', 3
   vectorized = sweep.run_sweep(config, tmp_path / 'auto', cli)

@@ -9,14 +9,14 @@ import sys
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def test_quick_run_writes_every_row(real_data_dir, tmp_path):
+def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
   command = [
       sys.executable,
       'benchmarks/vectorized.py',
       '--quick',
       '--out',
       str(tmp_path),
-      f'--data_dir={real_data_dir}',
+      f'--data_dir={cifar10_dir}',
   ]
   done = subprocess.run(
       command,
