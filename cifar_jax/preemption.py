@@ -5,6 +5,9 @@ The first signal is acknowledged at once and recorded; the training loop then wr
 convention for a program ended by a signal. A second signal ends the process at once with that status, without
 a checkpoint: Orbax writes a checkpoint into a temporary folder and renames it when complete, so one cut short
 is never taken for a checkpoint and the previous one stays usable (tests/test_faults.py checks both).
+
+A time box inside the process (`cifar_jax.reproduce`) asks for the same checkpoint-and-stop with
+`request_stop`, without a signal, so that asking again can never count as the second, hard one.
 """
 
 import os
@@ -34,20 +37,35 @@ class Stopped(UserError):
     self.exit_status = exit_status(signal_name)
 
 
+_requested_in_process: str | None = None  # see request_stop
+
+
+def request_stop(signal_name: str | None = 'SIGTERM') -> None:
+  """Makes the StopRequest in force, and any entered later, report `signal_name` as if that signal had come
+  once (None withdraws the request): the run checkpoints at its current step and stops."""
+  global _requested_in_process
+  _requested_in_process = signal_name
+
+
 class StopRequest:
   """While active, the first SIGTERM or SIGINT is acknowledged and recorded; a second one ends the process."""
 
   SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self) -> None:
-    self.received: str | None = None
+    self._received: str | None = None
     self._previous: dict[int, object] = {}
+
+  @property
+  def received(self) -> str | None:
+    """The signal to stop for: the first one received, or the one `request_stop` named; None to go on."""
+    return self._received or _requested_in_process
 
   def _handle(self, signum: int, frame: types.FrameType | None) -> None:
     del frame
     name = signal.Signals(signum).name
-    if self.received is None:
-      self.received = name
+    if self._received is None:
+      self._received = name
       _say(
           f'{_spoken(name)}: finishing the current step and writing a checkpoint; '
           f'press Ctrl-C again to stop at once without one'

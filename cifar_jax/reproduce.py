@@ -10,7 +10,8 @@ Every study of `reproduce_plan.STUDIES` runs in that order as a sweep (`cifar_ja
 `<workdir>/<study>`, each variant once per seed where the study has seeds, on the device pipeline. A finished
 run is skipped, an interrupted one resumes from its checkpoint. After each study every finished run gets its
 confusion matrix (`cifar_jax.analysis`). With `--max-minutes M`, a deadline `margin` seconds before M minutes
-sends this process the stop request SIGTERM sends: the run in progress checkpoints at its current step and the
+asks for the stop a first SIGTERM asks for (`preemption.request_stop`, no signal): the run in progress
+checkpoints at its next step and the
 chain stops, prints a summary and exits 0; the same command continues (and first analyses the runs the last
 slice finished). The margin covers the checkpoint and
 whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
@@ -40,7 +41,7 @@ import jax
 import ml_collections
 from absl import logging as absl_logging
 
-from cifar_jax import analysis, report, reproduce_plan, results_page, run_dir, sweep
+from cifar_jax import analysis, preemption, report, reproduce_plan, results_page, run_dir, sweep
 from cifar_jax.data import cifar10
 from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import UserError
@@ -252,12 +253,12 @@ def record_invocation(folder: pathlib.Path, command: str) -> None:
 
 
 class TimeBox:
-  """Turns a deadline (and a SIGTERM from outside) into the trainer's stop request.
+  """Turns a deadline (and a SIGTERM from outside, between runs) into the trainer's stop request.
 
-  Once the deadline passes or a SIGTERM arrives, a watcher thread sends this process SIGTERM every second
-  until the box closes: the trainer's handler (`preemption.StopRequest`) checkpoints and stops the run in
-  progress, and a run that was still compiling when the first request came is stopped by a later one.
-  Between runs, this box's own handler only records the request, so nothing is cut off mid-write.
+  When the deadline passes, a watcher thread calls `preemption.request_stop`: the run in progress sees it at
+  its next step (after its compilation, if it is compiling), checkpoints and stops, and a run started later
+  stops at once. No signal is sent, so the request can never count as the second, hard one. A SIGTERM from
+  outside while a run trains is that run's to handle; between runs this box's handler records it.
   """
 
   def __init__(self, seconds: float | None) -> None:
@@ -271,14 +272,15 @@ class TimeBox:
   def _handle(self, signum: int, frame: types.FrameType | None) -> None:
     del signum, frame
     self.requested = True
+    preemption.request_stop()
     self._wake.set()
 
   def _watch(self) -> None:
-    if not self._wake.wait(self.seconds):
-      self.expired = True
-    while not self._closed.is_set():
-      signal.raise_signal(signal.SIGTERM)
-      self._closed.wait(1.0)
+    if self._wake.wait(self.seconds) or self._closed.is_set():
+      return
+    self.expired = self.requested = True
+    print('time box reached: the run in progress checkpoints at its next step and stops', file=sys.stderr, flush=True)
+    preemption.request_stop()
 
   def __enter__(self) -> Self:
     self._previous = signal.signal(signal.SIGTERM, self._handle)
@@ -290,6 +292,7 @@ class TimeBox:
     self._wake.set()
     self._watcher.join()
     signal.signal(signal.SIGTERM, self._previous)
+    preemption.request_stop(None)
 
 
 def deadline_seconds(max_minutes: float | None, margin_seconds: float) -> float | None:
