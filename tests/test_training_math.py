@@ -13,7 +13,7 @@ import optax
 import pytest
 from flax import nnx
 
-from cifar_jax import parallel, steps
+from cifar_jax import experiment, parallel, steps
 from cifar_jax.models import create_model, layers
 
 BATCH = 16
@@ -22,19 +22,6 @@ LR = 0.1
 
 def _mlp(**kwargs) -> nnx.Module:
   return create_model('mlp', rngs=nnx.Rngs(params=0), **{'hidden_sizes': (), **kwargs})
-
-
-def _state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, steps.TrainState]:
-  """A fresh TrainState at step 0 for `model`, with a plateau scale of 1."""
-  graphdef, params, model_state = steps.split_model(model)
-  state = steps.TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      model_state=model_state,
-      opt_state=tx.init(params),
-      plateau=optax.contrib.reduce_on_plateau().init(params),
-  )
-  return graphdef, state
 
 
 def _batch(seed: int = 0, n: int = BATCH) -> dict[str, jax.Array]:
@@ -54,7 +41,7 @@ def test_l1_and_l2_penalties_reach_the_gradient_as_their_closed_form():
   """With plain SGD, the penalised step moves each weight w by lr * d/dw (l2 w^2 + l1 |w|) more than the plain one."""
   l1, l2 = 1e-3, 1e-2
   tx = optax.sgd(LR)
-  graphdef, state = _state(_mlp(), tx)
+  graphdef, state = experiment.create_train_state(_mlp(), tx)
   rng = np.random.default_rng(1)  # nonzero weights of both signs everywhere (biases start at 0)
   params = jax.tree.map(lambda p: jnp.asarray(rng.normal(0, 0.05, p.shape), jnp.float32), state.params)
   state = state.replace(params=params)
@@ -70,7 +57,7 @@ def test_l1_and_l2_penalties_reach_the_gradient_as_their_closed_form():
 def test_train_step_loss_is_pytorch_cross_entropy_with_label_smoothing(smoothing):
   """torch.nn.CrossEntropyLoss(label_smoothing=e) = (1 - e) * CE + e * mean over classes of -log p."""
   model = _mlp()
-  graphdef, state = _state(model, optax.sgd(LR))
+  graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
   batch = _batch()
   x = np.asarray(batch['image'], np.float64).reshape(BATCH, -1)
   logits = x @ np.asarray(model.head.out.kernel[...], np.float64) + np.asarray(model.head.out.bias[...], np.float64)
@@ -87,7 +74,7 @@ def test_dropout_masks_change_from_step_to_step_and_repeat_for_the_same_step():
   batch = _batch()
 
   def losses(dropout: float, at_steps: tuple[int, ...]) -> list[float]:
-    graphdef, state = _state(_mlp(hidden_sizes=(64,), dropout=dropout), optax.sgd(LR))
+    graphdef, state = experiment.create_train_state(_mlp(hidden_sizes=(64,), dropout=dropout), optax.sgd(LR))
     return [
         float(_step(graphdef, state.replace(step=jnp.asarray(step, jnp.int32)), batch)[1].compute()['loss'])
         for step in at_steps
@@ -114,7 +101,7 @@ def _train_with(dp, batches):
   """Three SGD steps of a dropout-0.5 MLP under the parallelism `dp`: the losses and final parameters."""
   model = _mlp(hidden_sizes=(32,), dropout=0.5)
   parallel.set_batchnorm_axis(model, dp.axis_name)
-  graphdef, state = _state(model, optax.sgd(LR))
+  graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
   train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(seed=0, axis_name=dp.axis_name))
   train_step, state = dp.compile_train(train_step), dp.put_state(state)
   losses = []
@@ -152,7 +139,7 @@ def _matmul_operand_dtypes(jaxpr: jax.extend.core.Jaxpr) -> set[str]:
 def test_every_convolution_and_matmul_of_the_step_runs_in_the_compute_dtype(dtype, expected):
   """LeNet has both convolutions and Linear layers; forward and backward must all run in `dtype`."""
   model = create_model('lenet5', rngs=nnx.Rngs(params=0), dtype=jnp.dtype(dtype))
-  graphdef, state = _state(model, optax.sgd(LR))
+  graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
   train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(seed=0, dtype=jnp.dtype(dtype)))
   jaxpr = jax.make_jaxpr(train_step)(state, _batch()).jaxpr
   assert _matmul_operand_dtypes(jaxpr) == expected
