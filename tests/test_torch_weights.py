@@ -48,6 +48,21 @@ def _random_state_dict(shapes, seed=0):
   return sd
 
 
+# The torch state_dict of the 60-minute-blitz Net, in its registration order.
+BLITZ_SHAPES = [
+    ('conv1.weight', (6, 3, 5, 5)),
+    ('conv1.bias', (6,)),
+    ('conv2.weight', (16, 6, 5, 5)),
+    ('conv2.bias', (16,)),
+    ('fc1.weight', (120, 400)),
+    ('fc1.bias', (120,)),
+    ('fc2.weight', (84, 120)),
+    ('fc2.bias', (84,)),
+    ('fc3.weight', (10, 84)),
+    ('fc3.bias', (10,)),
+]
+
+
 def _logits(name, sd, x_nchw):
   model = create_model(name, rngs=nnx.Rngs(0))
   torch_weights.load_state_dict(model, sd)
@@ -56,20 +71,7 @@ def _logits(name, sd, x_nchw):
 
 def test_blitz_cnn_matches_a_torch_layout_reference():
   """Conv kernels OIHW and the (c, h, w) flatten before fc1, as torch's Net from the 60-minute blitz computes."""
-  sd = _random_state_dict(
-      [
-          ('conv1.weight', (6, 3, 5, 5)),
-          ('conv1.bias', (6,)),
-          ('conv2.weight', (16, 6, 5, 5)),
-          ('conv2.bias', (16,)),
-          ('fc1.weight', (120, 400)),
-          ('fc1.bias', (120,)),
-          ('fc2.weight', (84, 120)),
-          ('fc2.bias', (84,)),
-          ('fc3.weight', (10, 84)),
-          ('fc3.bias', (10,)),
-      ]
-  )
+  sd = _random_state_dict(BLITZ_SHAPES)
   x = np.random.default_rng(1).normal(size=(2, 3, 32, 32))
   relu = lambda v: np.maximum(v, 0)  # noqa: E731
   h = _max_pool(relu(_conv(x, sd['conv1.weight'], sd['conv1.bias'])))
@@ -103,20 +105,7 @@ def test_upv_cnn_matches_a_torch_layout_reference_with_batchnorm_statistics():
 
 
 def test_a_state_dict_of_another_architecture_is_refused_naming_the_layer():
-  sd = _random_state_dict(
-      [
-          ('conv1.weight', (6, 3, 3, 3)),
-          ('conv1.bias', (6,)),
-          ('conv2.weight', (16, 6, 5, 5)),
-          ('conv2.bias', (16,)),
-          ('fc1.weight', (120, 400)),
-          ('fc1.bias', (120,)),
-          ('fc2.weight', (84, 120)),
-          ('fc2.bias', (84,)),
-          ('fc3.weight', (10, 84)),
-          ('fc3.bias', (10,)),
-      ]
-  )
+  sd = _random_state_dict([('conv1.weight', (6, 3, 3, 3)), *BLITZ_SHAPES[1:]])  # 3x3 where torch's net has 5x5
   with pytest.raises(UserError, match='conv1.weight'):
     torch_weights.load_state_dict(create_model('tutorial_cnn', rngs=nnx.Rngs(0)), sd)
   with pytest.raises(UserError, match='layers'):
