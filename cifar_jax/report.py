@@ -132,7 +132,14 @@ def _load_run(folder: pathlib.Path, name: str) -> Run | None:
 
 
 def load_runs(workdir: pathlib.Path) -> list[Run]:
-  """Every run folder of `workdir`, by name: its subfolders, and their subfolders (a sweep's `variant/seed=K`)."""
+  """The runs of `workdir`: those its sweep.json lists (the sweep that ran there last), else every run folder
+  by name: its subfolders, and their subfolders (a sweep's `variant/seed=K`).
+
+  The list keeps runs of an earlier, different sweep out of the study: a single-seed run in `variant/` is not
+  counted again beside the `variant/seed=K` runs of a seeded sweep of the same folder."""
+  listed = (run_dir.read_json(workdir / run_dir.SWEEP_FILE) or {}).get('variants')
+  if listed:
+    return [run for run in (_load_run(workdir / r['name'], r['name']) for r in listed) if run is not None]
   runs = []
   for folder in sorted(p for p in workdir.iterdir() if p.is_dir()):
     nested = [_load_run(sub, f'{folder.name}/{sub.name}') for sub in sorted(folder.iterdir()) if sub.is_dir()]

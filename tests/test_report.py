@@ -27,7 +27,7 @@ def _write_run(
 ) -> None:
   """A run folder as train.py writes it: config.json, metrics.jsonl and (unless unfinished) summary.json;
   `examples` is the size of its validation set, twice that of its test set; unrecorded when None (as in old runs)."""
-  folder.mkdir(parents=True)
+  folder.mkdir(parents=True, exist_ok=True)
   config = {
       'model': {'name': 'mlp', 'activation': activation, 'hidden_sizes': [32]},
       'optimizer': {'learning_rate': lr},
@@ -285,3 +285,15 @@ def test_unequal_seed_counts_and_unrecorded_set_sizes_are_said_not_tested(tmp_pa
   assert rows['b']['vs_best'] == 'not tested: n=1 against n=2 (a test needs n >= 2 on both sides, or one run each)'
   assert rows['c']['val_accuracy_binomial_se'] == '' and rows['c']['vs_best'].startswith('not tested')
   assert 'not recorded by every run' in (tmp_path / 'results.md').read_text()
+
+
+def test_a_seeded_sweep_over_an_old_single_seed_run_counts_only_its_own_runs(seeded_runs):
+  _write_run(seeded_runs / 'old_single', lr=0.9, final=0.9)  # a run of an earlier sweep, not listed below
+  for name in SEEDED:  # the seeded sweep ran into folders that already held a single-seed run each
+    _write_run(seeded_runs / name, lr=0.1, final=0.99)
+  listed = [{'name': f'{name}/seed={seed}'} for name in SEEDED for seed in range(len(SEEDED[name]))]
+  (seeded_runs / run_dir.SWEEP_FILE).write_text(json.dumps({'variants': listed}))
+  report.write_report(seeded_runs)
+  runs = _csv_rows(seeded_runs)
+  assert sorted(r['name'] for r in runs) == sorted(r['name'] for r in listed)
+  assert {r['n'] for r in _aggregates(seeded_runs).values()} == {'5'}
