@@ -35,7 +35,7 @@ data...) is recorded as failed with its reason, in sweep.json and its summary.js
 Ctrl-C stops the whole sweep (run the same command again to resume it). sweep.json holds the command, one
 record per run (its folder, variant, seed, config file, overrides and status) and the varied keys. At the end
 `cifar_jax.report` writes results.md, results.csv and the plots. The exit status is 1 on bad input or when a
-variant failed, 130 when interrupted.
+variant failed, 130 when interrupted by Ctrl-C, 143 by SIGTERM (both checkpointed).
 """
 
 from collections.abc import Callable, Sequence
@@ -403,7 +403,7 @@ class _Flags:
 
 
 def main(argv: list[str], cli: _Flags) -> None:
-  """Runs the sweep; exits 1 on bad input or when a variant failed, 130 when interrupted."""
+  """Runs the sweep; exits 1 on bad input or when a variant failed, 130 on Ctrl-C, 143 on SIGTERM."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
   absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
@@ -419,9 +419,12 @@ def main(argv: list[str], cli: _Flags) -> None:
   except KeyboardInterrupt:
     print('interrupted: run the same command again to resume the sweep', file=sys.stderr)
     sys.exit(130)
+  except train.Stopped as e:  # not an error: checkpointed as asked; the same command resumes the sweep
+    print(e, file=sys.stderr)
+    sys.exit(e.exit_status)
   except UserError as e:
     print(f'error: {e}', file=sys.stderr)
-    sys.exit(130 if isinstance(e, train.Stopped) else 1)
+    sys.exit(1)
   sys.exit(1 if any(r['status'] == 'failed' for r in records) else 0)
 
 

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import types
 
 import ml_collections
 from PIL import Image
@@ -353,3 +354,17 @@ def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(t
   ).read_text().splitlines()[0]
   sweep.run_sweep(config, tmp_path / 'auto', cli)
   assert capsys.readouterr().out.count('finished earlier, skipped') == 4
+
+
+@pytest.mark.parametrize(('signal_name', 'status'), [('SIGINT', 130), ('SIGTERM', 143)])
+def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkeypatch, capsys, signal_name, status):
+  def stopped(*args, **kwargs):
+    raise train.Stopped(f'{signal_name} received: checkpoint written', signal_name)
+
+  monkeypatch.setattr(sweep, 'run_sweep', stopped)
+  flags = {'config': None, 'workdir': 'unused', 'assignments': [], 'allow_config_change': False}
+  cli = types.SimpleNamespace(**{name: types.SimpleNamespace(value=value) for name, value in flags.items()})
+  with pytest.raises(SystemExit) as exited:
+    sweep.main(['sweep'], cli)
+  assert exited.value.code == status  # 128 + the signal's number, as the shell reports a process it stopped
+  assert capsys.readouterr().err == f'{signal_name} received: checkpoint written\n'
