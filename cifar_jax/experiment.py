@@ -74,7 +74,7 @@ def build_experiment(
     total_steps = min(total_steps, config.num_train_steps)
   dp = parallel.create_parallel(config.parallelism)
   model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
-  parallel.set_batchnorm_axis(model, dp.axis_name)
+  parallel.set_batch_axis(model, dp.axis_name)
   learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch)
   tx = optim.create_optimizer(config, learning_rate_fn)
   graphdef, state = create_train_state(model, tx)

@@ -124,9 +124,9 @@ def create_parallel(name: str) -> DataParallel:
   return JitParallel() if name == 'jit' else PmapParallel()
 
 
-def set_batchnorm_axis(model: nnx.Module, axis_name: str | None) -> None:
-  """Makes every BatchNorm average its batch statistics over `axis_name`, and every Dropout number its
-  examples across it (needed under pmap)."""
+def set_batch_axis(model: nnx.Module, axis_name: str | None) -> None:
+  """Names the device axis that splits the batch (`axis_name`, under pmap) to every layer that must see the
+  global batch: BatchNorm averages its statistics over it, Dropout numbers its examples across it."""
   for _, module in nnx.iter_modules(model):
     if isinstance(module, (nnx.BatchNorm, layers.Dropout)):
       module.axis_name = axis_name

@@ -36,7 +36,7 @@ def _batch(seed=0, n=BATCH):
 
 def _setup(config, axis_name=None):
   model = experiment.build_model(config)
-  parallel.set_batchnorm_axis(model, axis_name)
+  parallel.set_batch_axis(model, axis_name)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch=10))
   graphdef, state = experiment.create_train_state(model, tx)
   cfg = steps.StepConfig(seed=config.seed, axis_name=axis_name)

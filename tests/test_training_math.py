@@ -100,7 +100,7 @@ def test_dropout_zeroes_at_its_rate_and_scales_the_rest_like_pytorch():
 def _train_with(dp, batches):
   """Three SGD steps of a dropout-0.5 MLP under the parallelism `dp`: the losses and final parameters."""
   model = _mlp(hidden_sizes=(32,), dropout=0.5)
-  parallel.set_batchnorm_axis(model, dp.axis_name)
+  parallel.set_batch_axis(model, dp.axis_name)
   graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
   train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(seed=0, axis_name=dp.axis_name))
   train_step, state = dp.compile_train(train_step), dp.put_state(state)
