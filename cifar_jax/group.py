@@ -17,15 +17,28 @@ Grouping (`group_key`, `group_variants`): everything but VECTOR_KEYS must be equ
 each is zero (momentum, weight decay, L1, L2, label smoothing: the builders add a term only when it is
 non-zero). `model.dropout` is part of the key (nnx.Dropout's rate is a Python float). ReduceLROnPlateau
 (`schedule.name=plateau`), the tf.data pipeline, `parallelism=pmap` and `max_members=1` leave a variant alone.
+
+Whether a group pays off (`probe`): a vmapped step does the members' work at once, which is much faster than
+one member after another when a step leaves the device idle (small models, the dispatch of every step) and can
+be much slower when it does not (vmapped convolutions become grouped ones, and a conv step under `lax.scan`
+runs several times slower on XLA's CPU backend: benchmarks/README.md). The sweep's `vectorize='auto'` therefore
+measures it on the machine at hand: PROBE_STEPS steps of the group (one fused call) against the same steps of
+its first member alone, taken as its sequential run takes them (`train.take_steps`: fused or one dispatch per
+step, as its `steps_per_call` says), each compiled and warmed first; it groups only when the group's call takes
+at most `members` times the single one. The compilations a group saves are left out, which favours running
+one by one.
 """
 
 import dataclasses
 import functools
+import itertools
 import math
 import operator
 import pathlib
+import statistics
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -57,6 +70,8 @@ _ZERO_MATTERS = (
 )
 # Keys that change neither the computation nor its shapes (a group may mix them).
 _FREE_KEYS = run_dir.RESUME_SAFE_KEYS | {'steps_per_call'}
+PROBE_STEPS = 4  # steps per timed call of `probe`
+PROBE_REPEATS = 3  # timed calls of each program, after one that compiles and warms it; the median counts
 
 
 def group_key(config: ml_collections.ConfigDict) -> tuple[Any, ...] | None:
@@ -253,9 +268,43 @@ class Group:
           self._train_epoch()
       return [self._finish(m) for m in range(len(self.configs))]
     finally:
-      for c, log in zip(self.checkpoints, self.logs):
-        c.close()
+      self.close()
+      for log in self.logs:
         log.close()
+
+  def close(self) -> None:
+    """Waits for the members' checkpoints being written and releases their managers."""
+    for c in self.checkpoints:
+      c.close()
+
+  def seconds_per_call(self, length: int = PROBE_STEPS) -> float:
+    """Median seconds of one call of `length` steps of every member, after a call that compiles and warms the
+    program. It trains the group's state without logging or saving anything: for a probe, then discarded."""
+    order, counter = self._order_table(0), jnp.zeros(2, jnp.int32)
+    self.pending = _stack([steps.TrainMetrics.empty()] * len(self.configs))
+
+    def call():
+      self.state, self.pending = self._call(
+          self.state, self.pending, self.hyper, *self.pipeline.splits['train'], order, counter, length
+      )
+      return self.state
+
+    return _median_seconds(call)
+
+  def seconds_alone(self, length: int = PROBE_STEPS) -> float:
+    """Median seconds of `length` steps of the first member alone, taken as its sequential run takes them
+    (`train.take_steps`), after a first round that compiles and warms; from its fresh state, then discarded."""
+    exp = experiment.build_experiment(self.configs[0], self.data)  # with its own pipeline, as a run builds it
+    state, batches = exp.dp.put_state(exp.state), None
+    if exp.fused is None:  # the batches of epoch 0, 1, ...: the warm-up and the timed calls may need more than one
+      batches = itertools.chain.from_iterable(exp.pipeline.train_batches(e, 0) for e in itertools.count())
+
+    def call():
+      nonlocal state
+      state, _ = train.take_steps(exp, state, None, 0, 0, length, batches)
+      return state
+
+    return _median_seconds(call)
 
   def _train_epoch(self) -> None:
     """Trains every member to the end of the epoch (or the cap), then validates and checkpoints each."""
@@ -367,6 +416,52 @@ class Group:
     )
     train.write_results(self.workdirs[m], self.configs[m], record, summary)
     return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+  """What `probe` measured: seconds per call of `steps` steps for the whole group and for one member alone."""
+
+  members: int
+  steps: int
+  group_seconds: float
+  single_seconds: float
+
+  @property
+  def pays_off(self) -> bool:
+    """Whether the group trains its members at least as fast as running them one after another."""
+    return self.group_seconds <= self.members * self.single_seconds
+
+  def __str__(self) -> str:
+    verdict = 'one group' if self.pays_off else 'one by one'
+    return (
+        f'{self.members} runs together take {self.group_seconds / self.steps * 1e3:.2f} ms per step, one alone '
+        f'{self.single_seconds / self.steps * 1e3:.2f} ms ({self.group_seconds / self.single_seconds:.2f} x): '
+        f'{verdict}'
+    )
+
+
+def probe(configs: Sequence[ml_collections.ConfigDict]) -> Probe:
+  """Times the group of `configs` against its first member alone on this machine (see the module docstring),
+  in throwaway folders, from fresh states."""
+  with tempfile.TemporaryDirectory(prefix='cifar_jax_probe_') as tmp:
+    trial = Group(configs, [pathlib.Path(tmp) / str(k) for k in range(len(configs))])
+    try:
+      length = min(PROBE_STEPS, trial.steps_per_epoch)  # a fused call never crosses an epoch's end
+      return Probe(len(configs), length, trial.seconds_per_call(length), trial.seconds_alone(length))
+    finally:
+      trial.close()
+
+
+def _median_seconds(call: Callable[[], Any]) -> float:
+  """Median wall seconds of PROBE_REPEATS calls of `call` to the device finishing what it returns, after one
+  call that compiles and warms."""
+  seconds = []
+  for _ in range(1 + PROBE_REPEATS):
+    start = time.perf_counter()
+    jax.block_until_ready(call())
+    seconds.append(time.perf_counter() - start)
+  return statistics.median(seconds[1:])
 
 
 def _stack(trees: Sequence[Any]) -> Any:

@@ -60,6 +60,7 @@ from cifar_jax.config_lib import load_config_file, parse_assignment, parse_flags
 from cifar_jax.errors import ConfigError, UserError, check_choice
 
 VARIANT_KEYS = ('name', 'config', 'overrides')
+VECTORIZE = ('off', 'on', 'auto')  # the sweep key vectorize: never group, always group, group where it pays off
 
 
 @dataclasses.dataclass
@@ -228,9 +229,10 @@ def _varied(variants: Sequence[SweepRun]) -> list[str]:
 
 
 def _batches(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], workdir: pathlib.Path) -> list[list[int]]:
-  """The runs' indices in the order they train: with vectorize='auto', the runs not finished yet that share a
-  `group.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone."""
-  check_choice('vectorize', sweep.vectorize, ('off', 'auto'))
+  """The runs' indices in the order they train: with vectorize='on', the runs not finished yet that share a
+  `group.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
+  With 'auto', such a group is kept only where `group.probe` measures that it pays off on this machine."""
+  check_choice('vectorize', sweep.vectorize, VECTORIZE)
   if sweep.vectorize == 'off':
     return [[i] for i in range(len(variants))]
   batches, unfinished = [], {}
@@ -241,8 +243,19 @@ def _batches(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], wor
       unfinished.setdefault(_latest_step(workdir / v.name), []).append(i)
   for indices in unfinished.values():
     groups = group.group_variants([variants[i].config for i in indices], sweep.max_members)
-    batches += [[indices[k] for k in members] for members in groups]
+    for members in groups:
+      batch = [indices[k] for k in members]
+      batches += [batch] if _worth_grouping(sweep, [variants[i] for i in batch]) else [[i] for i in batch]
   return sorted(batches)
+
+
+def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun]) -> bool:
+  """Whether `variants` (one possible group) train as one: always with vectorize='on', measured with 'auto'."""
+  if len(variants) == 1 or sweep.vectorize == 'on':
+    return True
+  measured = group.probe([v.config for v in variants])
+  print(f'Probe of {", ".join(v.name for v in variants)}: {measured}', flush=True)
+  return measured.pays_off
 
 
 def _latest_step(folder: pathlib.Path) -> int | None:

@@ -4,6 +4,7 @@ import dataclasses
 import math
 import pathlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import flax
@@ -207,15 +208,14 @@ class Trainer:
     self.progress.start(self.step)
     batches = None if exp.fused else iter(exp.pipeline.train_batches(epoch, self.step - epoch * exp.steps_per_epoch))
     while True:
+      n = 1
       if exp.fused is not None:  # steps_per_call > 1: several steps per dispatch, batches made on the device
         n = fused.call_length(
             self.step, exp.steps_per_epoch, config.log_every_steps, exp.total_steps, config.steps_per_call
         )
-        self.state, self.pending = exp.fused(self.state, self.pending, epoch, self.step % exp.steps_per_epoch, n)
-      else:
-        n = 1
-        self.state, step_metrics = exp.train_step(self.state, exp.dp.put_batch(next(batches)))
-        self.pending = step_metrics if self.pending is None else self.pending.merge(step_metrics)
+      self.state, self.pending = take_steps(
+          exp, self.state, self.pending, epoch, self.step % exp.steps_per_epoch, n, batches
+      )
       self.step += n
       self.progress.tick(self.step)
       epoch_done = self.step % exp.steps_per_epoch == 0
@@ -351,6 +351,26 @@ def write_results(
   run_dir.write_json(workdir / run_dir.SUMMARY_FILE, summary)
   if record.history:
     writers.plot_curves(record.history, workdir / run_dir.CURVES_FILE, title=f'{config.model.name} on CIFAR-10')
+
+
+def take_steps(
+    exp: experiment.Experiment,
+    state: steps.TrainState,
+    pending: steps.TrainMetrics | None,
+    epoch: int,
+    batch: int,
+    length: int,
+    batches: Iterator[Any] | None,
+) -> tuple[steps.TrainState, steps.TrainMetrics]:
+  """`length` train steps from batch `batch` of `epoch`, as a run takes them: one fused call (steps_per_call > 1,
+  batches made on the device) or one dispatch per step of what `batches` yields; the metrics merged onto
+  `pending`."""
+  if exp.fused is not None:
+    return exp.fused(state, pending, epoch, batch, length)
+  for _ in range(length):
+    state, step_metrics = exp.train_step(state, exp.dp.put_batch(next(batches)))
+    pending = step_metrics if pending is None else pending.merge(step_metrics)
+  return state, pending
 
 
 def train_and_evaluate(

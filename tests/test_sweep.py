@@ -12,7 +12,7 @@ import ml_collections
 from PIL import Image
 import pytest
 
-from cifar_jax import report, run_dir, sweep, train
+from cifar_jax import group, report, run_dir, sweep, train
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError
 
@@ -326,13 +326,13 @@ def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
 
 
 def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(tmp_path, cifar10_dir, capsys):
-  """vectorize=auto with max_members=3 on 2 learning rates x 2 seeds: one group of 3 and the 4th alone; every
+  """vectorize=on with max_members=3 on 2 learning rates x 2 seeds: one group of 3 and the 4th alone; every
   folder holds what the sequential sweep's does, with the same numbers to float32 rounding (rel 1e-4)."""
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
   cli = [f'data.data_dir={cifar10_dir}', 'data.pipeline=device']
   sequential = sweep.run_sweep(config, tmp_path / 'off', cli)
-  config.vectorize, config.max_members = 'auto', 3
+  config.vectorize, config.max_members = 'on', 3
   vectorized = sweep.run_sweep(config, tmp_path / 'auto', cli)
   assert (
       '3 runs as one vectorized group: learning_rate=0.01/seed=0, learning_rate=0.01/seed=1, '
@@ -368,3 +368,23 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
     sweep.main(['sweep'], cli)
   assert exited.value.code == status  # 128 + the signal's number, as the shell reports a process it stopped
   assert capsys.readouterr().err == f'{signal_name} received: checkpoint written\n'
+
+
+@pytest.mark.parametrize(('pays_off', 'batches'), [(True, [[0, 1], [2, 3]]), (False, [[0], [1], [2], [3]])])
+def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
+    tmp_path, cifar10_dir, monkeypatch, capsys, pays_off, batches
+):
+  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config.seeds, config.vectorize, config.max_members = 2, 'auto', 2
+  variants = sweep.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
+  probed = []
+
+  def probe(configs):
+    probed.append([c.seed for c in configs])
+    return group.Probe(len(configs), steps=4, group_seconds=1.0 if pays_off else 3.0, single_seconds=1.0)
+
+  monkeypatch.setattr(group, 'probe', probe)
+  assert sweep._batches(config, variants, tmp_path) == batches  # pylint: disable=protected-access
+  assert probed == [[0, 1], [0, 1]]  # each learning rate's two seeds, probed once
+  verdict = 'one group' if pays_off else 'one by one'
+  assert capsys.readouterr().out.count(f'(1.00 x): {verdict}' if pays_off else f'(3.00 x): {verdict}') == 2
