@@ -5,6 +5,7 @@ r"""Reproduces both reports with one resumable command, in time-boxed slices; ge
     python -m cifar_jax.reproduce --status                         # what is done, what remains, time left
     python -m cifar_jax.reproduce --write-docs [--from tp3_dense=runs/tp3_dense_5seeds]
     python -m cifar_jax.reproduce --quick                          # the whole chain in minutes on a CPU
+    python -m cifar_jax.reproduce --max-minutes=9 --set=steps_per_call=50 --vectorize   # on a GPU
 
 Every study of `reproduce_plan.STUDIES` runs in that order as a sweep (`cifar_jax.sweep`) in
 `<workdir>/<study>`, each variant once per seed where the study has seeds, on the device pipeline. A finished
@@ -16,6 +17,9 @@ chain stops, prints a summary and exits 0; the same command continues (and first
 slice finished). The margin covers the checkpoint and
 whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
 Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it.
+`--set=KEY=VALUE` applies a run-config setting to every run (after the chain's own), for settings that change
+the speed and not the numbers beyond float rounding (`steps_per_call`, `log_every_steps`); `--vectorize` lets
+each study's sweep group its seeds where that is measured to pay off (`vectorize='auto'`, cifar_jax.group).
 
 `--quick` shrinks everything (256 training and 128 evaluation images, one epoch, batch 32, the big models at
 tiny widths, the first two variants of each study, at most two seeds) into `runs/reproduce_quick`: it proves
@@ -85,9 +89,12 @@ def tiny_model(name: str) -> dict[str, Any]:
   return {}  # the MLPs and LeNets are small already
 
 
-def study_sweep(study: Study, quick: bool = False) -> ml_collections.ConfigDict:
-  """The sweep config that runs `study`: its sweep file, the study's variants and seeds, shrunk for --quick."""
+def study_sweep(study: Study, quick: bool = False, vectorize: bool = False) -> ml_collections.ConfigDict:
+  """The sweep config that runs `study`: its sweep file, the study's variants and seeds, shrunk for --quick,
+  with `vectorize='auto'` when asked (runs that differ only in seed or numbers train as one group)."""
   config = sweep.load_config_file(study.sweep)
+  if vectorize:
+    config.vectorize = 'auto'
   if study.variants:
     config.variants = [e for e in config.variants if _entry_name(e, config.base) in study.variants]
   if quick:
@@ -124,18 +131,20 @@ class Options:
   max_minutes: float | None = None
   margin_seconds: float = DEFAULT_MARGIN_SECONDS
   command: str = ''
+  extra_settings: tuple[str, ...] = ()
+  vectorize: bool = False
 
   def settings(self) -> list[str]:
-    """The --set lines every run of the chain gets."""
+    """The --set lines every run of the chain gets; the user's own (--set) last, so that they win."""
     sets = [f'data.pipeline={self.pipeline}']
     if self.data_dir:
       sets.append(f'data.data_dir={self.data_dir}')
-    return sets + (list(QUICK_SETTINGS) if self.quick else [])
+    return sets + (list(QUICK_SETTINGS) if self.quick else []) + list(self.extra_settings)
 
 
 def expand_study(study: Study, options: Options) -> list[Any]:
   """Every run of `study` (each variant once per seed) with its resolved config."""
-  return sweep.expand(study_sweep(study, options.quick), options.settings())
+  return sweep.expand(study_sweep(study, options.quick, options.vectorize), options.settings())
 
 
 # ---- Progress and the estimate of the time left.
@@ -329,7 +338,7 @@ def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
       if box.requested:
         break
       folder = options.workdir / study.name
-      sweep_config = study_sweep(study, options.quick)
+      sweep_config = study_sweep(study, options.quick, options.vectorize)
       if study.seeds > 1 and 'seeds' not in sweep_config:
         print(f'note: {study.name}: this version of cifar_jax.sweep has no seeds key; one seed per variant')
       print(f'\n=== {study.name}: {study.title}', flush=True)
@@ -405,6 +414,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       default='device',
       help='input pipeline of every run (default device: no TensorFlow, fastest)',
   )
+  parser.add_argument(
+      '--set',
+      dest='settings',
+      action='append',
+      default=[],
+      metavar='KEY=VALUE',
+      help='a run-config setting for every run of the chain, e.g. steps_per_call=50 on a GPU (repeatable)',
+  )
+  parser.add_argument(
+      '--vectorize',
+      action='store_true',
+      help="train a study's runs that differ only in seed or numeric hyperparameters as one group",
+  )
   parser.add_argument('--status', action='store_true', help='print progress and the estimate; train nothing')
   parser.add_argument(
       '--write-docs',
@@ -437,6 +459,8 @@ def main(argv: Sequence[str]) -> int:
       args.max_minutes,
       args.margin_seconds,
       shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]),
+      tuple(args.settings),
+      args.vectorize,
   )
   try:
     studies = [s for name in args.only for s in reproduce_plan.find(name)] or list(reproduce_plan.STUDIES)

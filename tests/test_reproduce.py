@@ -107,6 +107,17 @@ def test_full_plan_runs_every_variant_with_the_study_seeds():
   assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
 
 
+def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_the_sweep_measure():
+  args = reproduce.parse_args(['--quick', '--set=steps_per_call=8', '--set=batch_size=16', '--vectorize'])
+  options = reproduce.Options(pathlib.Path('unused'), quick=True, extra_settings=tuple(args.settings))
+  runs = reproduce.expand_study(reproduce_plan.find('tp3_final')[0], options)
+  assert {(r.config.steps_per_call, r.config.batch_size) for r in runs} == {(8, 16)}  # --quick alone sets 32
+  assert (
+      args.vectorize and reproduce.study_sweep(reproduce_plan.find('tp3_final')[0], vectorize=True).vectorize == 'auto'
+  )
+  assert reproduce.study_sweep(reproduce_plan.find('tp3_final')[0]).vectorize == 'off'
+
+
 SWEEP = """
 import ml_collections
 from configs.sweeps import smoke
