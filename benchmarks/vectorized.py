@@ -1,18 +1,23 @@
 r"""Sequential runs against one vectorized group, and single against fused steps, side by side in one run.
 
     python benchmarks/vectorized.py --out=runs/bench_vectorized [--members=8] [--quick]
+    python benchmarks/vectorized.py --out=runs/bench_r18 --config=configs/tp3/CNN_ResNet-18.py --epochs=1
 
-Rows (TP3's MLP, configs/tp3/MLP.py, batch 64, the device pipeline, no validation):
-  sequential   --members runs one after another through the trainer (steps_per_call=1), compile included
+Rows (--config, by default TP3's MLP, configs/tp3/MLP.py: batch 64; the device pipeline, no validation):
+  sequential   --members runs one after another through the trainer (steps_per_call=1), compile included;
+               with --sequential=S < members, only the first S run and their wall time is scaled by
+               members / S (marked in the table: sequential runs of one config take the same time each)
   vectorized   the same runs as one group (cifar_jax.group), compile included
   single       one run, steps_per_call=1: train images/s of the last epoch (the second by default: compiled)
   fused        one run, steps_per_call=steps per epoch: the same
   scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it
+and, under the table, what the sweep's vectorize='auto' probe (cifar_jax.group.probe) decides on this machine.
 Writes vectorized.md and vectorized.json under --out. --quick (2 members, 1 epoch of 256 images) only checks
 that every row runs, in seconds; its ratios mean nothing.
 """
 
 import argparse
+import dataclasses
 import functools
 import json
 import pathlib
@@ -27,13 +32,13 @@ import jax.numpy as jnp  # noqa: E402
 
 from cifar_jax import experiment, fused, group, optim, run_dir, steps, train  # noqa: E402
 from cifar_jax.data import cifar10, device  # noqa: E402
-from configs.tp3 import MLP  # noqa: E402
+from cifar_jax.config_lib import load_config_file  # noqa: E402
 
 QUICK_EXAMPLES = 256
 
 
 def _config(args: argparse.Namespace, seed: int, steps_per_call: int = 1):
-  config = MLP.get_config()
+  config = load_config_file(args.config)
   config.data.data_dir, config.data.pipeline, config.data.val_fraction = args.data_dir, 'device', 0.0
   config.seed, config.steps_per_call, config.num_epochs = seed, steps_per_call, args.epochs
   config.log_every_steps = 10**9  # one log line per epoch: the trainer's own cost, not the logging's
@@ -75,7 +80,9 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--out', required=True)
   parser.add_argument('--data_dir', default='../shared/data/cifar10')
+  parser.add_argument('--config', default='configs/tp3/MLP.py', help='the run config every member trains')
   parser.add_argument('--members', type=int, default=8)
+  parser.add_argument('--sequential', type=int, help='time only this many sequential runs, scaled (default all)')
   parser.add_argument('--epochs', type=int, default=2)
   parser.add_argument('--quick', action='store_true')
   args = parser.parse_args()
@@ -87,10 +94,14 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as tmp:
     tmp = pathlib.Path(tmp)
     configs = [_config(args, seed) for seed in range(args.members)]
-    sequential = _timed(lambda: [train.train_and_evaluate(c, tmp / f'seq{k}') for k, c in enumerate(configs)])
+    timed = min(args.sequential or args.members, args.members)
+    sequential = _timed(lambda: [train.train_and_evaluate(c, tmp / f'seq{k}') for k, c in enumerate(configs[:timed])])
+    sequential *= args.members / timed
     vectorized = _timed(lambda: group.Group(configs, [tmp / f'vec{k}' for k in range(args.members)]).run())
-    rows.append({'row': 'sequential', 'members': args.members, 'wall_s': sequential, 'ratio': 1.0})
+    label = 'sequential' if timed == args.members else f'sequential ({timed} timed, x {args.members / timed:g})'
+    rows.append({'row': label, 'members': args.members, 'timed_members': timed, 'wall_s': sequential, 'ratio': 1.0})
     rows.append({'row': 'vectorized', 'members': args.members, 'wall_s': vectorized, 'ratio': vectorized / sequential})
+    probe = group.probe(configs)  # what vectorize='auto' would decide here, beside what was measured
     scan = _scan_epoch(configs[0])
     steps_per_epoch = cifar10.steps_per_epoch(QUICK_EXAMPLES if args.quick else 50_000, configs[0].batch_size)
     for name, k in (('single', 1), ('fused', steps_per_epoch)):
@@ -100,19 +111,28 @@ def main() -> None:
     rows.append({'row': 'scan', 'members': 1, 'images_per_s': scan, 'ratio': 1.0})
   result = {
       'platform': jax.default_backend(),
+      'device': jax.devices()[0].device_kind,
+      'config': args.config,
       'device_count': jax.device_count(),
       'quick': args.quick,
       'epochs': args.epochs,
       'jax': jax.__version__,
       'rows': rows,
+      'probe': dataclasses.asdict(probe) | {'pays_off': probe.pays_off},
   }
   (out / 'vectorized.json').write_text(json.dumps(result, indent=2) + '\n')
-  lines = ['| row | members | wall s | img/s | ratio | ratio of |', '|---|---|---|---|---|---|']
+  lines = [
+      f'{args.config}, {args.epochs} epoch(s), on {result["device_count"]} x {result["device"]}, jax {jax.__version__}',
+      '',
+      '| row | members | wall s | img/s | ratio | ratio of |',
+      '|---|---|---|---|---|---|',
+  ]
   for r in rows:
     of = 'sequential wall time' if 'wall_s' in r else 'scan img/s'
     wall = f'{r["wall_s"]:.1f}' if 'wall_s' in r else ''
     ips = f'{r["images_per_s"]:,.0f}' if 'images_per_s' in r else ''
     lines.append(f'| {r["row"]} | {r["members"]} | {wall} | {ips} | {r["ratio"]:.2f} | {of} |')
+  lines += ['', f"vectorize='auto' probe: {probe}"]
   (out / 'vectorized.md').write_text('\n'.join(lines) + '\n')
   print('\n'.join(lines))
 

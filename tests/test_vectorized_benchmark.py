@@ -1,4 +1,5 @@
-"""Smoke-tests benchmarks/vectorized.py --quick: it runs on CPU and writes the rows its table promises."""
+"""Smoke-tests benchmarks/vectorized.py --quick: it runs on CPU, with another --config and a timed subset of the
+sequential runs, and writes the rows its table promises."""
 
 import json
 import os
@@ -17,6 +18,8 @@ def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
       '--out',
       str(tmp_path),
       f'--data_dir={cifar10_dir}',
+      '--config=configs/tp3/CNN_LeNet-5.py',
+      '--sequential=1',
   ]
   done = subprocess.run(
       command,
@@ -29,7 +32,12 @@ def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
   )
   assert done.returncode == 0, done.stderr[-3000:]
   results = json.loads((tmp_path / 'vectorized.json').read_text())
-  assert [r['row'] for r in results['rows']] == ['sequential', 'vectorized', 'single', 'fused', 'scan']
-  assert all(r['ratio'] > 0 for r in results['rows'])
+  rows = results['rows']
+  assert [r['row'] for r in rows] == ['sequential (1 timed, x 2)', 'vectorized', 'single', 'fused', 'scan']
+  assert (rows[0]['members'], rows[0]['timed_members']) == (2, 1)
+  assert all(r['ratio'] > 0 for r in rows)
+  assert results['config'] == 'configs/tp3/CNN_LeNet-5.py'
   table = (tmp_path / 'vectorized.md').read_text().splitlines()
-  assert len(table) == 2 + len(results['rows'])
+  assert table[0].startswith('configs/tp3/CNN_LeNet-5.py, 1 epoch(s), on ')
+  assert len(table) == 4 + len(rows) + 2
+  assert results['probe']['members'] == 2 and table[-1].startswith("vectorize='auto' probe: 2 runs together take")
