@@ -1,40 +1,11 @@
 """PyTorch twins of every model family, written as the reports' and kuangliu/pytorch-cifar's modules are."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from benchmarks.torch_reference import BasicBlock  # the benchmark's block, with the UPV options
-
-
-class ResNet(nn.Module):
-
-  def __init__(self, stage_sizes, width):
-    super().__init__()
-    self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-    self.bn1 = nn.BatchNorm2d(width)
-    blocks, cin = [], width
-    for stage, n in enumerate(stage_sizes):
-      for block in range(n):
-        blocks.append(BasicBlock(cin, width * 2**stage, 2 if stage and not block else 1))
-        cin = width * 2**stage
-    self.layers = nn.Sequential(*blocks)
-    self.linear = nn.Linear(cin, 10)
-
-  def forward(self, x):
-    out = self.layers(F.relu(self.bn1(self.conv1(x))))
-    return self.linear(out.mean((2, 3)))
-
-
-def vgg(stages):
-  body, cin = [], 3
-  for widths in stages:
-    for w in widths:
-      body += [nn.Conv2d(cin, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
-      cin = w
-    body.append(nn.MaxPool2d(2))
-  size = 32 // 2 ** len(stages)
-  return nn.Sequential(*body, nn.Flatten(), nn.Linear(cin * size * size, 10))
+# The benchmark's ResNet and VGG are the twins of ours (the converter matches layers by order and shape, not
+# names); its block, with the UPV options, builds the UPV report's residual networks below.
+from benchmarks.torch_reference import VGG, BasicBlock, ResNet
 
 
 def lenet(c5_conv):
@@ -86,7 +57,7 @@ TWINS = {  # our model name and options -> its PyTorch twin
     ('mlp', ()): mlp,
     ('lenet5', ()): lambda: lenet(True),
     ('tutorial_cnn', ()): lambda: lenet(False),
-    ('vgg11', ()): lambda: vgg(((64,), (128,), (256, 256), (512, 512), (512, 512))),
+    ('vgg11', ()): lambda: VGG(((64,), (128,), (256, 256), (512, 512), (512, 512))),
     ('resnet18', (('width', 8),)): lambda: ResNet((2, 2, 2, 2), 8),
     ('upv_cnn', ()): lambda: upv(CNN),
     ('upv_resnet', ()): lambda: upv(RESNET),
