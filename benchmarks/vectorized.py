@@ -8,9 +8,10 @@ Rows (--config, by default TP3's MLP, configs/tp3/MLP.py: batch 64; the device p
                with --sequential=S < members, only the first S run and their wall time is scaled by
                members / S (marked in the table: sequential runs of one config take the same time each)
   vectorized   the same runs as one group (cifar_jax.group), compile included
-  single       one run, steps_per_call=1: train images/s of the last epoch (the second by default: compiled)
-  fused        one run, steps_per_call=steps per epoch: the same
-  scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it
+  single       one run of 1 + --reps epochs, steps_per_call=1: the median of its compiled epochs' train images/s
+  fused        the same with steps_per_call=steps per epoch
+  scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it: the
+               median of --reps epochs after a compiling one
 and, under the table, what the sweep's vectorize='auto' probe (cifar_jax.group.probe) decides on this machine.
 Writes vectorized.md and vectorized.json under --out. --quick (2 members, 1 epoch of 256 images) only checks
 that every row runs, in seconds; its ratios mean nothing.
@@ -21,6 +22,7 @@ import dataclasses
 import functools
 import json
 import pathlib
+import statistics
 import sys
 import tempfile
 import time
@@ -37,10 +39,10 @@ from cifar_jax.config_lib import load_config_file  # noqa: E402
 QUICK_EXAMPLES = 256
 
 
-def _config(args: argparse.Namespace, seed: int, steps_per_call: int = 1):
+def _config(args: argparse.Namespace, seed: int, steps_per_call: int = 1, epochs: int | None = None):
   config = load_config_file(args.config)
   config.data.data_dir, config.data.pipeline, config.data.val_fraction = args.data_dir, 'device', 0.0
-  config.seed, config.steps_per_call, config.num_epochs = seed, steps_per_call, args.epochs
+  config.seed, config.steps_per_call, config.num_epochs = seed, steps_per_call, epochs or args.epochs
   config.log_every_steps = 10**9  # one log line per epoch: the trainer's own cost, not the logging's
   if args.quick:
     config.data.max_train_examples, config.data.max_eval_examples = QUICK_EXAMPLES, 128
@@ -54,13 +56,15 @@ def _timed(fn) -> float:
 
 
 def _epoch_images_per_s(workdir: pathlib.Path) -> float:
-  """Training images/s of the last epoch, from the trainer's own clock (metrics.jsonl)."""
+  """Median training images/s of the epochs after the first (which compiles), from the trainer's own clock
+  (metrics.jsonl: one line per epoch); the only epoch's when there is one."""
   lines = [r for r in run_dir.read_metrics(workdir) if r['kind'] == 'train']
-  return lines[-1]['images_per_second']
+  return statistics.median(r['images_per_second'] for r in lines[1:] or lines)
 
 
-def _scan_epoch(config) -> float:
-  """Images/s of a bare jit(lax.scan) over one epoch of the trainer's step and batch recipe (compiled)."""
+def _scan_epoch(config, reps: int) -> float:
+  """Images/s of a bare jit(lax.scan) over one epoch of the trainer's step and batch recipe: the median of
+  `reps` epochs after one that compiles."""
   data = train.load_data(config)
   mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   pipeline = device.DevicePipeline(data, config, mesh)
@@ -72,7 +76,9 @@ def _scan_epoch(config) -> float:
   n = pipeline.steps_per_epoch
   args = (*pipeline.splits['train'], pipeline.order_table(0), jnp.zeros(2, jnp.int32), n)
   jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args))
-  seconds = _timed(lambda: jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args)))
+  seconds = statistics.median(
+      _timed(lambda: jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args))) for _ in range(reps)
+  )
   return n * config.batch_size / seconds
 
 
@@ -83,11 +89,12 @@ def main() -> None:
   parser.add_argument('--config', default='configs/tp3/MLP.py', help='the run config every member trains')
   parser.add_argument('--members', type=int, default=8)
   parser.add_argument('--sequential', type=int, help='time only this many sequential runs, scaled (default all)')
-  parser.add_argument('--epochs', type=int, default=2)
+  parser.add_argument('--epochs', type=int, default=2, help='epochs of each sequential and vectorized run')
+  parser.add_argument('--reps', type=int, default=3, help='timed epochs of the single, fused and scan rows')
   parser.add_argument('--quick', action='store_true')
   args = parser.parse_args()
   if args.quick:
-    args.members, args.epochs = 2, 1
+    args.members, args.epochs, args.reps = 2, 1, 1
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   rows = []
@@ -102,10 +109,10 @@ def main() -> None:
     rows.append({'row': label, 'members': args.members, 'timed_members': timed, 'wall_s': sequential, 'ratio': 1.0})
     rows.append({'row': 'vectorized', 'members': args.members, 'wall_s': vectorized, 'ratio': vectorized / sequential})
     probe = group.probe(configs)  # what vectorize='auto' would decide here, beside what was measured
-    scan = _scan_epoch(configs[0])
+    scan = _scan_epoch(configs[0], args.reps)
     steps_per_epoch = cifar10.steps_per_epoch(QUICK_EXAMPLES if args.quick else 50_000, configs[0].batch_size)
     for name, k in (('single', 1), ('fused', steps_per_epoch)):
-      train.train_and_evaluate(_config(args, 0, k), tmp / name)
+      train.train_and_evaluate(_config(args, 0, k, epochs=1 + args.reps), tmp / name)
       ips = _epoch_images_per_s(tmp / name)
       rows.append({'row': name, 'members': 1, 'images_per_s': ips, 'ratio': ips / scan})
     rows.append({'row': 'scan', 'members': 1, 'images_per_s': scan, 'ratio': 1.0})
@@ -116,13 +123,15 @@ def main() -> None:
       'device_count': jax.device_count(),
       'quick': args.quick,
       'epochs': args.epochs,
+      'reps': args.reps,
       'jax': jax.__version__,
       'rows': rows,
       'probe': dataclasses.asdict(probe) | {'pays_off': probe.pays_off},
   }
   (out / 'vectorized.json').write_text(json.dumps(result, indent=2) + '\n')
   lines = [
-      f'{args.config}, {args.epochs} epoch(s), on {result["device_count"]} x {result["device"]}, jax {jax.__version__}',
+      f'{args.config}, {args.epochs} epoch(s), on {result["device_count"]} x {result["device"]}, jax {jax.__version__};'
+      f' img/s rows: median of {args.reps} epoch(s)',
       '',
       '| row | members | wall s | img/s | ratio | ratio of |',
       '|---|---|---|---|---|---|',
