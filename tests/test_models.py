@@ -166,21 +166,12 @@ def test_zero_dropout_is_a_no_op_without_rngs():
 
 @pytest.mark.parametrize('name', layers.ACTIVATIONS)
 def test_activation(name):
-  """Every activation works alone and inside a model."""
+  """Every activation works alone and inside a model (its values: test_training_math's PyTorch formulas)."""
   x = jnp.linspace(-3.0, 3.0, 12).reshape(2, 6)
   y = layers.activation(name)(x)
   assert y.shape == x.shape and np.isfinite(y).all()
   model = build('mlp', hidden_sizes=(32,), activation=name)
   assert np.isfinite(apply(model, images())).all()
-
-
-def test_activation_semantics_follow_pytorch():
-  """Activations match PyTorch's defaults where frameworks differ."""
-  x = jnp.array([[-1.0, 0.0, 1.0, 7.0]])
-  np.testing.assert_allclose(layers.activation('leaky_relu')(x), [[-0.01, 0.0, 1.0, 7.0]], rtol=1e-6)
-  np.testing.assert_allclose(layers.activation('relu6')(x), [[0.0, 0.0, 1.0, 6.0]])
-  np.testing.assert_allclose(layers.activation('gelu')(x)[0, 2], 0.8413447, rtol=1e-6)  # exact erf form
-  np.testing.assert_allclose(layers.activation('softmax')(x).sum(axis=-1), [1.0], rtol=1e-6)
 
 
 def test_unknown_activation():
