@@ -93,6 +93,8 @@ def main() -> None:
   parser.add_argument('--reps', type=int, default=3, help='timed epochs of the single, fused and scan rows')
   parser.add_argument('--quick', action='store_true')
   args = parser.parse_args()
+  if args.sequential is not None and args.sequential < 1:
+    parser.error(f'--sequential={args.sequential} must be at least 1')
   if args.quick:
     args.members, args.epochs, args.reps = 2, 1, 1
   out = pathlib.Path(args.out)

@@ -118,6 +118,22 @@ def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_
   assert reproduce.study_sweep(reproduce_plan.find('tp3_final')[0]).vectorize == 'off'
 
 
+@pytest.mark.parametrize(
+    ('setting', 'message'),
+    [
+        (
+            'optimizer.learnig_rate=1',
+            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate?",
+        ),
+        ('oops', "--set='oops' must read key=value"),
+    ],
+)
+def test_a_bad_set_stops_the_chain_with_one_line(tmp_path, capsys, setting, message):
+  assert reproduce.main(['--quick', '--status', f'--workdir={tmp_path}', f'--set={setting}']) == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
+
+
 SWEEP = """
 import ml_collections
 from configs.sweeps import smoke

@@ -41,3 +41,16 @@ def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
   assert table[0].startswith('configs/tp3/CNN_LeNet-5.py, 1 epoch(s), on ')
   assert len(table) == 4 + len(rows) + 2
   assert results['probe']['members'] == 2 and table[-1].startswith("vectorize='auto' probe: 2 runs together take")
+
+
+def test_a_sequential_count_below_one_is_refused(tmp_path):
+  done = subprocess.run(
+      [sys.executable, 'benchmarks/vectorized.py', '--out', str(tmp_path), '--sequential=0'],
+      cwd=REPO,
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
+  assert done.returncode == 2 and 'error: --sequential=0 must be at least 1' in done.stderr
