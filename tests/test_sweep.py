@@ -370,9 +370,15 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
   assert capsys.readouterr().err == f'{signal_name} received: checkpoint written\n'
 
 
-@pytest.mark.parametrize(('pays_off', 'batches'), [(True, [[0, 1], [2, 3]]), (False, [[0], [1], [2], [3]])])
+@pytest.mark.parametrize(
+    ('group_seconds', 'batches', 'printed'),
+    [  # one member alone takes 1 s; 2 members pay off up to 2 s
+        (1.0, [[0, 1], [2, 3]], '(1.00 x): one group'),
+        (3.0, [[0], [1], [2], [3]], '(3.00 x): one by one'),
+    ],
+)
 def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
-    tmp_path, cifar10_dir, monkeypatch, capsys, pays_off, batches
+    tmp_path, cifar10_dir, monkeypatch, capsys, group_seconds, batches, printed
 ):
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.seeds, config.vectorize, config.max_members = 2, 'auto', 2
@@ -381,10 +387,9 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
 
   def probe(configs):
     probed.append([c.seed for c in configs])
-    return group.Probe(len(configs), steps=4, group_seconds=1.0 if pays_off else 3.0, single_seconds=1.0)
+    return group.Probe(len(configs), steps=4, group_seconds=group_seconds, single_seconds=1.0)
 
   monkeypatch.setattr(group, 'probe', probe)
   assert sweep._batches(config, variants, tmp_path) == batches  # pylint: disable=protected-access
   assert probed == [[0, 1], [0, 1]]  # each learning rate's two seeds, probed once
-  verdict = 'one group' if pays_off else 'one by one'
-  assert capsys.readouterr().out.count(f'(1.00 x): {verdict}' if pays_off else f'(3.00 x): {verdict}') == 2
+  assert capsys.readouterr().out.count(printed) == 2
