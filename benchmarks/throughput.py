@@ -36,7 +36,8 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
-from cifar_jax import experiment, parallel, train  # noqa: E402
+from cifar_jax import parallel  # noqa: E402
+from cifar_jax.training import experiment, trainer  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10, pipeline, tf_import  # noqa: E402
 from configs import default  # noqa: E402
 
@@ -142,7 +143,7 @@ def _config(
   config.model.update(args.model_kwargs)
   config.batch_size = config.eval_batch_size = batch_size
   config.dtype, config.parallelism = dtype, parallelism
-  train.check_config(config)
+  trainer.check_config(config)
   return config
 
 

@@ -7,12 +7,12 @@ Rows (--config, by default TP3's MLP, configs/tp3/MLP.py: batch 64; the device p
   sequential   --members runs one after another through the trainer (steps_per_call=1), compile included;
                with --sequential=S < members, only the first S run and their wall time is scaled by
                members / S (marked in the table: sequential runs of one config take the same time each)
-  vectorized   the same runs as one group (cifar_jax.group), compile included
+  vectorized   the same runs as one group (cifar_jax/training/group.py), compile included
   single       one run of 1 + --reps epochs, steps_per_call=1: the median of its compiled epochs' train images/s
   fused        the same with steps_per_call=steps per epoch
   scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it: the
                median of --reps epochs after a compiling one
-and, under the table, what the sweep's vectorize='auto' probe (cifar_jax.group.probe) decides on this machine.
+and, under the table, what the sweep's vectorize='auto' probe (training.group.probe) decides on this machine.
 Writes vectorized.md and vectorized.json under --out. --quick (2 members, 1 epoch of 256 images) only checks
 that every row runs, in seconds; its ratios mean nothing.
 """
@@ -32,7 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from cifar_jax import experiment, fused, group, optim, run_dir, steps, train  # noqa: E402
+from cifar_jax.training import experiment, fused, group, optim, run_dir, steps, trainer  # noqa: E402
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.config_lib import load_config_file  # noqa: E402
 
@@ -65,7 +65,7 @@ def _epoch_images_per_s(workdir: pathlib.Path) -> float:
 def _scan_epoch(config, reps: int) -> float:
   """Images/s of a bare jit(lax.scan) over one epoch of the trainer's step and batch recipe: the median of
   `reps` epochs after one that compiles."""
-  data = train.load_data(config)
+  data = trainer.load_data(config)
   mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   pipeline = device.DevicePipeline(data, config, mesh)
   model = experiment.build_model(config)
@@ -104,7 +104,7 @@ def main() -> None:
     tmp = pathlib.Path(tmp)
     configs = [_config(args, seed) for seed in range(args.members)]
     timed = min(args.sequential or args.members, args.members)
-    sequential = _timed(lambda: [train.train_and_evaluate(c, tmp / f'seq{k}') for k, c in enumerate(configs[:timed])])
+    sequential = _timed(lambda: [trainer.train_and_evaluate(c, tmp / f'seq{k}') for k, c in enumerate(configs[:timed])])
     sequential *= args.members / timed
     vectorized = _timed(lambda: group.Group(configs, [tmp / f'vec{k}' for k in range(args.members)]).run())
     label = 'sequential' if timed == args.members else f'sequential ({timed} timed, x {args.members / timed:g})'
@@ -114,7 +114,7 @@ def main() -> None:
     scan = _scan_epoch(configs[0], args.reps)
     steps_per_epoch = cifar10.steps_per_epoch(QUICK_EXAMPLES if args.quick else 50_000, configs[0].batch_size)
     for name, k in (('single', 1), ('fused', steps_per_epoch)):
-      train.train_and_evaluate(_config(args, 0, k, epochs=1 + args.reps), tmp / name)
+      trainer.train_and_evaluate(_config(args, 0, k, epochs=1 + args.reps), tmp / name)
       ips = _epoch_images_per_s(tmp / name)
       rows.append({'row': name, 'members': 1, 'images_per_s': ips, 'ratio': ips / scan})
     rows.append({'row': 'scan', 'members': 1, 'images_per_s': scan, 'ratio': 1.0})

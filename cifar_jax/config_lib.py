@@ -5,16 +5,17 @@ import ast
 import difflib
 import functools
 import importlib.util
+import json
 import pathlib
 import re
 import sys
 import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 from absl import flags
 import ml_collections
 
-from cifar_jax import run_dir
 from cifar_jax.errors import ConfigError
 
 # Every key a run reads, documented; found beside the package so that it works from any folder of a checkout.
@@ -34,9 +35,25 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return module.get_config()
 
 
+def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  """Nested mappings as one level of dotted keys; lists become tuples so that values compare and hash."""
+  flat = {}
+  for key, value in tree.items():
+    if hasattr(value, 'items'):
+      flat |= flatten(value, f'{prefix}{key}.')
+    else:
+      flat[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
+  return flat
+
+
+def config_as_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as the plain JSON object config.json holds (tuples become lists)."""
+  return json.loads(config.to_json_best_effort())
+
+
 def flat_keys(config: ml_collections.ConfigDict) -> list[str]:
   """The dotted names of every value of `config`, in its order (`optimizer.learning_rate`)."""
-  return list(run_dir.flatten(config.to_dict()))
+  return list(flatten(config.to_dict()))
 
 
 @functools.cache

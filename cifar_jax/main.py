@@ -4,7 +4,7 @@
 
 The same command with the same workdir resumes the run. Exit status: 0 when done, 1 on bad input (one line,
 `error: ...`), 130 after Ctrl-C and 143 after SIGTERM (the run's checkpoint is written first; see
-cifar_jax/preemption.py).
+cifar_jax/training/preemption.py).
 """
 
 import functools
@@ -15,7 +15,8 @@ from absl import app, flags
 from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from cifar_jax import config_lib, preemption, train
+from cifar_jax import config_lib
+from cifar_jax.training import preemption, trainer
 from cifar_jax.errors import UserError
 
 # Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
@@ -42,10 +43,10 @@ def main(argv: list[str]) -> None:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU runs only; GPUs use NCCL
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   try:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
   except KeyboardInterrupt:  # Ctrl-C outside the training steps (loading, compiling, the final evaluation)
     preemption.stop_now('SIGINT')
-  except train.Stopped as e:  # not an error: the run stopped as asked and can be resumed
+  except trainer.Stopped as e:  # not an error: the run stopped as asked and can be resumed
     print(e, file=sys.stderr)
     sys.exit(e.exit_status)
   except UserError as e:

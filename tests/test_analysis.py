@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cifar_jax import analysis, train
+from cifar_jax.study import analysis
+from cifar_jax.training import trainer
 from tests import helpers
 
 
@@ -27,7 +28,7 @@ def test_per_class_table_names_each_class_and_its_commonest_mistake():
 
 def test_confusion_of_a_trained_run_matches_its_test_accuracy(tmp_path, cifar10_dir):
   config = helpers.tiny_config(cifar10_dir, num_epochs=2)
-  summary = train.train_and_evaluate(config, tmp_path / 'run')
+  summary = trainer.train_and_evaluate(config, tmp_path / 'run')
   png, table = analysis.confusion(tmp_path / 'run')
   assert png.stat().st_size > 0
   total = table.read_text().splitlines()[-1]

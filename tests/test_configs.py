@@ -5,7 +5,9 @@ import pathlib
 from flax import nnx
 import pytest
 
-from cifar_jax import config_lib, experiment, sweep, train
+from cifar_jax import config_lib
+from cifar_jax.study import sweep
+from cifar_jax.training import experiment, trainer
 from cifar_jax.errors import ConfigError
 from cifar_jax.models import count_params
 
@@ -69,7 +71,7 @@ def test_every_report_experiment_has_its_config():
 @pytest.mark.parametrize('path', RUN_CONFIGS)
 def test_run_config_loads_passes_the_checks_and_says_how_to_run_it(path):
   config = config_lib.load_config_file(path)
-  train.check_config(config)  # builds the model abstractly: name, options, activation
+  trainer.check_config(config)  # builds the model abstractly: name, options, activation
   assert _params(config) > 0
   doc = pathlib.Path(path).read_text()
   if pathlib.Path(path).stem != 'base':  # a shared base is not an experiment
@@ -193,7 +195,7 @@ def test_a_mistyped_key_in_a_config_file_is_refused_naming_the_closest_one(tmp_p
   with pytest.raises(
       ConfigError, match=r"unknown config key 'optimizer.learnig_rate'; did you mean " r'optimizer.learning_rate\?'
   ):
-    train.check_config(config_lib.load_config_file(config_file))
+    trainer.check_config(config_lib.load_config_file(config_file))
   config = config_lib.load_config_file('configs/mlp.py')
   config.model.anything = 1  # model keys are the model's to check
   config_lib.check_known_keys(config)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cifar_jax import experiment
+from cifar_jax.training import experiment
 from cifar_jax.data import cifar10, device
 from configs import default
 

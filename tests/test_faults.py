@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax import run_dir, train
+from cifar_jax.training import run_dir, trainer
 from cifar_jax.errors import ConfigError, UserError
 
 STEPS = 24  # TINY: 8 steps an epoch, 3 epochs
@@ -92,7 +92,7 @@ def test_the_second_signal_ends_the_process_in_the_handler_with_128_plus_signal(
   """Deterministic: both signals reach the handler, whatever the timing of a real run."""
   script = (
       'import os, signal, time\n'
-      'from cifar_jax import preemption\n'
+      'from cifar_jax.training import preemption\n'
       'with preemption.StopRequest() as stop:\n'
       '  os.kill(os.getpid(), signal.SIGINT)\n'
       '  time.sleep(0.5)\n'
@@ -137,11 +137,11 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warni
     tmp_path, cifar10_dir, capsys, damage
 ):
   reference_path, path = tmp_path / 'reference', tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), reference_path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), reference_path)
   shutil.copytree(reference_path, path)
   damage(_largest_file(path / 'checkpoints' / 'latest' / str(STEPS) / 'state'))
   capsys.readouterr()
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), path)
   err = capsys.readouterr().err
   assert f'checkpoint {path.absolute() / "checkpoints" / "latest" / str(STEPS)} is damaged' in err
   assert (path / 'checkpoints' / 'corrupt' / f'latest-{STEPS}').is_dir()  # kept, not deleted
@@ -151,38 +151,38 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warni
 
 def test_no_usable_checkpoint_is_an_error_not_a_fresh_start(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
   for step in helpers.checkpoint_steps(path):
     _truncate(_largest_file(path / 'checkpoints' / 'latest' / str(step) / 'state'))
   metrics_before = (path / 'metrics.jsonl').read_text()
   with pytest.raises(UserError, match='no usable checkpoint'):
-    train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
+    trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
   assert (path / 'metrics.jsonl').read_text() == metrics_before
 
 
 def test_resuming_a_run_of_another_config_is_refused_naming_the_keys(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
   changed = helpers.tiny_config(cifar10_dir, num_epochs=1, batch_size=64, **{'model.hidden_sizes': (16,)})
   with pytest.raises(ConfigError, match=r'batch_size: 32 -> 64.*model\.hidden_sizes'):
-    train.train_and_evaluate(changed, path)
+    trainer.train_and_evaluate(changed, path)
   # Keys that do not change the computation are fine, and the flag overrides the refusal.
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1, log_every_steps=4), path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1, log_every_steps=4), path)
   larger_batch = helpers.tiny_config(cifar10_dir, num_epochs=3, batch_size=64)
-  assert train.train_and_evaluate(larger_batch, path, allow_config_change=True)['steps'] == 12
+  assert trainer.train_and_evaluate(larger_batch, path, allow_config_change=True)['steps'] == 12
 
 
 def test_a_full_disk_is_refused_before_training_starts(tmp_path, cifar10_dir, monkeypatch):
   usage = collections.namedtuple('usage', 'total used free')
   monkeypatch.setattr(run_dir.shutil, 'disk_usage', lambda path: usage(10**9, 10**9 - 2**20, 2**20))
   with pytest.raises(UserError, match='not enough disk space'):
-    train.train_and_evaluate(helpers.tiny_config(cifar10_dir), tmp_path / 'run')
+    trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), tmp_path / 'run')
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
 def test_same_config_and_seed_give_identical_metrics(tmp_path, cifar10_dir):
-  first = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'a')
-  second = train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'b')
+  first = trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'a')
+  second = trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), tmp_path / 'b')
   assert helpers.metric_lines(tmp_path / 'a') == helpers.metric_lines(tmp_path / 'b')
   assert first['test_loss'] == second['test_loss']
   helpers.assert_same_params(tmp_path / 'a', tmp_path / 'b')
@@ -198,7 +198,7 @@ def _tree_digest(path: pathlib.Path) -> dict[str, str]:
 
 def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damages_nothing(tmp_path, cifar10_dir):
   path = tmp_path / 'run'
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=1), path)
   before = _tree_digest(path)
   bad_data = tmp_path / 'bad_data' / 'cifar-10-batches-py'
   shutil.copytree(cifar10_dir / 'cifar-10-batches-py', bad_data)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cifar_jax import figures, sweep
+from cifar_jax.study import figures, sweep
 from cifar_jax.data import cifar10
 
 

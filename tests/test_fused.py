@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from cifar_jax import fused, train
+from cifar_jax.training import fused, trainer
 from cifar_jax.errors import ConfigError
 from tests.helpers import latest_params, metric_lines, summary, tiny_config
 
@@ -34,7 +34,7 @@ def test_fused_steps_train_like_single_steps(cifar10_dir, tmp_path):
       'num_train_steps': 18,
   }
   for name, k in (('single', 1), ('fused', 3)):
-    train.train_and_evaluate(tiny_config(cifar10_dir, steps_per_call=k, **overrides), tmp_path / name)
+    trainer.train_and_evaluate(tiny_config(cifar10_dir, steps_per_call=k, **overrides), tmp_path / name)
   # Not bit for bit: XLA fuses the scanned step's float32 reductions differently (a last-bit difference in the
   # loss was seen on CPU). Same data, keys and steps, so the runs agree to float32 rounding, 18 steps on.
   fused_lines, single_lines = metric_lines(tmp_path / 'fused'), metric_lines(tmp_path / 'single')
@@ -60,4 +60,4 @@ def test_fused_steps_train_like_single_steps(cifar10_dir, tmp_path):
 )
 def test_what_cannot_be_fused_is_refused_by_name(cifar10_dir, overrides, message):
   with pytest.raises(ConfigError, match=message):
-    train.check_config(tiny_config(cifar10_dir, **overrides))
+    trainer.check_config(tiny_config(cifar10_dir, **overrides))

@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from cifar_jax import group, preemption, train
+from cifar_jax.training import group, preemption, trainer
 from cifar_jax.errors import ConfigError
 from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, summary, tiny_config
 
@@ -68,7 +68,7 @@ def test_each_member_ends_like_its_sequential_run(cifar10_dir, tmp_path):
   configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS]
   group.Group(configs, [tmp_path / f'group/{k}' for k in range(3)]).run()
   for k, config in enumerate(configs):
-    train.train_and_evaluate(config, tmp_path / f'alone/{k}')
+    trainer.train_and_evaluate(config, tmp_path / f'alone/{k}')
     _close(metric_lines(tmp_path / f'group/{k}'), metric_lines(tmp_path / f'alone/{k}'))
     assert summary(tmp_path / f'group/{k}')['status'] == 'completed'
     assert summary(tmp_path / f'group/{k}')['test_accuracy'] == pytest.approx(
@@ -143,7 +143,7 @@ def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(cifar10_
     assert_same_params(tmp_path / f'stopped/{k}', tmp_path / f'whole/{k}')
     assert _untimed(summary(tmp_path / f'stopped/{k}')) == _untimed(summary(tmp_path / f'whole/{k}'))
 
-  train.train_and_evaluate(configs[0], tmp_path / 'sequential')
+  trainer.train_and_evaluate(configs[0], tmp_path / 'sequential')
   _close(metric_lines(tmp_path / 'sequential'), metric_lines(tmp_path / 'whole/0'))
 
 

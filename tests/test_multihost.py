@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax import train
+from cifar_jax.training import trainer
 
 
 def _free_port() -> int:
@@ -49,7 +49,7 @@ def test_two_processes_train_like_one_process_with_four_devices(tmp_path, cifar1
   # Only process 0 reports and writes logs.
   assert 'Done: test accuracy' in outputs[0][0] and 'step ' not in outputs[1][0]
 
-  single = train.train_and_evaluate(
+  single = trainer.train_and_evaluate(
       helpers.tiny_config(cifar10_dir, num_epochs=2, **{'data.pipeline': pipeline}), tmp_path / 'one'
   )
   two = helpers.summary(tmp_path / 'two')

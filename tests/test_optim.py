@@ -7,7 +7,7 @@ import pytest
 
 import helpers
 
-from cifar_jax import optim
+from cifar_jax.training import optim
 from cifar_jax.errors import ConfigError
 from configs import default
 

@@ -15,7 +15,7 @@ from flax import nnx
 
 import helpers
 
-from cifar_jax import optim, steps
+from cifar_jax.training import optim, steps
 from cifar_jax.models import layers
 from configs import default
 

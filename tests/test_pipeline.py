@@ -64,7 +64,7 @@ def test_tensorflow_is_imported_only_for_the_tfdata_pipeline(name: str, imports_
   code = f"""
 import sys
 import numpy as np
-from cifar_jax import experiment
+from cifar_jax.training import experiment
 from cifar_jax.data import cifar10
 from configs import default
 rng = np.random.default_rng(0)

@@ -7,7 +7,10 @@ import pathlib
 from PIL import Image
 import pytest
 
-from cifar_jax import report, run_dir
+from cifar_jax import config_lib
+from cifar_jax import report as report_command
+from cifar_jax.study import report
+from cifar_jax.training import run_dir
 
 STEPS_PER_EPOCH = 4
 
@@ -160,19 +163,19 @@ def test_report_is_reproducible(mixed_runs):
 
 
 def test_command_line(mixed_runs, tmp_path, capsys):
-  assert report.main(['report', str(mixed_runs)]) == 0
+  assert report_command.main(['report', str(mixed_runs)]) == 0
   assert 'results.md' in capsys.readouterr().out
-  assert report.main(['report', str(tmp_path / 'missing')]) == 1
+  assert report_command.main(['report', str(tmp_path / 'missing')]) == 1
   assert 'is not a folder' in capsys.readouterr().err
   empty = tmp_path / 'empty'
   empty.mkdir()
-  assert report.main(['report', str(empty)]) == 1
+  assert report_command.main(['report', str(empty)]) == 1
   assert 'holds no run folders' in capsys.readouterr().err
-  assert report.main(['report']) == 2
+  assert report_command.main(['report']) == 2
 
 
 def test_flatten_and_varied_keys():
-  assert run_dir.flatten({'a': {'b': [1, 2], 'c': 'x'}, 'd': 1.0}) == {'a.b': (1, 2), 'a.c': 'x', 'd': 1.0}
+  assert config_lib.flatten({'a': {'b': [1, 2], 'c': 'x'}, 'd': 1.0}) == {'a.b': (1, 2), 'a.c': 'x', 'd': 1.0}
   configs = [{'a': 1, 'b': 2, 'c': 3}, {'a': 1, 'b': 5}]
   assert report.varied_keys(configs, first=['z']) == ['z', 'b', 'c']
   assert report.format_value((150, 150, 84)) == '(150, 150, 84)' and report.format_value(1e-05) == '1e-05'

@@ -7,8 +7,10 @@ import types
 import ml_collections
 import pytest
 
-from cifar_jax import preemption, reproduce, reproduce_plan, results_page, run_dir, train
-from cifar_jax.reproduce_plan import Study
+from cifar_jax.reproduce import __main__ as reproduce_command
+from cifar_jax.reproduce import chain, plan, results_page
+from cifar_jax.training import preemption, run_dir, trainer
+from cifar_jax.reproduce.plan import Study
 
 PAGE = """# Title
 
@@ -69,31 +71,31 @@ def test_estimate_times_remaining_runs_by_finished_runs_of_their_kind(tmp_path):
   (tmp_path / 'a' / 'seed=1' / 'checkpoints' / 'latest' / '5').mkdir(parents=True)  # 15 steps left
   runs = [types.SimpleNamespace(name=f'a/seed={k}', variant='a', config=mlp) for k in range(3)]
   runs.append(types.SimpleNamespace(name='b', variant='b', config=other))
-  progress = reproduce.study_progress(Study('s', 'tp3', 'x'), runs, tmp_path)
+  progress = chain.study_progress(Study('s', 'tp3', 'x'), runs, tmp_path)
   assert (progress.done, progress.total, progress.unknown) == (1, 4, 1)
   assert progress.seconds_left == pytest.approx(15 * 32 * 0.1 + 20 * 32 * 0.1)  # 48 s + 64 s
   assert 'unknown until one run of their kind finishes' in progress.describe()
 
 
 def test_expected_steps_follow_the_split_the_cap_and_the_step_limit():
-  assert reproduce.expected_steps(_config(data={'val_fraction': 0.2, 'max_train_examples': -1})) == 2 * 1250
-  assert reproduce.expected_steps(_config(num_train_steps=7)) == 7
+  assert chain.expected_steps(_config(data={'val_fraction': 0.2, 'max_train_examples': -1})) == 2 * 1250
+  assert chain.expected_steps(_config(num_train_steps=7)) == 7
 
 
 def test_deadline_leaves_the_margin_at_most_a_quarter_of_the_box():
-  assert reproduce.deadline_seconds(9, 60) == 9 * 60 - 60
-  assert reproduce.deadline_seconds(1, 60) == 45
-  assert reproduce.deadline_seconds(None, 60) is None
+  assert chain.deadline_seconds(9, 60) == 9 * 60 - 60
+  assert chain.deadline_seconds(1, 60) == 45
+  assert chain.deadline_seconds(None, 60) is None
 
 
-@pytest.mark.parametrize('study', reproduce_plan.STUDIES, ids=lambda s: s.name)
+@pytest.mark.parametrize('study', plan.STUDIES, ids=lambda s: s.name)
 def test_quick_runs_every_study_small_and_valid(study):
-  options = reproduce.Options(pathlib.Path('unused'), quick=True)
-  runs = reproduce.expand_study(study, options)
+  options = chain.Options(pathlib.Path('unused'), quick=True)
+  runs = chain.expand_study(study, options)
   variants = {r.variant for r in runs}
-  assert 1 <= len(variants) <= reproduce.QUICK_VARIANTS
+  assert 1 <= len(variants) <= chain.QUICK_VARIANTS
   for run in runs:
-    train.check_config(run.config)
+    trainer.check_config(run.config)
     assert (run.config.num_epochs, run.config.data.max_train_examples) == (1, 256)
     options_of_model = run.config.model.to_dict()
     assert options_of_model.get('width', 4) == 4
@@ -101,21 +103,19 @@ def test_quick_runs_every_study_small_and_valid(study):
 
 
 def test_full_plan_runs_every_variant_with_the_study_seeds():
-  runs = reproduce.expand_study(reproduce_plan.find('upv_final')[0], reproduce.Options(pathlib.Path('unused')))
+  runs = chain.expand_study(plan.find('upv_final')[0], chain.Options(pathlib.Path('unused')))
   assert {r.variant for r in runs} == {'6_resnet_final'}
-  dense = reproduce.study_sweep(reproduce_plan.find('tp3_dense')[0])
+  dense = chain.study_sweep(plan.find('tp3_dense')[0])
   assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
 
 
 def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_the_sweep_measure():
-  args = reproduce.parse_args(['--quick', '--set=steps_per_call=8', '--set=batch_size=16', '--vectorize'])
-  options = reproduce.Options(pathlib.Path('unused'), quick=True, extra_settings=tuple(args.settings))
-  runs = reproduce.expand_study(reproduce_plan.find('tp3_final')[0], options)
+  args = reproduce_command.parse_args(['--quick', '--set=steps_per_call=8', '--set=batch_size=16', '--vectorize'])
+  options = chain.Options(pathlib.Path('unused'), quick=True, extra_settings=tuple(args.settings))
+  runs = chain.expand_study(plan.find('tp3_final')[0], options)
   assert {(r.config.steps_per_call, r.config.batch_size) for r in runs} == {(8, 16)}  # --quick alone sets 32
-  assert (
-      args.vectorize and reproduce.study_sweep(reproduce_plan.find('tp3_final')[0], vectorize=True).vectorize == 'auto'
-  )
-  assert reproduce.study_sweep(reproduce_plan.find('tp3_final')[0]).vectorize == 'off'
+  assert args.vectorize and chain.study_sweep(plan.find('tp3_final')[0], vectorize=True).vectorize == 'auto'
+  assert chain.study_sweep(plan.find('tp3_final')[0]).vectorize == 'off'
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_
     ],
 )
 def test_a_bad_set_stops_the_chain_with_one_line(tmp_path, capsys, setting, message):
-  assert reproduce.main(['--quick', '--status', f'--workdir={tmp_path}', f'--set={setting}']) == 1
+  assert reproduce_command.main(['--quick', '--status', f'--workdir={tmp_path}', f'--set={setting}']) == 1
   err = capsys.readouterr().err
   assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
 
@@ -149,7 +149,7 @@ def get_config():
 
 
 def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():
-  with reproduce.TimeBox(0.2) as box:
+  with chain.TimeBox(0.2) as box:
     time.sleep(0.5)  # the deadline passes here, between runs
     assert box.expired and box.requested
     with preemption.StopRequest() as stop:  # a run that starts late stops at its first check
@@ -161,14 +161,14 @@ def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():
 def test_time_box_asks_a_run_in_progress_once_never_for_the_hard_second_stop():
   # A step longer than a second (ResNet-18 on a CPU) must not see a second request: a second SIGTERM ends the
   # process at once without a checkpoint. The request comes without any signal.
-  with reproduce.TimeBox(0.2) as box, preemption.StopRequest() as stop:
+  with chain.TimeBox(0.2) as box, preemption.StopRequest() as stop:
     for _ in range(50):  # back in Python often, as a training loop is between steps, so signals are handled
       time.sleep(0.05)
     assert box.expired and stop.received == 'SIGTERM'
 
 
 def test_time_box_without_a_deadline_never_fires():
-  with reproduce.TimeBox(None) as box:
+  with chain.TimeBox(None) as box:
     time.sleep(0.2)
   assert not box.expired and not box.requested
 
@@ -178,22 +178,22 @@ def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, c
   sweep_file.write_text(SWEEP)
   study = Study('timed', 'tp3', str(sweep_file))
   # One minute, the stop requested 15 s before it: room for two compilations on a busy 2-core machine.
-  options = reproduce.Options(tmp_path / 'runs', data_dir=str(cifar10_dir), max_minutes=1, margin_seconds=15)
+  options = chain.Options(tmp_path / 'runs', data_dir=str(cifar10_dir), max_minutes=1, margin_seconds=15)
   started = time.perf_counter()
-  box = reproduce.run_chain([study], options)
+  box = chain.run_chain([study], options)
   assert box.expired and time.perf_counter() - started < 60
   short, long = tmp_path / 'runs' / 'timed' / 'short', tmp_path / 'runs' / 'timed' / 'long'
   assert run_dir.read_json(short / run_dir.SUMMARY_FILE)['status'] == 'completed'
   assert not (long / run_dir.SUMMARY_FILE).exists()
-  first_stop = reproduce.checkpointed_step(long)
+  first_stop = chain.checkpointed_step(long)
   assert first_stop > 0
   finished_at = (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns
 
-  box = reproduce.run_chain([study], options)  # the same command again
+  box = chain.run_chain([study], options)  # the same command again
   assert box.expired
   assert (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns == finished_at  # a finished run is never redone
   assert (short / 'confusion.png').exists() and (short / 'per_class.md').exists()  # analysed by the next slice
-  assert reproduce.checkpointed_step(long) > first_stop  # resumed, not restarted
+  assert chain.checkpointed_step(long) > first_stop  # resumed, not restarted
   assert any(r['kind'] == 'train' and r['step'] <= first_stop for r in run_dir.read_metrics(long))
 
 
@@ -202,26 +202,26 @@ def test_quick_chain_writes_runs_page_and_figures(tmp_path, cifar10_dir, capsys)
   page.write_text(PAGE)
   workdir = tmp_path / 'runs'
   common = ['--quick', f'--workdir={workdir}', f'--data_dir={cifar10_dir}']
-  assert reproduce.main([*common, '--only=tp3_dense']) == 0
+  assert reproduce_command.main([*common, '--only=tp3_dense']) == 0
   assert 'Finished in' in capsys.readouterr().out
   runs = [p.parent for p in (workdir / 'tp3_dense').rglob(run_dir.SUMMARY_FILE)]
   assert runs and all((run / 'confusion.png').exists() and (run / 'per_class.md').exists() for run in runs)
   assert 'devices' in run_dir.read_json(workdir / 'tp3_dense' / results_page.RECORD_FILE)
 
-  assert reproduce.main([*common, '--write-docs', f'--docs={page}']) == 0
+  assert reproduce_command.main([*common, '--write-docs', f'--docs={page}']) == 0
   text = page.read_text()
   assert text.startswith('# Title\n\nHand-written text above.\n') and 'Text between, kept.' in text
   mlp_row = next(line for line in text.splitlines() if line.startswith('| MLP |'))
   assert '(n=' in mlp_row and results_page.NOT_MEASURED not in mlp_row
   assert '| 1 | 0:0' in mlp_row  # one epoch, its wall time
   assert results_page.NOT_MEASURED in next(line for line in text.splitlines() if line.startswith('| CNN |'))
-  for study in reproduce_plan.STUDIES:
+  for study in plan.STUDIES:
     if study.report == 'tp3':
       assert (tmp_path / 'results' / 'figures' / f'{study.name}.png').exists()
   assert (tmp_path / 'results' / 'figures' / 'upv_progression.png').exists()
 
 
 def test_only_names_a_report_or_a_study():
-  assert [s.name for s in reproduce_plan.find('upv')] == ['upv_final', 'upv_progression']
+  assert [s.name for s in plan.find('upv')] == ['upv_final', 'upv_progression']
   with pytest.raises(ValueError, match='neither a report'):
-    reproduce_plan.find('tp4')
+    plan.find('tp4')

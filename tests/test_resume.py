@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax import run_dir, train
+from cifar_jax.training import run_dir, trainer
 
 PLATEAU_LR = 1e-8
 
@@ -38,14 +38,14 @@ def _plateau_config(data_dir, **overrides):
 
 def test_plateau_lowers_the_rate_once_per_epoch_scales_the_updates_and_survives_a_resume(tmp_path, cifar10_dir):
   whole, constant, resumed = tmp_path / 'whole', tmp_path / 'constant', tmp_path / 'resumed'
-  train.train_and_evaluate(_plateau_config(cifar10_dir), whole)
+  trainer.train_and_evaluate(_plateau_config(cifar10_dir), whole)
   rates = [(line['epoch'], line['learning_rate']) for line in helpers.metric_lines(whole) if line['kind'] == 'train']
   expected = [(epoch, PLATEAU_LR * 0.5 ** max(0, epoch - 2)) for epoch in (1, 1, 2, 2, 3, 3, 4, 4)]
   assert [epoch for epoch, _ in rates] == [epoch for epoch, _ in expected]
   assert [rate for _, rate in rates] == pytest.approx([rate for _, rate in expected], rel=1e-6)
 
   # Epochs 1 and 2 run at scale 1, as a constant rate does; epoch 3 moves the parameters half as far.
-  train.train_and_evaluate(_plateau_config(cifar10_dir, num_epochs=3, **{'schedule.name': 'constant'}), constant)
+  trainer.train_and_evaluate(_plateau_config(cifar10_dir, num_epochs=3, **{'schedule.name': 'constant'}), constant)
   after_two_epochs = [jax.tree.leaves(helpers.latest_params(run, 16)) for run in (whole, constant)]
   for a, b in zip(*after_two_epochs):
     np.testing.assert_array_equal(a, b)
@@ -53,8 +53,8 @@ def test_plateau_lowers_the_rate_once_per_epoch_scales_the_updates_and_survives_
   assert np.linalg.norm(halved - 0.5 * full) < 0.01 * np.linalg.norm(0.5 * full)
 
   # Stopped right after epoch 2 lowered the rate: the resumed run keeps the scale and the plateau's best loss.
-  train.train_and_evaluate(_plateau_config(cifar10_dir, num_train_steps=16), resumed)
-  train.train_and_evaluate(_plateau_config(cifar10_dir), resumed)
+  trainer.train_and_evaluate(_plateau_config(cifar10_dir, num_train_steps=16), resumed)
+  trainer.train_and_evaluate(_plateau_config(cifar10_dir), resumed)
   helpers.assert_same_run(resumed, whole)
 
 
@@ -78,7 +78,7 @@ def test_best_checkpoint_is_the_epoch_of_highest_validation_accuracy(tmp_path, c
       checkpoint_keep=4,
       **{'schedule.name': 'step', 'schedule.step_epochs': 2, 'schedule.gamma': 1000.0, 'optimizer.grad_clip_norm': 1.0},
   )
-  summary = train.train_and_evaluate(config, path)
+  summary = trainer.train_and_evaluate(config, path)
   accuracy_at = {line['step']: line['accuracy'] for line in helpers.metric_lines(path) if line['kind'] == 'val'}
   best = max(accuracy_at.values())
   [best_step] = helpers.checkpoint_steps(path, 'best')
@@ -96,14 +96,14 @@ def test_a_kill_while_saving_leaves_a_torn_metrics_line_and_a_half_written_check
   """As a SIGKILL in the middle of saving step 12 leaves the run folder: Orbax's temporary folder never
   renamed to its step, and a half-written metrics line. The resume starts from step 8 and ends identical."""
   whole, killed = tmp_path / 'whole', tmp_path / 'killed'
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), whole)
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_train_steps=12), killed)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), whole)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_train_steps=12), killed)
   latest = killed / run_dir.CHECKPOINTS_DIR / 'latest'
   (latest / '12').rename(latest / '12.orbax-checkpoint-tmp-1700000000')
   line = json.dumps({'kind': 'train', 'step': 13, 'epoch': 2, 'loss': 1.5})
   with (killed / run_dir.METRICS_FILE).open('a') as f:
     f.write(line[: len(line) // 2])
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir), killed)
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), killed)
   assert not any('tmp' in p.name for p in latest.iterdir())
   helpers.assert_same_run(killed, whole)
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cifar_jax import stats
+from cifar_jax.study import stats
 
 
 @pytest.mark.parametrize('df, critical', [(1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228), (30, 2.042)])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cifar_jax import experiment, optim, parallel, steps
+from cifar_jax import parallel
+from cifar_jax.training import experiment, optim, steps
 from configs import default
 
 BATCH = 16
@@ -91,8 +92,10 @@ def test_jit_pmap_and_single_device_agree():
   for name in ('jit', 'pmap'):
     state, losses, evaluation = results[name]
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-4, err_msg=name)
+    # Three steps of lr 0.05 move a weight by about 1e-2; summing BatchNorm's statistics over 4 devices instead of
+    # one batch moves it by up to 2e-4 on XLA's CPU backend (AMD EPYC), so 1e-3 still catches a missing pmean.
     for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(ref_state.params)):
-      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3, err_msg=name)
     for a, b in zip(jax.tree.leaves(state.model_state), jax.tree.leaves(ref_state.model_state)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=name)
     assert evaluation == pytest.approx(ref_eval, rel=1e-4)

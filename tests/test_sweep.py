@@ -12,7 +12,9 @@ import ml_collections
 from PIL import Image
 import pytest
 
-from cifar_jax import group, report, run_dir, sweep, train
+from cifar_jax import sweep as sweep_command
+from cifar_jax.study import report, sweep
+from cifar_jax.training import group, run_dir, trainer
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError
 
@@ -186,28 +188,28 @@ def test_set_values_are_read_by_the_type_of_the_key():
 def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, cifar10_dir, monkeypatch, capsys):
   config, cli = _tiny(cifar10_dir, [{'name': 'a', 'overrides': {'model.activation': 'tanh'}}], num_epochs=2)
   workdir = tmp_path / 'sweep'
-  original_epoch = train.Trainer._train_epoch
+  original_epoch = trainer.Trainer._train_epoch
 
   def stop_after_one_epoch(self):
     original_epoch(self)
-    raise train.Stopped('SIGINT received: checkpoint written')  # what Ctrl-C does inside training
+    raise trainer.Stopped('SIGINT received: checkpoint written')  # what Ctrl-C does inside training
 
-  monkeypatch.setattr(train.Trainer, '_train_epoch', stop_after_one_epoch)
-  with pytest.raises(train.Stopped):
+  monkeypatch.setattr(trainer.Trainer, '_train_epoch', stop_after_one_epoch)
+  with pytest.raises(trainer.Stopped):
     sweep.run_sweep(config, workdir, cli)
   state = json.loads((workdir / run_dir.SWEEP_FILE).read_text())
   assert [v['status'] for v in state['variants']] == ['interrupted']
   assert not (workdir / 'a' / 'summary.json').exists()
 
-  monkeypatch.setattr(train.Trainer, '_train_epoch', original_epoch)
+  monkeypatch.setattr(trainer.Trainer, '_train_epoch', original_epoch)
   trained = []
-  original_train = train.train_and_evaluate
+  original_train = trainer.train_and_evaluate
 
   def spy(config, workdir, **kwargs):
     trained.append(workdir.name)
     return original_train(config, workdir, **kwargs)
 
-  monkeypatch.setattr(train, 'train_and_evaluate', spy)
+  monkeypatch.setattr(trainer, 'train_and_evaluate', spy)
   capsys.readouterr()
   assert [r['status'] for r in sweep.run_sweep(config, workdir, cli)] == ['completed']
   out = capsys.readouterr().out
@@ -359,13 +361,13 @@ def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(t
 @pytest.mark.parametrize(('signal_name', 'status'), [('SIGINT', 130), ('SIGTERM', 143)])
 def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkeypatch, capsys, signal_name, status):
   def stopped(*args, **kwargs):
-    raise train.Stopped(f'{signal_name} received: checkpoint written', signal_name)
+    raise trainer.Stopped(f'{signal_name} received: checkpoint written', signal_name)
 
-  monkeypatch.setattr(sweep, 'run_sweep', stopped)
+  monkeypatch.setattr(sweep_command, 'run_sweep', stopped)
   flags = {'config': None, 'workdir': 'unused', 'assignments': [], 'allow_config_change': False}
   cli = types.SimpleNamespace(**{name: types.SimpleNamespace(value=value) for name, value in flags.items()})
   with pytest.raises(SystemExit) as exited:
-    sweep.main(['sweep'], cli)
+    sweep_command.main(['sweep'], cli)
   assert exited.value.code == status  # 128 + the signal's number, as the shell reports a process it stopped
   assert capsys.readouterr().err == f'{signal_name} received: checkpoint written\n'
 

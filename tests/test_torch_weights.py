@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from cifar_jax import torch_weights
+from cifar_jax.models import torch_weights
 from cifar_jax.errors import UserError
 from cifar_jax.models import create_model
 

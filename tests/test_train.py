@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax import train
+from cifar_jax.training import trainer
 from cifar_jax.errors import ConfigError, DataError, UserError
 from configs import default
 
@@ -82,11 +82,11 @@ def test_command_line_run_writes_every_output(tmp_path, cifar10_dir):
 
 
 def test_resumed_run_ends_with_exactly_the_uninterrupted_parameters(tmp_path, cifar10_dir):
-  whole = train.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'whole')
+  whole = trainer.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'whole')
   # Interrupted mid-epoch (step 3 of 8), then the same command again.
-  train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_train_steps=3), tmp_path / 'resumed')
+  trainer.train_and_evaluate(_tiny_resnet(cifar10_dir, num_train_steps=3), tmp_path / 'resumed')
   assert helpers.checkpoint_steps(tmp_path / 'resumed') == [3]
-  resumed = train.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'resumed')
+  resumed = trainer.train_and_evaluate(_tiny_resnet(cifar10_dir), tmp_path / 'resumed')
   helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
   for key in ('steps', 'epochs', 'test_accuracy', 'test_loss', 'val_accuracy', 'train_loss', 'train_accuracy'):
@@ -94,8 +94,8 @@ def test_resumed_run_ends_with_exactly_the_uninterrupted_parameters(tmp_path, ci
 
 
 def test_pmap_run_matches_jit_run(tmp_path, cifar10_dir):
-  jit = train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1), tmp_path / 'jit')
-  pmap = train.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1, parallelism='pmap'), tmp_path / 'pmap')
+  jit = trainer.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1), tmp_path / 'jit')
+  pmap = trainer.train_and_evaluate(_tiny_resnet(cifar10_dir, num_epochs=1, parallelism='pmap'), tmp_path / 'pmap')
   assert pmap['test_loss'] == pytest.approx(jit['test_loss'], rel=1e-4)
   assert pmap['train_loss'] == pytest.approx(jit['train_loss'], rel=1e-4)
 
@@ -106,8 +106,8 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   config = helpers.tiny_config(
       cifar10_dir, log_every_steps=4, **{'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38}
   )
-  with pytest.raises(train.TrainingDiverged, match='between steps 8 and 12'):
-    train.train_and_evaluate(config, workdir)
+  with pytest.raises(trainer.TrainingDiverged, match='between steps 8 and 12'):
+    trainer.train_and_evaluate(config, workdir)
   assert helpers.checkpoint_steps(workdir) == [8]  # the end of the good first epoch
   assert all(np.isfinite(p).all() for p in jax.tree.leaves(helpers.latest_params(workdir)))
   summary = json.loads((workdir / 'summary.json').read_text())
@@ -137,21 +137,21 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
 def test_bad_config_values_are_refused_before_anything_runs(tmp_path, key, value, message):
   config = helpers.tiny_config(tmp_path / 'nowhere', **{key: value})
   with pytest.raises(ConfigError, match=message):
-    train.train_and_evaluate(config, tmp_path / 'run')
+    trainer.train_and_evaluate(config, tmp_path / 'run')
   assert not (tmp_path / 'run' / 'checkpoints').exists()
 
 
 def test_missing_data_folder_says_where_it_looked(tmp_path):
   config = helpers.tiny_config(tmp_path / 'no_such_folder', **{'data.source': 'files'})
   with pytest.raises(DataError, match='no_such_folder'):
-    train.train_and_evaluate(config, tmp_path / 'run')
+    trainer.train_and_evaluate(config, tmp_path / 'run')
 
 
 def test_unwritable_workdir_is_refused(tmp_path, cifar10_dir):
   blocker = tmp_path / 'file'
   blocker.write_text('not a folder')
   with pytest.raises(UserError, match='cannot write to workdir'):
-    train.train_and_evaluate(helpers.tiny_config(cifar10_dir), blocker / 'run')
+    trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), blocker / 'run')
 
 
 def test_command_line_reports_user_errors_in_one_line_without_traceback(tmp_path):
@@ -170,30 +170,30 @@ def test_nothing_compiles_after_the_first_epoch(tmp_path, cifar10_dir, pipeline,
       log_every_steps=4,
       **{'data.pipeline': pipeline, 'augment.ops': ('random_crop', 'horizontal_flip', 'random_erasing')},
   )
-  trainer = train.Trainer(config, tmp_path / 'run')
+  run = trainer.Trainer(config, tmp_path / 'run')
   compiled_at_step = []
 
   def on_event(event: str, duration: float, **kwargs) -> None:
     del duration, kwargs
     if event == '/jax/core/compile/backend_compile_duration':
-      compiled_at_step.append(trainer.step)
+      compiled_at_step.append(run.step)
 
   jax.monitoring.register_event_duration_secs_listener(on_event)
   try:
-    summary = trainer.run()
+    summary = run.run()
   finally:
     jax.monitoring.unregister_event_duration_listener(on_event)
   assert summary['steps'] == 24 and np.isfinite(summary['test_loss'])
-  assert compiled_at_step and max(compiled_at_step) <= trainer.exp.steps_per_epoch, compiled_at_step
+  assert compiled_at_step and max(compiled_at_step) <= run.exp.steps_per_epoch, compiled_at_step
 
 
 def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, cifar10_dir):
   device = {'data.pipeline': 'device', 'log_every_steps': 4}
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'whole')
-  train.train_and_evaluate(
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'whole')
+  trainer.train_and_evaluate(
       helpers.tiny_config(cifar10_dir, num_epochs=2, num_train_steps=5, **device), tmp_path / 'resumed'
   )
-  train.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'resumed')
+  trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2, **device), tmp_path / 'resumed')
   helpers.assert_same_params(tmp_path / 'whole', tmp_path / 'resumed')
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
 
@@ -220,7 +220,7 @@ def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, cap
   """A run capped at 13 steps of 8 an epoch: the banner, a line right after the first (compiling) step, the real
   epoch total, one validation line per finished epoch, and the fractional epochs in summary.json."""
   config = helpers.tiny_config(cifar10_dir, log_every_steps=4, num_train_steps=13)
-  summary = train.train_and_evaluate(config, tmp_path / 'run')
+  summary = trainer.train_and_evaluate(config, tmp_path / 'run')
   out = capsys.readouterr().out
   banner = [
       'model mlp: 98,666 parameters',  # 3072 * 32 + 32 + 32 * 10 + 10
@@ -242,7 +242,7 @@ def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, cap
 
 def test_without_a_validation_split_the_run_says_why_best_is_empty(tmp_path, cifar10_dir, capsys):
   workdir = tmp_path / 'run'
-  summary = train.train_and_evaluate(
+  summary = trainer.train_and_evaluate(
       helpers.tiny_config(cifar10_dir, num_epochs=1, **{'data.val_fraction': 0.0}), workdir
   )
   out = capsys.readouterr().out

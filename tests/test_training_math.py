@@ -13,7 +13,8 @@ import optax
 import pytest
 from flax import nnx
 
-from cifar_jax import experiment, parallel, steps
+from cifar_jax import parallel
+from cifar_jax.training import experiment, steps
 from cifar_jax.models import create_model, layers
 
 BATCH = 16

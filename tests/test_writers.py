@@ -2,7 +2,7 @@
 
 import pytest
 
-from cifar_jax import writers
+from cifar_jax.training import writers
 
 VALUES = {'loss': 1.5, 'accuracy': 0.25, 'learning_rate': 0.1}
 

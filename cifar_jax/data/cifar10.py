@@ -22,6 +22,8 @@ CIFAR10_MEAN = tuple(value / 255 for value in (125.307, 122.950, 113.865))
 CIFAR10_STD = tuple(value / 255 for value in (62.993, 62.089, 66.705))
 
 NUM_CLASSES = 10
+CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
+TRAIN_IMAGES = 50_000  # the official training set, before the validation split
 IMAGE_SHAPE = (32, 32, 3)
 SOURCES = ('auto', 'files', 'tfds')
 BATCHES_DIR_NAME = 'cifar-10-batches-py'
@@ -78,6 +80,12 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   if steps == 0:
     raise ConfigError(f'batch_size={batch_size} is larger than the {num_examples} training images')
   return steps
+
+
+def train_size(val_fraction: float, max_train_examples: int) -> int:
+  """How many training images a run keeps: the official set less its validation split, then the cap (-1: none)."""
+  images = TRAIN_IMAGES - round(val_fraction * TRAIN_IMAGES)
+  return min(images, max_train_examples) if max_train_examples > 0 else images
 
 
 def read_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:

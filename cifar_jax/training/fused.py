@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec
 
-from cifar_jax import parallel, steps
+from cifar_jax import parallel
+from cifar_jax.training import steps
 from cifar_jax.data import device
 from cifar_jax.errors import ConfigError
 

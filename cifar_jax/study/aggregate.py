@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import dataclasses
 from typing import Any, Protocol
 
-from cifar_jax import stats
+from cifar_jax.study import stats
 
 # (summary key, the evaluation set it is measured on, for its binomial standard error; None for training numbers)
 METRICS: tuple[tuple[str, str | None], ...] = (

@@ -8,7 +8,7 @@ member's optimizer, schedule and step settings come from the library's own build
 initialization, data order, augmentation and dropout keys, as in a sequential run.
 
 Members share one train split (drawn from `data.split_seed`), each with its own data order. Each member writes
-what its sequential run writes, through the trainer's own functions (`train.run_summary`, `train.write_results`):
+what its sequential run writes, through the trainer's own functions (`trainer.run_summary`, `trainer.write_results`):
 config.json, metrics.jsonl, summary.json, curves.png and Orbax checkpoints at every epoch end (and on SIGTERM or
 Ctrl-C, between calls), so a member can be resumed by a sequential run and a group resumes from its members'
 latest common checkpoint.
@@ -23,7 +23,7 @@ one member after another when a step leaves the device idle (small models, the d
 be much slower when it does not (vmapped convolutions become grouped ones, and a conv step under `lax.scan`
 runs several times slower on XLA's CPU backend: benchmarks/README.md). The sweep's `vectorize='auto'` therefore
 measures it on the machine at hand: PROBE_STEPS steps of the group (one fused call) against the same steps of
-its first member alone, taken as its sequential run takes them (`train.take_steps`: fused or one dispatch per
+its first member alone, taken as its sequential run takes them (`trainer.take_steps`: fused or one dispatch per
 step, as its `steps_per_call` says), each compiled and warmed first; it groups only when the group's call takes
 at most `members` times the single one. The compilations a group saves are left out, which favours running
 one by one.
@@ -47,7 +47,9 @@ import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from cifar_jax import checkpoint, experiment, fused, optim, parallel, preemption, run_dir, steps, train, writers
+from cifar_jax import parallel
+from cifar_jax import config_lib
+from cifar_jax.training import checkpoint, experiment, fused, optim, preemption, run_dir, steps, trainer, writers
 from cifar_jax.data import device
 from cifar_jax.errors import ConfigError, UserError
 
@@ -78,7 +80,7 @@ def group_key(config: ml_collections.ConfigDict) -> tuple[Any, ...] | None:
   """What members of one group must share; None for a config that never joins a group."""
   if config.schedule.name == 'plateau' or config.data.pipeline != 'device' or config.parallelism != 'jit':
     return None
-  flat = run_dir.flatten(run_dir.config_as_json(config))
+  flat = config_lib.flatten(config_lib.config_as_json(config))
   shared = tuple(sorted((k, v) for k, v in flat.items() if k not in VECTOR_KEYS and k not in _FREE_KEYS))
   return shared + tuple((k, flat[k] != 0) for k in _ZERO_MATTERS)
 
@@ -177,12 +179,12 @@ class Group:
       allow_config_change: bool = False,
   ) -> None:
     for config in configs:
-      train.check_config(config)
+      trainer.check_config(config)
     if len({group_key(c) for c in configs}) != 1 or group_key(configs[0]) is None:
-      raise ConfigError('these configs cannot train as one group (see cifar_jax.group.group_key)')
+      raise ConfigError('these configs cannot train as one group (see training.group.group_key)')
     self.configs, self.template = list(configs), configs[0]
     self.workdirs = [run_dir.prepare(w, needed_bytes=0) for w in workdirs]
-    self.data = train.load_data(self.template)  # one split for every member: they share data.split_seed
+    self.data = trainer.load_data(self.template)  # one split for every member: they share data.split_seed
     self.pipeline = device.DevicePipeline(self.data, self.template, parallel.create_parallel('jit').mesh)
     self.exps = [experiment.build_experiment(c, self.data, self.pipeline) for c in configs]
     self.steps_per_epoch, self.total_steps = self.exps[0].steps_per_epoch, self.exps[0].total_steps
@@ -192,7 +194,7 @@ class Group:
     ]
     states, self.records = self._resume(allow_config_change)
     self.step = int(states[0].step)
-    pending = [train.metrics_from_json(r.pending) for r in self.records]
+    pending = [trainer.metrics_from_json(r.pending) for r in self.records]
     self.pending = None if pending[0] is None else _stack(pending)
     self.pending_start = self.step - (int(pending[0].loss.count) if pending[0] is not None else 0)
     # Every member on every device, each epoch's order sharded along the batch ('data'), on the pipeline's
@@ -209,13 +211,13 @@ class Group:
     )
     self.started = time.perf_counter()
 
-  def _resume(self, allow_config_change: bool) -> tuple[list[steps.TrainState], list[train.RunRecord]]:
+  def _resume(self, allow_config_change: bool) -> tuple[list[steps.TrainState], list[trainer.RunRecord]]:
     """Each member's state and record at the members' latest common checkpoint (fresh ones without any).
 
     Checkpoints a member holds after that step are dropped: the group computes them again, identically."""
     held = [set(c.latest.all_steps()) for c in self.checkpoints]
     if not any(held):
-      return [e.state for e in self.exps], [train.RunRecord() for _ in self.exps]
+      return [e.state for e in self.exps], [trainer.RunRecord() for _ in self.exps]
     common = set.intersection(*held)
     if not common:
       raise UserError(
@@ -231,7 +233,7 @@ class Group:
           'a damaged checkpoint left the members at different steps; run again to resume them from '
           'their new common step'
       )
-    return [state for state, _ in restored], [train.RunRecord(**saved) for _, saved in restored]
+    return [state for state, _ in restored], [trainer.RunRecord(**saved) for _, saved in restored]
 
   def _member_steps(self, state, pending, hyper, images, labels, order, counter, length):
     """One member's `length` fused steps, its optimizer and step settings built from its traced numbers."""
@@ -293,7 +295,7 @@ class Group:
 
   def seconds_alone(self, length: int = PROBE_STEPS) -> float:
     """Median seconds of `length` steps of the first member alone, taken as its sequential run takes them
-    (`train.take_steps`), after a first round that compiles and warms; from its fresh state, then discarded."""
+    (`trainer.take_steps`), after a first round that compiles and warms; from its fresh state, then discarded."""
     exp = experiment.build_experiment(self.configs[0], self.data)  # with its own pipeline, as a run builds it
     state, batches = exp.dp.put_state(exp.state), None
     if exp.fused is None:  # the batches of epoch 0, 1, ...: the warm-up and the timed calls may need more than one
@@ -301,7 +303,7 @@ class Group:
 
     def call():
       nonlocal state
-      state, _ = train.take_steps(exp, state, None, 0, 0, length, batches)
+      state, _ = trainer.take_steps(exp, state, None, 0, 0, length, batches)
       return state
 
     return _median_seconds(call)
@@ -383,7 +385,7 @@ class Group:
     for m, record in enumerate(self.records):
       record.wall_seconds += wall
       if m not in self.failed:
-        record.pending = train.metrics_to_json(pending[m])
+        record.pending = trainer.metrics_to_json(pending[m])
         self.checkpoints[m].save(self.step, self._member_state(m), dataclasses.asdict(record), val_accuracy.get(m))
 
   def _member_state(self, m: int) -> steps.TrainState:
@@ -405,7 +407,7 @@ class Group:
     test = self._evaluate(m, 'test')
     self.logs[m].write('test', self.step, test)
     record = self.records[m]
-    summary = train.run_summary(
+    summary = trainer.run_summary(
         self.configs[m],
         self.data,
         self.exps[m],
@@ -414,7 +416,7 @@ class Group:
         test,
         record.wall_seconds + time.perf_counter() - self.started,
     )
-    train.write_results(self.workdirs[m], self.configs[m], record, summary)
+    trainer.write_results(self.workdirs[m], self.configs[m], record, summary)
     return summary
 
 

@@ -1,59 +1,32 @@
-r"""Reproduces both reports with one resumable command, in time-boxed slices; generates docs/results.md.
+"""The reproduce chain: the studies as sweeps, their progress and time estimate, the time box, the docs.
 
-    python -m cifar_jax.reproduce --max-minutes=9                  # one slice; run it again to continue
-    python -m cifar_jax.reproduce --only=upv --data_dir=/data/cifar10
-    python -m cifar_jax.reproduce --status                         # what is done, what remains, time left
-    python -m cifar_jax.reproduce --write-docs [--from tp3_dense=runs/tp3_dense_5seeds]
-    python -m cifar_jax.reproduce --quick                          # the whole chain in minutes on a CPU
-    python -m cifar_jax.reproduce --max-minutes=9 --set=steps_per_call=50 --vectorize   # on a GPU
-
-Every study of `reproduce_plan.STUDIES` runs in that order as a sweep (`cifar_jax.sweep`) in
-`<workdir>/<study>`, each variant once per seed where the study has seeds, on the device pipeline. A finished
-run is skipped, an interrupted one resumes from its checkpoint. After each study every finished run gets its
-confusion matrix (`cifar_jax.analysis`). With `--max-minutes M`, a deadline `margin` seconds before M minutes
-asks for the stop a first SIGTERM asks for (`preemption.request_stop`, no signal): the run in progress
-checkpoints at its next step and the
-chain stops, prints a summary and exits 0; the same command continues (and first analyses the runs the last
-slice finished). The margin covers the checkpoint and
-whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
-Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it.
-`--set=KEY=VALUE` applies a run-config setting to every run (after the chain's own), for settings that change
-the speed and not the numbers beyond float rounding (`steps_per_call`, `log_every_steps`); `--vectorize` lets
-each study's sweep group its seeds where that is measured to pay off (`vectorize='auto'`, cifar_jax.group).
-
-`--quick` shrinks everything (256 training and 128 evaluation images, one epoch, batch 32, the big models at
-tiny widths, the first two variants of each study, at most two seeds) into `runs/reproduce_quick`: it proves
-the chain, its numbers mean nothing. Exit status: 0 when done or when the time box was reached, 1 on bad input
-or a failed run, 130 when stopped by a signal.
+The command and its options: `cifar_jax/reproduce/__main__.py`.
 """
 
-import argparse
 import dataclasses
 import os
 import pathlib
-import shlex
 import signal
 import statistics
 import sys
 import threading
-import time
 import types
 from collections.abc import Sequence
 from typing import Any, Self
 
 import jax
 import ml_collections
-from absl import logging as absl_logging
 
-from cifar_jax import analysis, preemption, report, reproduce_plan, results_page, run_dir, sweep
+from cifar_jax import config_lib
+from cifar_jax.reproduce import plan, results_page
+from cifar_jax.study import analysis, report, sweep
+from cifar_jax.training import preemption, run_dir
 from cifar_jax.data import cifar10
-from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import UserError
 from cifar_jax.models import MODELS, model_options
-from cifar_jax.preemption import Stopped
-from cifar_jax.reproduce_plan import Study
+from cifar_jax.training.preemption import Stopped
+from cifar_jax.reproduce.plan import Study
 
-TRAIN_IMAGES = 50_000  # CIFAR-10's training set, before the validation split
 DEFAULT_MARGIN_SECONDS = 60.0
 QUICK_SETTINGS = (
     'num_epochs=1',
@@ -116,7 +89,7 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
   entries = [dict(e) for e in config.variants[:QUICK_VARIANTS]]
   for entry in entries:
     model = sweep.load_config_file(entry.get('config', config.base)).model.name
-    entry['overrides'] = {**run_dir.flatten(entry.get('overrides', {})), **tiny_model(model)}
+    entry['overrides'] = {**config_lib.flatten(entry.get('overrides', {})), **tiny_model(model)}
   config.variants = entries
 
 
@@ -152,9 +125,7 @@ def expand_study(study: Study, options: Options) -> list[Any]:
 
 def expected_steps(config: ml_collections.ConfigDict) -> int:
   """How many train steps a run of `config` takes, from its data size, batch size and epochs."""
-  images = TRAIN_IMAGES - round(config.data.val_fraction * TRAIN_IMAGES)
-  if config.data.max_train_examples > 0:
-    images = min(images, config.data.max_train_examples)
+  images = cifar10.train_size(config.data.val_fraction, config.data.max_train_examples)
   steps = config.num_epochs * cifar10.steps_per_epoch(images, config.batch_size)
   return steps if config.num_train_steps < 0 else min(steps, config.num_train_steps)
 
@@ -357,7 +328,7 @@ def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
 def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.Path]) -> None:
   """Regenerates the page's tables and plots from the study folders (`sources` replaces some of them)."""
   results, names = {}, {}
-  for study in reproduce_plan.STUDIES:
+  for study in plan.STUDIES:
     folder = sources.get(study.name, options.workdir / study.name)
     results[study.name] = results_page.load_study(study, folder)
     names[study.name] = list(dict.fromkeys(run.variant for run in expand_study(study, options)))
@@ -368,7 +339,7 @@ def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.
 def parse_sources(items: Sequence[str]) -> dict[str, pathlib.Path]:
   """`study=folder` pairs of --from, each study checked against the plan."""
   sources = {}
-  known = [s.name for s in reproduce_plan.STUDIES]
+  known = [s.name for s in plan.STUDIES]
   for item in items:
     name, sep, folder = item.partition('=')
     if not sep or name not in known:
@@ -377,123 +348,3 @@ def parse_sources(items: Sequence[str]) -> dict[str, pathlib.Path]:
       raise UserError(f'--from={item!r}: no such folder {folder}')
     sources[name] = pathlib.Path(folder)
   return sources
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(prog='python -m cifar_jax.reproduce', description=__doc__.splitlines()[0])
-  parser.add_argument(
-      '--workdir',
-      default=None,
-      help='one folder per study (default runs/reproduce, ' 'runs/reproduce_quick with --quick)',
-  )
-  parser.add_argument(
-      '--data_dir',
-      '--data-dir',
-      default=None,
-      help="CIFAR-10's folder for every run " "(default: the configs', i.e. $CIFAR10_DIR)",
-  )
-  parser.add_argument('--only', action='append', default=[], help='upv, tp3 or a study name (repeatable)')
-  parser.add_argument(
-      '--max-minutes',
-      '--max_minutes',
-      type=float,
-      default=None,
-      help='stop cleanly (checkpointed) before this many minutes; run again to continue',
-  )
-  parser.add_argument(
-      '--margin-seconds',
-      '--margin_seconds',
-      type=float,
-      default=DEFAULT_MARGIN_SECONDS,
-      help='how long before --max-minutes the stop is requested (at most a quarter of the box)',
-  )
-  parser.add_argument('--quick', action='store_true', help='tiny data, epochs and models: proves the chain')
-  parser.add_argument(
-      '--pipeline',
-      choices=PIPELINES,
-      default='device',
-      help='input pipeline of every run (default device: no TensorFlow, fastest)',
-  )
-  parser.add_argument(
-      '--set',
-      dest='settings',
-      action='append',
-      default=[],
-      metavar='KEY=VALUE',
-      help='a run-config setting for every run of the chain, e.g. steps_per_call=50 on a GPU (repeatable)',
-  )
-  parser.add_argument(
-      '--vectorize',
-      action='store_true',
-      help="train a study's runs that differ only in seed or numeric hyperparameters as one group",
-  )
-  parser.add_argument('--status', action='store_true', help='print progress and the estimate; train nothing')
-  parser.add_argument(
-      '--write-docs',
-      '--write_docs',
-      action='store_true',
-      help='regenerate the tables and plots of --docs from the runs; train nothing',
-  )
-  parser.add_argument('--docs', default='docs/results.md', help='the page --write-docs rewrites')
-  parser.add_argument(
-      '--from',
-      dest='sources',
-      action='append',
-      default=[],
-      metavar='STUDY=FOLDER',
-      help='--write-docs: read STUDY from this sweep folder instead of the workdir (repeatable)',
-  )
-  return parser.parse_args(argv)
-
-
-def main(argv: Sequence[str]) -> int:
-  """Runs the command line; returns the exit status."""
-  args = parse_args(argv)
-  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
-  workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
-  options = Options(
-      workdir,
-      args.data_dir,
-      args.quick,
-      args.pipeline,
-      args.max_minutes,
-      args.margin_seconds,
-      shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]),
-      tuple(args.settings),
-      args.vectorize,
-  )
-  try:
-    studies = [s for name in args.only for s in reproduce_plan.find(name)] or list(reproduce_plan.STUDIES)
-    studies = list(dict.fromkeys(studies))
-    if args.write_docs:
-      write_docs(pathlib.Path(args.docs), options, parse_sources(args.sources))
-      return 0
-    if args.status:
-      print_progress(studies, options)
-      return 0
-    started = time.perf_counter()
-    box = run_chain(studies, options)
-    progress = print_progress(studies, options)
-  except (ValueError, UserError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  minutes = (time.perf_counter() - started) / 60
-  if box.expired:
-    print(
-        f'Time box reached after {minutes:.1f} min: the run in progress is checkpointed. Run the same command '
-        f'again to continue.'
-    )
-    return 0
-  if box.requested:
-    print(f'Stopped by a signal after {minutes:.1f} min (checkpointed): run the same command again to continue.')
-    return 130
-  failed = sum(p.done < p.total for p in progress)
-  print(
-      f'Finished in {minutes:.1f} min.'
-      + (f' {failed} studies have failed runs (see their results.md).' if failed else '')
-  )
-  return 1 if failed else 0
-
-
-if __name__ == '__main__':
-  sys.exit(main(sys.argv[1:]))

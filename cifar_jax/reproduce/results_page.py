@@ -4,7 +4,7 @@
 
 Only the text between `<!-- generated:NAME begin -->` and `<!-- generated:NAME end -->` is rewritten (NAME is
 `upv` or `tp3`); everything else in the page is left as it is. Each row gives the report's figure (from
-`reproduce_plan`, labelled as the report's) and ours as mean ± std over the seeds that finished, with n, the
+`plan`, labelled as the report's) and ours as mean ± std over the seeds that finished, with n, the
 epochs, the mean wall time of one run, the device and the command that ran it (from the study's
 reproduce.json and sweep.json). A row without a finished run says "not yet measured".
 """
@@ -21,10 +21,12 @@ import numpy as np
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cifar_jax import aggregate, report, reproduce_plan, run_dir  # noqa: E402
-from cifar_jax.aggregate import Variant  # noqa: E402
+from cifar_jax.reproduce import plan  # noqa: E402
+from cifar_jax.study import aggregate, report  # noqa: E402
+from cifar_jax.training import run_dir  # noqa: E402
+from cifar_jax.study.aggregate import Variant  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
-from cifar_jax.reproduce_plan import Study  # noqa: E402
+from cifar_jax.reproduce.plan import Study  # noqa: E402
 
 RECORD_FILE = 'reproduce.json'  # in a study's folder: the devices and commands of the invocations that ran it
 NOT_MEASURED = 'not yet measured'
@@ -95,7 +97,7 @@ def upv_table(results: Mapping[str, StudyResults]) -> str:
       '(epochs) | epochs | wall time per run | device | command |',
       '|' + '---|' * 10,
   ]
-  for row in reproduce_plan.UPV_TABLE:
+  for row in plan.UPV_TABLE:
     study = results[row.study]
     variant = study.variants.get(row.variant)
     epochs, wall = epochs_and_time(variant)
@@ -110,7 +112,7 @@ def upv_table(results: Mapping[str, StudyResults]) -> str:
 
 def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
   """One TP3 study, one row per variant (`names`: the sweep's variants in order, then any other found)."""
-  winner, said = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
+  winner, said = plan.TP3_REPORT.get(study.study.name, ('', ''))
   lines = [
       '| variant | report | ours: val acc | ours: test acc | ours: best val acc (epochs) | epochs '
       '| wall time per run |',
@@ -129,9 +131,9 @@ def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
 def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]], figures: str) -> str:
   """Every TP3 study: its title, command, device, table and plot."""
   parts = []
-  for study in (s for s in reproduce_plan.STUDIES if s.report == 'tp3'):
+  for study in (s for s in plan.STUDIES if s.report == 'tp3'):
     found = results[study.name]
-    _, said = reproduce_plan.TP3_REPORT.get(study.name, ('', ''))
+    _, said = plan.TP3_REPORT.get(study.name, ('', ''))
     parts.append(
         f'### {study.title}\n\n'
         f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
@@ -154,7 +156,7 @@ def _errorbar_points(axis: Any, variants: Sequence[Variant | None], key: str, la
 
 def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
   """The report's accuracy per row against ours (mean ± std over seeds) on one axis."""
-  rows = reproduce_plan.UPV_TABLE
+  rows = plan.UPV_TABLE
   variants = [results[row.study].variants.get(row.variant) for row in rows]
   figure, axis = plt.subplots(figsize=(8, 4.5))
   axis.plot(
@@ -181,9 +183,9 @@ def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> N
   figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4.5))
   _errorbar_points(axis, variants, 'val_accuracy', 'ours: val acc', -0.05)
   _errorbar_points(axis, variants, 'test_accuracy', 'ours: test acc', 0.05)
-  winner, _ = reproduce_plan.TP3_REPORT.get(study.study.name, ('', ''))
+  winner, _ = plan.TP3_REPORT.get(study.study.name, ('', ''))
   if study.study.name == 'tp3_final':
-    axis.axhline(reproduce_plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
+    axis.axhline(plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
   elif winner in names:
     axis.axvline(names.index(winner), color='gray', linestyle=':', label="report's winner")
   n = sorted({v.n for v in variants if v is not None})
@@ -234,7 +236,7 @@ def write_page(
   relative = figures.relative_to(page.parent).as_posix()
   plot_upv(results, figures / 'upv_progression.png')
   written = [figures / 'upv_progression.png']
-  for study in (s for s in reproduce_plan.STUDIES if s.report == 'tp3'):
+  for study in (s for s in plan.STUDIES if s.report == 'tp3'):
     plot_tp3(results[study.name], names[study.name], figures / f'{study.name}.png')
     written.append(figures / f'{study.name}.png')
   upv = f'{upv_table(results)}\n\n![UPV progression, report against ours]({relative}/upv_progression.png)'

@@ -12,7 +12,8 @@ import ml_collections
 import optax
 from flax import nnx
 
-from cifar_jax import fused, optim, parallel, steps
+from cifar_jax import parallel
+from cifar_jax.training import fused, optim, steps
 from cifar_jax.data import cifar10
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model

@@ -17,7 +17,7 @@ import optax
 from clu import metrics
 from flax import nnx
 
-from cifar_jax import optim
+from cifar_jax.training import optim
 
 Batch = dict[str, jax.Array]
 

@@ -14,13 +14,14 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from cifar_jax import checkpoint, config_lib, experiment, fused, optim, parallel, preemption, run_dir, steps, writers
+from cifar_jax import config_lib, parallel
+from cifar_jax.training import checkpoint, experiment, fused, optim, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import ConfigError, UserError, check_choice
 from cifar_jax.models import count_params
-from cifar_jax.preemption import Stopped
+from cifar_jax.training.preemption import Stopped
 
 NO_VALIDATION = (
     'no validation split (data.val_fraction=0): no validation line per epoch, best_val_accuracy '
@@ -317,7 +318,7 @@ def run_summary(
     wall_seconds: float,
 ) -> dict[str, Any]:
   """A finished run's headline numbers for summary.json: one function for the trainer and the members of a
-  vectorized group (cifar_jax.group), so that their fields cannot drift apart."""
+  vectorized group (cifar_jax/training/group.py), so that their fields cannot drift apart."""
   history = record.history
   last = history[-1] if history else {}
   val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]

@@ -17,6 +17,7 @@ from typing import Any
 import jax
 import ml_collections
 
+from cifar_jax import config_lib
 from cifar_jax.errors import ConfigError, UserError
 
 CONFIG_FILE = 'config.json'
@@ -52,25 +53,9 @@ def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
   return path
 
 
-def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
-  """Nested mappings as one level of dotted keys; lists become tuples so that values compare and hash."""
-  flat = {}
-  for key, value in tree.items():
-    if hasattr(value, 'items'):
-      flat |= flatten(value, f'{prefix}{key}.')
-    else:
-      flat[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
-  return flat
-
-
-def config_as_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The config as the plain JSON object config.json holds (tuples become lists)."""
-  return json.loads(config.to_json_best_effort())
-
-
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
   """Dotted keys whose values differ between two configs (as JSON), ignoring the resume-safe ones."""
-  old, new = flatten(saved), flatten(current)
+  old, new = config_lib.flatten(saved), config_lib.flatten(current)
   keys = sorted(k for k in old.keys() | new.keys() if k not in RESUME_SAFE_KEYS and old.get(k) != new.get(k))
   return [f'{k}: {old.get(k, "(absent)")!r} -> {new.get(k, "(absent)")!r}' for k in keys]
 
@@ -80,7 +65,7 @@ def check_resumable(path: pathlib.Path, config: ml_collections.ConfigDict, allow
   saved = read_json(path / CONFIG_FILE)
   if allow_config_change or saved is None:
     return
-  differences = config_differences(saved, config_as_json(config))
+  differences = config_differences(saved, config_lib.config_as_json(config))
   if differences:
     raise ConfigError(
         f'{path} holds a run of a different config ({"; ".join(differences)}); use a new workdir, '
@@ -95,14 +80,14 @@ def holds_completed_run(path: pathlib.Path, config: ml_collections.ConfigDict) -
       summary is not None
       and summary.get('status') == 'completed'
       and saved is not None
-      and not config_differences(saved, config_as_json(config))
+      and not config_differences(saved, config_lib.config_as_json(config))
   )
 
 
 def write_config(path: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   """Writes the resolved config as JSON, atomically (process 0 only)."""
   if jax.process_index() == 0:
-    write_json(path / CONFIG_FILE, config_as_json(config))
+    write_json(path / CONFIG_FILE, config_lib.config_as_json(config))
 
 
 def read_json(path: pathlib.Path) -> Any:

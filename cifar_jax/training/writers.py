@@ -18,7 +18,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from cifar_jax import run_dir  # noqa: E402
+from cifar_jax.training import run_dir  # noqa: E402
 
 
 def _tensorboard_writer(workdir: pathlib.Path) -> Any:

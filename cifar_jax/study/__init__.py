@@ -1,0 +1,1 @@
+"""What is done with many runs: sweeps, their statistics and tables, confusion matrices, data figures."""

@@ -1,0 +1,136 @@
+"""A finished run's confusion matrix and per-class accuracy on the test set: confusion.png and per_class.md.
+
+The command, its usage and what it writes: `cifar_jax/analysis.py`.
+"""
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from cifar_jax.training import checkpoint, experiment, optim, run_dir  # noqa: E402
+from cifar_jax.data import augment_jax, cifar10  # noqa: E402
+from cifar_jax.errors import UserError  # noqa: E402
+
+CONFUSION_FILE = 'confusion.png'
+PER_CLASS_FILE = 'per_class.md'
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+  """counts[i, j]: how many examples of true class i were predicted as class j."""
+  counts = np.zeros((num_classes, num_classes), np.int64)
+  np.add.at(counts, (labels, predictions), 1)
+  return counts
+
+
+def per_class_accuracy(counts: np.ndarray) -> np.ndarray:
+  """The share of each true class predicted correctly (the diagonal over the row sums)."""
+  return np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
+
+
+def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> nnx.Module:
+  """The run's model with its final parameters and BatchNorm statistics, from its newest intact checkpoint.
+
+  The checkpoint holds the whole TrainState, so its shape is built as the trainer builds it (the optimizer's
+  state has the same structure whatever the schedule's steps per epoch, hence 1).
+  """
+  model = experiment.build_model(config)
+  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch=1)
+  _, state = experiment.create_train_state(model, optim.create_optimizer(config, learning_rate_fn))
+  checkpoints = checkpoint.Checkpoints(folder / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
+  try:
+    restored = checkpoints.restore_latest(state)
+  finally:
+    checkpoints.close()
+  if restored is None:
+    raise UserError(f'{folder} has no checkpoint to evaluate')
+  state, _ = restored
+  nnx.update(model, state.params, state.model_state)
+  return model
+
+
+def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
+  """The predicted class of each uint8 image, in batches of the run's eval_batch_size, as the trainer evaluates."""
+  graphdef, state = nnx.split(model)
+
+  @jax.jit
+  def classes(batch: jax.Array) -> jax.Array:
+    inputs = batch.astype(jnp.float32) / 255
+    if config.data.normalize:
+      inputs = augment_jax.normalize(inputs)
+    logits = nnx.merge(graphdef, state)(inputs.astype(experiment.DTYPES[config.dtype]), train=False)
+    return logits.argmax(-1)
+
+  size = config.eval_batch_size
+  padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
+  return np.concatenate([np.asarray(classes(padded[i : i + size])) for i in range(0, len(padded), size)])[: len(images)]
+
+
+def plot_confusion(counts: np.ndarray, title: str, path: pathlib.Path) -> None:
+  """The matrix as a heat map of row shares, each cell labelled with its count."""
+  shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+  figure, axis = plt.subplots(figsize=(7.5, 6.5))
+  image = axis.imshow(shares, cmap='Blues', vmin=0, vmax=1)
+  for (i, j), count in np.ndenumerate(counts):
+    axis.text(j, i, str(count), ha='center', va='center', fontsize=7, color='white' if shares[i, j] > 0.5 else 'black')
+  axis.set_xticks(range(len(cifar10.CLASS_NAMES)), cifar10.CLASS_NAMES, rotation=45, ha='right')
+  axis.set_yticks(range(len(cifar10.CLASS_NAMES)), cifar10.CLASS_NAMES)
+  axis.set_xlabel('predicted class')
+  axis.set_ylabel('true class')
+  axis.set_title(title, fontsize=10)
+  figure.colorbar(image, label='share of the true class')
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  plt.close(figure)
+
+
+def per_class_table(counts: np.ndarray) -> str:
+  """Markdown: each class's test accuracy, its count, and the class it is most often mistaken for."""
+  accuracy = per_class_accuracy(counts)
+  lines = ['| class | test acc % | images | most often predicted instead |', '|---|---|---|---|']
+  for i, name in enumerate(cifar10.CLASS_NAMES):
+    wrong = counts[i].copy()
+    wrong[i] = 0
+    instead = f'{cifar10.CLASS_NAMES[wrong.argmax()]} ({wrong.max()})' if wrong.any() else '–'
+    lines.append(f'| {name} | {100 * accuracy[i]:.2f} | {counts[i].sum()} | {instead} |')
+  total = np.trace(counts) / max(counts.sum(), 1)
+  lines.append(f'| **all** | {100 * total:.2f} | {counts.sum()} | |')
+  return '\n'.join(lines)
+
+
+def confusion(folder: str | pathlib.Path, data_dir: str | None = None) -> tuple[pathlib.Path, pathlib.Path]:
+  """Evaluates the finished run in `folder` on its test split; writes confusion.png and per_class.md there.
+
+  `data_dir` replaces the config's data.data_dir (a run's relative path may not hold from here).
+  """
+  folder = pathlib.Path(folder)
+  saved = run_dir.read_json(folder / run_dir.CONFIG_FILE)
+  if saved is None:
+    raise UserError(f'{folder} holds no run: it has no {run_dir.CONFIG_FILE}')
+  config = ml_collections.ConfigDict(saved)
+  if data_dir is not None:
+    config.data.data_dir = data_dir
+  test = cifar10.load(
+      config.data.data_dir or None,
+      source=config.data.source,
+      max_train_examples=1,
+      max_eval_examples=config.data.max_eval_examples,
+  ).test  # the split does not touch test
+  model = restore_model(folder, config)
+  counts = confusion_matrix(test.labels, predict(model, test.images, config), cifar10.NUM_CLASSES)
+  accuracy = np.trace(counts) / counts.sum()
+  title = f'{folder.name}: {config.model.name}, test accuracy {100 * accuracy:.2f} % on {counts.sum():,} images'
+  plot_confusion(counts, title, folder / CONFUSION_FILE)
+  (folder / PER_CLASS_FILE).write_text(
+      f'# Per-class test accuracy: {folder.name}\n\n{title}. Rows of '
+      f'{CONFUSION_FILE}: true class; columns: predicted.\n\n'
+      f'{per_class_table(counts)}\n'
+  )
+  return folder / CONFUSION_FILE, folder / PER_CLASS_FILE
