@@ -5,9 +5,9 @@
 Every subfolder that holds a run (its config.json, summary.json and metrics.jsonl, as `cifar_jax.main` and
 `cifar_jax.sweep` write them), or a sweep's `variant/seed=K` folder, is one run; the runs of one variant are
 grouped (cifar_jax/study/aggregate.py). results.md gives, per variant, n and each metric's mean ± std with a 95 % t
-interval over seeds (with one seed: the accuracy ± its binomial standard error on the evaluation set), the
-evaluation set sizes, and which variants a stated test at α = 0.05 tells apart from the best, then a conclusion,
-then one row per run. results.csv holds one row per run (with its seed), aggregates.csv one row per variant.
+interval over seeds (cut to 0–100 % for accuracies) and a bootstrap interval (with one seed: the accuracy ± its
+binomial standard error on the evaluation set), the evaluation set sizes, and which variants a stated test at
+α = 0.05, Holm-corrected, tells apart from the best, then a conclusion, then one row per run. results.csv holds one row per run (with its seed), aggregates.csv one row per variant.
 The plots: accuracy by variant as points with error bars, validation accuracy per epoch as the mean with a ± std
 band over seeds, and the best variant's training and validation loss.
 """

@@ -187,19 +187,21 @@ def _aggregates(workdir: pathlib.Path) -> dict[str, dict[str, str]]:
     return {row['variant']: row for row in csv.DictReader(f)}
 
 
-# Final validation accuracies of five seeds per variant: b is a within the noise, c five points lower.
+# Final validation accuracies of five seeds per variant: b is a within the noise (seed by seed a - b is .002,
+# -.002, .005, .002, -.002), c five points lower. a and b ran seeds 0-4 (paired), c seeds 10-14 (Welch).
 SEEDED = {
     'a': (0.50, 0.51, 0.49, 0.505, 0.495),
-    'b': (0.498, 0.508, 0.488, 0.503, 0.493),
+    'b': (0.498, 0.512, 0.485, 0.503, 0.497),
     'c': (0.45, 0.46, 0.44, 0.455, 0.445),
 }
+FIRST_SEED = {'a': 0, 'b': 0, 'c': 10}
 
 
 @pytest.fixture
 def seeded_runs(tmp_path):
   """Three variants of five seeds each, in a sweep's variant/seed=K folders, on 10,000 validation images."""
   for i, (name, finals) in enumerate(SEEDED.items()):
-    for seed, final in enumerate(finals):
+    for seed, final in enumerate(finals, start=FIRST_SEED[name]):
       _write_run(tmp_path / name / f'seed={seed}', lr=0.1 * (i + 1), final=final, seed=seed, examples=10_000)
   return tmp_path
 
@@ -218,7 +220,11 @@ def test_seeds_are_aggregated_per_variant_with_t_intervals(seeded_runs):
   )
   assert float(a['val_accuracy_binomial_se']) == pytest.approx(0.005)  # sqrt(0.25 / 10000)
   assert (a['val_examples'], a['test_examples'], a['vs_best']) == ('10000', '20000', 'best')
-  assert rows['b']['vs_best_significant'] == 'False' and rows['b']['vs_best'].startswith('indistinguishable')
+  b = rows['b']  # paired: differences mean 0.001, std 0.003, t = 0.74536 with df 4, p = 0.49747 (scipy ttest_rel)
+  assert b['vs_best_test'] == 'paired t' and b['vs_best_significant'] == 'False'
+  assert float(b['vs_best_statistic']) == pytest.approx(0.74536, abs=1e-5)
+  assert float(b['vs_best_p_value']) == pytest.approx(0.49747, abs=1e-5)
+  assert b['vs_best'].startswith('indistinguishable (paired t p=0.5, Holm p=0.5; P(best > it)=0.')
   # a against c: difference 0.05, se sqrt(2 * 0.0000625 / 5) = 0.005, df 8, half-width 2.306 * 0.005 = 0.01153.
   c = rows['c']
   assert c['vs_best_test'] == 'Welch t' and c['vs_best_significant'] == 'True'
@@ -226,8 +232,8 @@ def test_seeds_are_aggregated_per_variant_with_t_intervals(seeded_runs):
   assert float(c['vs_best_ci95_half_width']) == pytest.approx(0.01153, abs=1e-5)
 
   runs = _csv_rows(seeded_runs)
-  assert len(runs) == 15 and runs[0]['variant'] == 'a' and runs[0]['name'] == 'a/seed=1'  # 51 %, the best run
-  assert sorted(r['seed'] for r in runs if r['variant'] == 'c') == ['0', '1', '2', '3', '4']
+  assert len(runs) == 15 and runs[0]['variant'] == 'b' and runs[0]['name'] == 'b/seed=1'  # 51.2 %, the best run
+  assert sorted(r['seed'] for r in runs if r['variant'] == 'c') == ['10', '11', '12', '13', '14']
 
 
 def test_the_table_and_conclusion_say_which_differences_are_real(seeded_runs):
@@ -236,9 +242,10 @@ def test_the_table_and_conclusion_say_which_differences_are_real(seeded_runs):
   assert '3 variants, n = 5 completed runs each' in markdown
   assert 'Evaluation sets: 10,000 validation images, 20,000 test images.' in markdown
   assert 'same validation images (data.split_seed=0' in markdown
-  assert "Welch's t-test over seeds" in markdown and 'α = 0.05' in markdown
-  assert '| a | 0.1 | 5 | 50.00 ± 0.79 [49.02, 50.98] |' in markdown
-  assert '`a` and `b` are indistinguishable at α = 0.05.' in markdown
+  assert "Welch's t-test over seeds" in markdown and 'the paired t-test' in markdown and 'α = 0.05' in markdown
+  assert "Holm's correction across the 2 variants" in markdown
+  assert '| a | 0.1 | 5 | 50.00 ± 0.79 [49.02, 50.98] (bootstrap [49.' in markdown
+  assert '`a` and `b` are indistinguishable at α = 0.05 (Holm-corrected).' in markdown
   assert '`c` is worse than `a` by 5.00 ± 1.15 points (Welch t p=' in markdown
   assert '| a/seed=1 | 0.1 | 1 | 51.00 |' in markdown  # the per-run table names each run's seed
 
@@ -273,8 +280,9 @@ def test_one_seed_gives_binomial_errors_and_a_z_test(tmp_path):
       '| a | 0.1 | 1 | 50.00 ± 1.58 | 50.00 ± 1.58 | 50.00 ± 1.12 |' in markdown
       and 'binomial standard error' in markdown
   )
-  assert 'worse by 5.00 ± 4.37 points (two-proportion z p=0.025)' in markdown
-  assert '`a` and `c` are indistinguishable' in markdown and 'two-proportion z-test' in markdown
+  # Holm over the two tests: b's p = 0.02516 is the smaller, adjusted to 2 * 0.02516 = 0.0503, not below 0.05.
+  assert '| indistinguishable (two-proportion z p=0.025, Holm p=0.05) |' in markdown
+  assert '`a`, `c` and `b` are indistinguishable' in markdown and 'two-proportion z-test' in markdown
   assert 'one run per variant' in _title(tmp_path / 'accuracy_by_variant.png')
 
 
@@ -294,7 +302,7 @@ def test_a_seeded_sweep_over_an_old_single_seed_run_counts_only_its_own_runs(see
   _write_run(seeded_runs / 'old_single', lr=0.9, final=0.9)  # a run of an earlier sweep, not listed below
   for name in SEEDED:  # the seeded sweep ran into folders that already held a single-seed run each
     _write_run(seeded_runs / name, lr=0.1, final=0.99)
-  listed = [{'name': f'{name}/seed={seed}'} for name in SEEDED for seed in range(len(SEEDED[name]))]
+  listed = [{'name': f'{name}/seed={FIRST_SEED[name] + k}'} for name in SEEDED for k in range(len(SEEDED[name]))]
   (seeded_runs / run_dir.SWEEP_FILE).write_text(json.dumps({'variants': listed}))
   report.write_report(seeded_runs)
   runs = _csv_rows(seeded_runs)

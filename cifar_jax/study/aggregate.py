@@ -3,12 +3,18 @@
 A run named `variant/seed=K` (a sweep with several seeds) belongs to `variant`; any other run is a variant of
 its own. Only completed runs count. The variants are ranked by the mean of the ranking metric (final validation
 accuracy, or test accuracy when no run has a validation split), and every other variant is tested against the
-best at level stats.ALPHA: Welch's t-test over seeds when both have at least two runs, the two-proportion z-test
-on the evaluation set when both have one. The report writes these; other tools (results pages) import them.
+best: the paired t-test over the seeds both ran when their runs have the same seeds (same initialization and data
+order for the same seed, and the same validation images), else Welch's t-test over seeds when both have at least
+two runs, the two-proportion z-test on the evaluation set when both have one. The p-values of all these tests are
+corrected together with Holm's method, and a difference is significant when the corrected p is below
+stats.ALPHA. Beside each: the probability that the best beats the variant, and for a difference not found
+significant, the seeds per variant that would detect it (stats.POWER) at the measured spread. The report writes
+these; other tools (results pages) import them.
 """
 
 from collections.abc import Mapping, Sequence
 import dataclasses
+import math
 from typing import Any, Protocol
 
 from cifar_jax.study import stats
@@ -58,6 +64,8 @@ class Variant:
   examples: dict[str, int | None]  # evaluation set size by split ('val', 'test'); None when not recorded
   versus_best: stats.Difference | None = None  # best minus this variant, on the ranking metric
   untested: str = ''  # why there is no comparison, for a variant other than the best
+  superiority: float | None = None  # P(a run of the best > a run of this variant), with >= 2 runs on each side
+  seeds_to_detect: int | None = None  # seeds per variant that would detect a non-significant difference
 
   @property
   def n(self) -> int:
@@ -72,6 +80,22 @@ class Variant:
   def values(self, key: str) -> list[float]:
     """`key` of each of its runs that recorded it."""
     return [run.results[key] for run in self.runs if run.results.get(key) is not None]
+
+  def by_seed(self, key: str) -> dict[Any, float]:
+    """`key` of each run by its seed (config `seed`)."""
+    return {run.config.get('seed'): run.results[key] for run in self.runs if run.results.get(key) is not None}
+
+  def interval(self, key: str) -> tuple[float, float] | None:
+    """The 95 % interval of `key` the table and plot show: the t interval over seeds (within [0, 1] for an
+    accuracy), or with one run an accuracy's Wilson interval on its evaluation set; None without one."""
+    spread = self.spreads.get(key)
+    if spread is None:
+      return None
+    if spread.n > 1:
+      return spread.low, spread.high
+    split = dict(METRICS).get(key)
+    size = self.examples.get(split) if split else None
+    return stats.wilson_interval(spread.mean, size) if size else None
 
   def binomial_se(self, key: str) -> float | None:
     """The binomial standard error of accuracy `key`'s mean on its evaluation set, None when the size is unknown."""
@@ -101,8 +125,12 @@ def _examples(runs: Sequence[RunLike]) -> dict[str, int | None]:
 
 
 def compare(best: Variant, other: Variant, metric: str) -> tuple[stats.Difference | None, str]:
-  """best minus `other` on `metric` by the test their run counts allow, or None and the reason there is none."""
+  """best minus `other` on `metric` by the test their runs allow (paired when they ran the same seeds), or None
+  and the reason there is none."""
   a, b = best.values(metric), other.values(metric)
+  seeds_a, seeds_b = best.by_seed(metric), other.by_seed(metric)
+  if len(a) >= 2 and len(seeds_a) == len(a) and seeds_a.keys() == seeds_b.keys() and None not in seeds_a:
+    return stats.paired_t_test([seeds_a[s] for s in seeds_a], [seeds_b[s] for s in seeds_a]), ''
   if len(a) >= 2 and len(b) >= 2:
     return stats.welch_test(a, b), ''
   if len(a) == 1 and len(b) == 1:
@@ -125,12 +153,38 @@ def aggregate(runs: Sequence[RunLike], metric: str | None = None) -> list[Varian
   variants = []
   for name, members in groups.items():
     variant = Variant(name, members, {}, _examples(members))
-    variant.spreads = {key: stats.spread(variant.values(key)) for key, _ in METRICS if variant.values(key)}
+    variant.spreads = {
+        key: stats.spread(variant.values(key), bounds=(0.0, 1.0) if key in ACCURACY_METRICS else (-math.inf, math.inf))
+        for key, _ in METRICS
+        if variant.values(key)
+    }
     variants.append(variant)
   variants.sort(key=lambda v: (metric not in v.spreads, -v.spreads[metric].mean if metric in v.spreads else 0, v.name))
   for other in variants[1:]:
     other.versus_best, other.untested = compare(variants[0], other, metric)
+  tested = [v for v in variants[1:] if v.versus_best is not None]
+  for variant, p in zip(tested, stats.holm([v.versus_best.p_value for v in tested])):
+    variant.versus_best = dataclasses.replace(variant.versus_best, p_adjusted=p)
+    _beside_the_test(variants[0], variant, metric)
   return variants
+
+
+def _beside_the_test(best: Variant, other: Variant, metric: str) -> None:
+  """Sets `other`'s probability of being beaten by the best and, for a difference not found, the seeds that
+  would find it at the measured spread (the differences' std when paired, the two variants' pooled std else)."""
+  a, b = best.values(metric), other.values(metric)
+  if len(a) < 2 or len(b) < 2:
+    return
+  other.superiority = stats.probability_of_superiority(a, b)
+  difference = other.versus_best
+  if difference.significant():
+    return
+  if difference.test == 'paired t':
+    seeds = best.by_seed(metric)
+    std = stats.spread([seeds[s] - v for s, v in other.by_seed(metric).items()]).std
+  else:
+    std = math.sqrt((best.spreads[metric].std ** 2 + other.spreads[metric].std ** 2) / 2)
+  other.seeds_to_detect = stats.seeds_to_detect(difference.difference, std, difference.test == 'paired t')
 
 
 def points(value: float) -> str:
@@ -144,9 +198,23 @@ def verdict(variant: Variant, alpha: float = stats.ALPHA) -> str:
   if difference is None:
     return f'not tested: {variant.untested}' if variant.untested else 'best'
   p = f'{difference.test} p={difference.p_value:.2g}'
+  if difference.p_adjusted is not None:
+    p += f', Holm p={difference.p_adjusted:.2g}'
+  if variant.superiority is not None:
+    p += f'; P(best > it)={variant.superiority:.2f}'
   if not difference.significant(alpha):
-    return f'indistinguishable ({p})'
+    return f'indistinguishable ({p}{_seeds_needed(variant)})'
   return f'worse by {points(difference.difference)} ± {points(difference.half_width)} points ({p})'
+
+
+def _seeds_needed(variant: Variant) -> str:
+  """'; 12 seeds each would detect 0.40 points' for a difference not found significant over seeds."""
+  difference = variant.versus_best
+  if variant.superiority is None or not difference.difference:
+    return ''
+  if variant.seeds_to_detect is None:
+    return f'; over {stats.MAX_SEEDS:,} seeds each to detect {points(abs(difference.difference))} points'
+  return f'; {variant.seeds_to_detect} seeds each would detect {points(abs(difference.difference))} points'
 
 
 def _names(variants: Sequence[Variant]) -> str:
@@ -172,13 +240,19 @@ def conclusion(variants: Sequence[Variant], metric: str, alpha: float = stats.AL
   worse = [v for v in variants[1:] if v.versus_best is not None and v.versus_best.significant(alpha)]
   untested = [v for v in variants[1:] if v.versus_best is None]
   if tied:
-    lines.append(f'{_names([best, *tied])} are indistinguishable at α = {alpha:g}.')
+    lines.append(f'{_names([best, *tied])} are indistinguishable at α = {alpha:g} (Holm-corrected).')
   for variant in worse:
     lines.append(
         f'`{variant.name}` is worse than `{best.name}` by {points(variant.versus_best.difference)} ± '
         f'{points(variant.versus_best.half_width)} points ({variant.versus_best.test} '
-        f'p={variant.versus_best.p_value:.2g}).'
+        f'p={variant.versus_best.p_value:.2g}, Holm p={variant.versus_best.p_adjusted:.2g}).'
     )
   if untested:
     lines.append(f'Not tested: {_names(untested)} ({untested[0].untested}).')
+  few = [v for v in variants if metric in v.spreads and v.spreads[metric].n > 1 and v.spreads[metric].too_few]
+  if few:
+    lines.append(
+        f'Too few runs to conclude on {_names(few)} alone: n < {stats.MIN_RUNS}, or a t interval that reached '
+        'past 0 or 100 % (cut there).'
+    )
   return ' '.join(lines)

@@ -157,14 +157,19 @@ def _status_cell(run: Run) -> str:
 
 
 def _variant_cell(variant: aggregate.Variant, key: str) -> str:
-  """mean ± std [95 % interval] over seeds; with one run its value, ± its binomial SE for an accuracy."""
+  """mean ± std [95 % t interval] († too few runs) (bootstrap interval) over seeds; with one run its value, ± its
+  binomial SE for an accuracy."""
   spread = variant.spreads.get(key)
   if spread is None:
     return ''
   scale, digits = (100, 2) if key in aggregate.ACCURACY_METRICS else (1, 4)
   number = lambda value: f'{scale * value:.{digits}f}'  # noqa: E731
   if spread.n > 1:
-    return f'{number(spread.mean)} ± {number(spread.std)} [{number(spread.low)}, {number(spread.high)}]'
+    flag = ' †' if spread.too_few else ''
+    return (
+        f'{number(spread.mean)} ± {number(spread.std)} [{number(spread.low)}, {number(spread.high)}]{flag} '
+        f'(bootstrap [{number(spread.boot_low)}, {number(spread.boot_high)}])'
+    )
   se = variant.binomial_se(key)
   return number(spread.mean) + (f' ± {number(se)}' if se is not None else '')
 
@@ -174,6 +179,8 @@ def _tests_used(variants: Sequence[aggregate.Variant], metric: str) -> str:
   tests = {v.versus_best.test for v in variants if v.versus_best is not None}
   split = 'validation' if metric == 'val_accuracy' else 'test'
   said = []
+  if 'paired t' in tests:
+    said.append('the paired t-test over the seeds both ran (same seed: same initialization and data order)')
   if 'Welch t' in tests:
     said.append("Welch's t-test over seeds")
   if 'two-proportion z' in tests:
@@ -183,10 +190,14 @@ def _tests_used(variants: Sequence[aggregate.Variant], metric: str) -> str:
     )
   if not said:
     return ''
+  tested = sum(v.versus_best is not None for v in variants)
   return (
       f"'vs best': {' and '.join(said)} on the {aggregate.METRIC_LABELS[metric]}, two-sided, "
-      f'α = {stats.ALPHA:g}, each variant against the best without correction for multiple comparisons; '
-      'a difference is the best minus the variant ± the half-width of its 95 % interval.'
+      f"α = {stats.ALPHA:g} after Holm's correction across the {tested} variants tested against the best "
+      '(Holm p); a difference is the best minus the variant ± the half-width of its 95 % interval. '
+      'P(best > it) is the chance that a run of the best beats a run of the variant (over every pair of their '
+      'runs, ties half); where a difference is not significant, the seeds per variant that would detect it with '
+      f'probability {stats.POWER:g} at α = {stats.ALPHA:g} given the measured spread (t-test power, noncentral t).'
   )
 
 
@@ -273,7 +284,9 @@ def _markdown(
   made.append(_examples_sentence(runs, variants))
   multi = any(v.n > 1 for v in variants)
   cells = (
-      'each cell is the mean ± std over the n seeds, with the 95 % Student t interval of the mean in brackets'
+      'each cell is the mean ± std over the n seeds, with the 95 % Student t interval of the mean in brackets '
+      '(cut to 0–100 % for accuracies) and the 95 % percentile bootstrap interval of the mean beside it; '
+      f'† marks too few runs to conclude from (n < {stats.MIN_RUNS}, or a t interval that reached past 0 or 100 %)'
       if multi
       else 'with one run per variant, each accuracy is shown ± its binomial standard error '
       'sqrt(p(1-p)/n) on the evaluation set'
@@ -344,8 +357,9 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
   evaluation set sizes and the comparison with the best."""
   keys = [k for k in keys if k != 'seed']
   columns = []
+  parts = ('mean', 'std', 'ci95_low', 'ci95_high', 'ci95_clipped', 'bootstrap95_low', 'bootstrap95_high')
   for key, split in aggregate.METRICS:
-    columns += [f'{key}_{part}' for part in ('mean', 'std', 'ci95_low', 'ci95_high')]
+    columns += [f'{key}_{part}' for part in parts]
     columns += [f'{key}_binomial_se'] if split else []
   comparison = [
       'vs_best_test',
@@ -353,7 +367,10 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
       'vs_best_ci95_half_width',
       'vs_best_statistic',
       'vs_best_p_value',
+      'vs_best_p_holm',
       'vs_best_significant',
+      'vs_best_p_superiority',
+      'vs_best_seeds_to_detect',
       'vs_best',
   ]
   with path.open('w', newline='') as f:
@@ -363,11 +380,15 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
       row = [variant.name, *(format_value(variant.config.get(k)) for k in keys), variant.n]
       for key, split in aggregate.METRICS:
         spread = variant.spreads.get(key)
-        row += [_blank_nan(x) for x in (spread.mean, spread.std, spread.low, spread.high)] if spread else [''] * 4
+        numbers = dataclasses.astuple(spread)[1:] if spread else ()  # mean, std, low, high, clipped, bootstrap
+        row += [_blank_nan(x) for x in numbers] if spread else [''] * len(parts)
         row += [_blank_nan(variant.binomial_se(key))] if split else []
       row += [_blank_nan(variant.examples.get(split)) for split in aggregate.EXAMPLES_KEYS]
       d = variant.versus_best
-      row += [d.test, d.difference, d.half_width, d.statistic, d.p_value, d.significant()] if d else [''] * 6
+      row += (
+          [d.test, d.difference, d.half_width, d.statistic, d.p_value, d.p_adjusted, d.significant()] if d else [''] * 7
+      )
+      row += [_blank_nan(variant.superiority), _blank_nan(variant.seeds_to_detect)]
       writer.writerow([*row, aggregate.verdict(variant)])
 
 
@@ -490,7 +511,8 @@ def _plot_best_variant_loss(path: pathlib.Path, study: str, name: str | None, ru
 
 def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence[aggregate.Variant]) -> None:
   """Final validation and test accuracy per variant, best at the top: each run as a dot, the mean as a point
-  with its 95 % interval (t over seeds, or ± 1.96 binomial SE with one run), on an axis zoomed to the data."""
+  with its 95 % interval (aggregate.Variant.interval: t over seeds, or Wilson with one run), on an axis zoomed
+  to the data."""
   shown = [
       (key, label)
       for key, label in (('val_accuracy', 'validation'), ('test_accuracy', 'test'))
@@ -505,11 +527,7 @@ def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence
       if spread is None:
         continue
       ax.plot([100 * x for x in variant.values(key)], [y] * spread.n, '.', color=color, alpha=0.35, markersize=5)
-      if spread.n > 1:
-        low, high = spread.low, spread.high
-      else:
-        se = variant.binomial_se(key)
-        low, high = (spread.mean - 1.96 * se, spread.mean + 1.96 * se) if se is not None else (spread.mean,) * 2
+      low, high = variant.interval(key) or (spread.mean, spread.mean)
       ax.errorbar(
           100 * spread.mean,
           y,
@@ -522,9 +540,9 @@ def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence
   ax.set_yticks(range(len(variants)), [v.name for v in variants])
   ax.set_ylim(len(variants) - 0.5, -0.5)  # best at the top
   counts = [v.n for v in variants]
-  interval = 'each run ± 1.96 binomial SE (95 %)'
+  interval = 'each run with its 95 % Wilson interval'
   if max(counts, default=1) > 1:
-    interval = 'mean and 95 % t interval over seeds' + (' (± 1.96 binomial SE for one run)' if min(counts) == 1 else '')
+    interval = 'mean and 95 % t interval over seeds' + (' (Wilson interval for one run)' if min(counts) == 1 else '')
   title = f'{study}: final accuracy by variant\n{interval}, {_n_label(counts)}'
   _style(ax, title, 'accuracy (%)', '')
   if variants:
