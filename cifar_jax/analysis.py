@@ -9,8 +9,7 @@ data settings: `data.max_eval_examples` and normalization), with BatchNorm's run
 
 import argparse
 
-from cifar_jax.errors import reported_in_one_line
-from cifar_jax.study.analysis import confusion
+from cifar_jax import cli
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,10 +17,15 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('run_folder', nargs='+', help='finished run folders (with config.json and checkpoints/)')
   parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10 folder, instead of the run's own")
   args = parser.parse_args(argv)
-  with reported_in_one_line():
+
+  def analyse() -> None:
+    from cifar_jax.study.analysis import confusion  # pylint: disable=import-outside-toplevel  # after the flags
+
     for folder in args.run_folder:
       for path in confusion(folder, args.data_dir):
         print(f'wrote {path}')
+
+  cli.run(analyse)
 
 
 if __name__ == '__main__':

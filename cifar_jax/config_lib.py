@@ -10,7 +10,7 @@ import pathlib
 import re
 import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from absl import flags
@@ -44,6 +44,16 @@ def flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     else:
       flat[f'{prefix}{key}'] = tuple(value) if isinstance(value, list) else value
   return flat
+
+
+def varied_keys(configs: Sequence[Mapping[str, Any]], first: Iterable[str] = ()) -> list[str]:
+  """`first`, then every other dotted key whose value differs between the flat `configs`, in order of appearance."""
+  keys = list(dict.fromkeys(first))
+  for config in configs:
+    for key in config:
+      if key not in keys and len({repr(c.get(key)) for c in configs}) > 1:
+        keys.append(key)
+  return keys
 
 
 def config_as_json(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -81,6 +91,24 @@ def check_known_keys(config: ml_collections.ConfigDict) -> None:
   for key in flat_keys(config):
     if key not in known and not key.startswith(MODEL_GROUP + '.'):
       raise unknown_key_error(key, known)
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+  """The checks that need no JAX, run before it is imported: unknown keys, and the ranges of plain numbers."""
+  check_known_keys(config)
+  if config.num_epochs < 0:
+    raise ConfigError(f'num_epochs={config.num_epochs} must be >= 0')
+  if config.num_train_steps < -1:
+    raise ConfigError(f'num_train_steps={config.num_train_steps} must be -1 (from num_epochs) or >= 0')
+  if not 0 <= config.data.val_fraction < 1:
+    raise ConfigError(f'data.val_fraction={config.data.val_fraction} must be in [0, 1)')
+  if not 0 <= config.regularization.label_smoothing < 1:
+    raise ConfigError(f'regularization.label_smoothing={config.regularization.label_smoothing} must be in [0, 1)')
+  for key in ('l1', 'l2'):
+    if config.regularization[key] < 0:
+      raise ConfigError(f'regularization.{key}={config.regularization[key]} must be >= 0')
+  if config.log_every_steps < 1:
+    raise ConfigError(f'log_every_steps={config.log_every_steps} must be >= 1')
 
 
 def _parent(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict | None, str]:

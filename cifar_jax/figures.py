@@ -13,9 +13,7 @@ Fig. 3). Augmentations are drawn on [0, 1] images, before normalization, as the 
 import argparse
 import pathlib
 
-from cifar_jax import config_lib
-from cifar_jax.errors import reported_in_one_line
-from cifar_jax.study.figures import make_figures
+from cifar_jax import cli, config_lib
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,12 +22,18 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--out', required=True, help='the folder the three PNGs go to')
   parser.add_argument('--data_dir', '--data-dir', default=None, help="CIFAR-10's folder instead of the config's")
   args = parser.parse_args(argv)
-  with reported_in_one_line():
+
+  def figures() -> None:
     config = config_lib.load_config_file(args.config)
+    config_lib.check_values(config)
     if args.data_dir:
       config.data.data_dir = args.data_dir
+    from cifar_jax.study.figures import make_figures  # pylint: disable=import-outside-toplevel  # after the checks
+
     for path in make_figures(config, args.config, pathlib.Path(args.out)):
       print(f'wrote {path}')
+
+  cli.run(figures)
 
 
 if __name__ == '__main__':

@@ -8,16 +8,11 @@ cifar_jax/training/preemption.py).
 """
 
 import functools
-import sys
 
-import jax
 from absl import app, flags
-from absl import logging as absl_logging
 from ml_collections import config_flags
 
-from cifar_jax import config_lib
-from cifar_jax.training import preemption, trainer
-from cifar_jax.errors import UserError
+from cifar_jax import cli, config_lib
 
 # Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
 _CONFIG = config_flags.DEFINE_config_file(
@@ -35,23 +30,23 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', 0, 'Several hosts: this process
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
-def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
+def train() -> None:
+  """Checks the config's keys and values (before JAX, Flax and Orbax are imported, so that a typo is refused in
+  well under two seconds), then trains."""
+  config_lib.check_values(_CONFIG.value)
+  import jax  # pylint: disable=import-outside-toplevel
+  from cifar_jax.training import trainer  # pylint: disable=import-outside-toplevel
+
   if _NUM_PROCESSES.value > 1:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')  # CPU runs only; GPUs use NCCL
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  try:
-    trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
-  except KeyboardInterrupt:  # Ctrl-C outside the training steps (loading, compiling, the final evaluation)
-    preemption.stop_now('SIGINT')
-  except trainer.Stopped as e:  # not an error: the run stopped as asked and can be resumed
-    print(e, file=sys.stderr)
-    sys.exit(e.exit_status)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
+  trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value, allow_config_change=_ALLOW_CONFIG_CHANGE.value)
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+  cli.run(train)
 
 
 if __name__ == '__main__':

@@ -12,26 +12,24 @@ The plots: accuracy by variant as points with error bars, validation accuracy pe
 band over seeds, and the best variant's training and validation loss.
 """
 
-import sys
-from collections.abc import Sequence
+import argparse
 
-from cifar_jax.errors import UserError
-from cifar_jax.study.report import write_report
+from cifar_jax import cli
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: list[str] | None = None) -> None:
   """`python -m cifar_jax.report WORKDIR`: writes the table and plots and says where they are."""
-  if len(argv) != 2 or argv[1].startswith('-'):
-    print('usage: python -m cifar_jax.report WORKDIR   (a sweep workdir or any folder of run folders)', file=sys.stderr)
-    return 2
-  try:
-    paths = write_report(argv[1])
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
-  print(f'Wrote {", ".join(str(p) for p in paths)}')
-  return 0
+  parser = argparse.ArgumentParser(prog='python -m cifar_jax.report', description=__doc__.splitlines()[0])
+  parser.add_argument('workdir', help='a sweep workdir or any folder of run folders')
+  args = parser.parse_args(argv)
+
+  def report() -> None:
+    from cifar_jax.study.report import write_report  # pylint: disable=import-outside-toplevel  # after the flags
+
+    print(f'Wrote {", ".join(str(p) for p in write_report(args.workdir))}')
+
+  cli.run(report)
 
 
 if __name__ == '__main__':
-  sys.exit(main(sys.argv))
+  main()

@@ -40,17 +40,13 @@ variant failed, 130 when interrupted by Ctrl-C, 143 by SIGTERM (both checkpointe
 
 import dataclasses
 import functools
-import shlex
 import sys
 
 from absl import app, flags
-from absl import logging as absl_logging
 from ml_collections import config_flags
 
+from cifar_jax import cli
 from cifar_jax.config_lib import parse_flags
-from cifar_jax.errors import UserError
-from cifar_jax.study.sweep import run_sweep
-from cifar_jax.training import trainer
 
 
 @dataclasses.dataclass
@@ -81,31 +77,28 @@ class _Flags:
     return holders
 
 
-def main(argv: list[str], cli: _Flags) -> None:
-  """Runs the sweep; exits 1 on bad input or when a variant failed, 130 on Ctrl-C, 143 on SIGTERM."""
+def sweep(cli_flags: _Flags) -> int:
+  """Runs the sweep; 1 when a variant failed."""
+  from cifar_jax.study.sweep import run_sweep  # pylint: disable=import-outside-toplevel  # after the flags parsed
+
+  records = run_sweep(
+      cli_flags.config.value,
+      cli_flags.workdir.value,
+      cli_flags.assignments.value,
+      command=cli.published_command('cifar_jax.sweep', sys.argv[1:]),
+      allow_config_change=cli_flags.allow_config_change.value,
+  )
+  return 1 if any(r['status'] == 'failed' for r in records) else 0
+
+
+def main(argv: list[str], cli_flags: _Flags) -> None:
+  """Exits 1 on bad input or when a variant failed, 130 on Ctrl-C, 143 on SIGTERM (cifar_jax/cli.py)."""
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
-  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
-  command = shlex.join(['python', '-m', 'cifar_jax.sweep', *sys.argv[1:]])
-  try:
-    records = run_sweep(
-        cli.config.value,
-        cli.workdir.value,
-        cli.assignments.value,
-        command=command,
-        allow_config_change=cli.allow_config_change.value,
-    )
-  except KeyboardInterrupt:
-    print('interrupted: run the same command again to resume the sweep', file=sys.stderr)
-    sys.exit(130)
-  except trainer.Stopped as e:  # not an error: checkpointed as asked; the same command resumes the sweep
-    print(e, file=sys.stderr)
-    sys.exit(e.exit_status)
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)
-  sys.exit(1 if any(r['status'] == 'failed' for r in records) else 0)
+  cli.run(functools.partial(sweep, cli_flags))
 
 
 if __name__ == '__main__':
-  app.run(functools.partial(main, cli=_Flags.define()), flags_parser=functools.partial(parse_flags, usage=__doc__))
+  app.run(
+      functools.partial(main, cli_flags=_Flags.define()), flags_parser=functools.partial(parse_flags, usage=__doc__)
+  )

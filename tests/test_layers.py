@@ -17,9 +17,11 @@ RANKS = {
     'data': 2,
     'models': 2,
     'parallel': 2,
+    'devices': 2,
     'training': 3,
     'study': 4,
     'reproduce': 5,
+    'cli': 5,
     **{command: 6 for command in COMMANDS},
 }
 

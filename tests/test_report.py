@@ -9,7 +9,7 @@ import pytest
 
 from cifar_jax import config_lib
 from cifar_jax import report as report_command
-from cifar_jax.study import report
+from cifar_jax.study import report, text
 from cifar_jax.training import run_dir
 
 STEPS_PER_EPOCH = 4
@@ -162,24 +162,30 @@ def test_report_is_reproducible(mixed_runs):
   assert {name: (mixed_runs / name).read_text() for name in report.TABLE_FILES} == first
 
 
+def _exit_status(argv):
+  with pytest.raises(SystemExit) as stopped:
+    report_command.main(argv)
+  return stopped.value.code
+
+
 def test_command_line(mixed_runs, tmp_path, capsys):
-  assert report_command.main(['report', str(mixed_runs)]) == 0
+  assert _exit_status([str(mixed_runs)]) == 0
   assert 'results.md' in capsys.readouterr().out
-  assert report_command.main(['report', str(tmp_path / 'missing')]) == 1
+  assert _exit_status([str(tmp_path / 'missing')]) == 1
   assert 'is not a folder' in capsys.readouterr().err
   empty = tmp_path / 'empty'
   empty.mkdir()
-  assert report_command.main(['report', str(empty)]) == 1
+  assert _exit_status([str(empty)]) == 1
   assert 'holds no run folders' in capsys.readouterr().err
-  assert report_command.main(['report']) == 2
+  assert _exit_status([]) == 2
 
 
 def test_flatten_and_varied_keys():
   assert config_lib.flatten({'a': {'b': [1, 2], 'c': 'x'}, 'd': 1.0}) == {'a.b': (1, 2), 'a.c': 'x', 'd': 1.0}
   configs = [{'a': 1, 'b': 2, 'c': 3}, {'a': 1, 'b': 5}]
-  assert report.varied_keys(configs, first=['z']) == ['z', 'b', 'c']
+  assert config_lib.varied_keys(configs, first=['z']) == ['z', 'b', 'c']
   assert report.format_value((150, 150, 84)) == '(150, 150, 84)' and report.format_value(1e-05) == '1e-05'
-  assert report.format_duration(3725.4) == '1:02:05'
+  assert text.format_duration(3725.4) == '1:02:05'
 
 
 def _aggregates(workdir: pathlib.Path) -> dict[str, dict[str, str]]:

@@ -11,6 +11,7 @@ from cifar_jax.reproduce import __main__ as reproduce_command
 from cifar_jax.reproduce import chain, plan, results_page
 from cifar_jax.training import preemption, run_dir, trainer
 from cifar_jax.reproduce.plan import Study
+from cifar_jax.errors import UserError
 
 PAGE = """# Title
 
@@ -24,6 +25,13 @@ old tp3
 <!-- generated:tp3 end -->
 Text below, kept.
 """
+
+
+def _exit_status(argv):
+  """What `python -m cifar_jax.reproduce ARGV` exits with (the command exits through cifar_jax/cli.py)."""
+  with pytest.raises(SystemExit) as stopped:
+    reproduce_command.main(argv)
+  return stopped.value.code
 
 
 def test_replace_generated_rewrites_only_between_markers():
@@ -129,7 +137,7 @@ def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_
     ],
 )
 def test_a_bad_set_stops_the_chain_with_one_line(tmp_path, capsys, setting, message):
-  assert reproduce_command.main(['--quick', '--status', f'--workdir={tmp_path}', f'--set={setting}']) == 1
+  assert _exit_status(['--quick', '--status', f'--workdir={tmp_path}', f'--set={setting}']) == 1
   err = capsys.readouterr().err
   assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
 
@@ -185,7 +193,7 @@ def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, c
   short, long = tmp_path / 'runs' / 'timed' / 'short', tmp_path / 'runs' / 'timed' / 'long'
   assert run_dir.read_json(short / run_dir.SUMMARY_FILE)['status'] == 'completed'
   assert not (long / run_dir.SUMMARY_FILE).exists()
-  first_stop = chain.checkpointed_step(long)
+  first_stop = run_dir.checkpoint_step(long)
   assert first_stop > 0
   finished_at = (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns
 
@@ -193,7 +201,7 @@ def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, c
   assert box.expired
   assert (short / run_dir.SUMMARY_FILE).stat().st_mtime_ns == finished_at  # a finished run is never redone
   assert (short / 'confusion.png').exists() and (short / 'per_class.md').exists()  # analysed by the next slice
-  assert chain.checkpointed_step(long) > first_stop  # resumed, not restarted
+  assert run_dir.checkpoint_step(long) > first_stop  # resumed, not restarted
   assert any(r['kind'] == 'train' and r['step'] <= first_stop for r in run_dir.read_metrics(long))
 
 
@@ -202,13 +210,13 @@ def test_quick_chain_writes_runs_page_and_figures(tmp_path, cifar10_dir, capsys)
   page.write_text(PAGE)
   workdir = tmp_path / 'runs'
   common = ['--quick', f'--workdir={workdir}', f'--data_dir={cifar10_dir}']
-  assert reproduce_command.main([*common, '--only=tp3_dense']) == 0
+  assert _exit_status([*common, '--only=tp3_dense']) == 0
   assert 'Finished in' in capsys.readouterr().out
   runs = [p.parent for p in (workdir / 'tp3_dense').rglob(run_dir.SUMMARY_FILE)]
   assert runs and all((run / 'confusion.png').exists() and (run / 'per_class.md').exists() for run in runs)
   assert 'devices' in run_dir.read_json(workdir / 'tp3_dense' / results_page.RECORD_FILE)
 
-  assert reproduce_command.main([*common, '--write-docs', f'--docs={page}']) == 0
+  assert _exit_status([*common, '--write-docs', f'--docs={page}']) == 0
   text = page.read_text()
   assert text.startswith('# Title\n\nHand-written text above.\n') and 'Text between, kept.' in text
   mlp_row = next(line for line in text.splitlines() if line.startswith('| MLP |'))
@@ -223,5 +231,5 @@ def test_quick_chain_writes_runs_page_and_figures(tmp_path, cifar10_dir, capsys)
 
 def test_only_names_a_report_or_a_study():
   assert [s.name for s in plan.find('upv')] == ['upv_final', 'upv_progression']
-  with pytest.raises(ValueError, match='neither a report'):
+  with pytest.raises(UserError, match='neither a report'):
     plan.find('tp4')

@@ -363,7 +363,7 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
   def stopped(*args, **kwargs):
     raise trainer.Stopped(f'{signal_name} received: checkpoint written', signal_name)
 
-  monkeypatch.setattr(sweep_command, 'run_sweep', stopped)
+  monkeypatch.setattr(sweep, 'run_sweep', stopped)  # the command imports it when it runs
   flags = {'config': None, 'workdir': 'unused', 'assignments': [], 'allow_config_change': False}
   cli = types.SimpleNamespace(**{name: types.SimpleNamespace(value=value) for name, value in flags.items()})
   with pytest.raises(SystemExit) as exited:
@@ -392,6 +392,6 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
     return group.Probe(len(configs), steps=4, group_seconds=group_seconds, single_seconds=1.0)
 
   monkeypatch.setattr(group, 'probe', probe)
-  assert sweep._batches(config, variants, tmp_path) == batches  # pylint: disable=protected-access
+  assert sweep._run_groups(config, variants, tmp_path) == batches  # pylint: disable=protected-access
   assert probed == [[0, 1], [0, 1]]  # each learning rate's two seeds, probed once
   assert capsys.readouterr().out.count(printed) == 2

@@ -117,6 +117,12 @@ def read_batch(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
   return np.ascontiguousarray(images), labels.astype(np.int32)
 
 
+# How each command takes the data folder, for the messages that ask for it (one wording for every command).
+WHERE_TO_POINT = (
+    'data.data_dir: main --config.data.data_dir=PATH, sweep --set=data.data_dir=PATH, the others --data_dir=PATH'
+)
+
+
 def find_batches_dir(data_dir: str | os.PathLike[str] | None) -> pathlib.Path:
   """Returns the `cifar-10-batches-py` folder, given it or its parent (default: `$CIFAR10_DIR`)."""
   data_dir = os.environ.get(DATA_DIR_ENV) if data_dir is None else data_dir
@@ -131,7 +137,7 @@ def find_batches_dir(data_dir: str | os.PathLike[str] | None) -> pathlib.Path:
   where = '; '.join(looked) or f'nowhere: no data_dir given and ${DATA_DIR_ENV} is not set'
   raise DataError(
       f'CIFAR-10 batches not found. Looked in: {where}. Point at the {BATCHES_DIR_NAME} folder or its '
-      f'parent with --config.data.data_dir=PATH or the environment variable {DATA_DIR_ENV}.'
+      f'parent with {WHERE_TO_POINT} or the environment variable {DATA_DIR_ENV}.'
   )
 
 
@@ -160,6 +166,21 @@ def load(
   )
 
 
+def check_available(data_dir: str | os.PathLike[str] | None, source: str = 'auto') -> None:
+  """Raises the DataError `load` would raise for data that is not there, without reading the images where the
+  official files are found (a sweep checks this once, before any run). `tfds` is left to `load`, which may
+  download."""
+  check_choice('data.source', source, SOURCES)
+  if source == 'tfds':
+    return
+  try:
+    find_batches_dir(data_dir)
+  except DataError:
+    if source == 'files':
+      raise
+    _load_train_test(data_dir, source)  # an explicit folder that does not exist, else the tfds copy: as `load`
+
+
 def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tuple[Split, Split]:
   """Reads the full train and test splits from the chosen source.
 
@@ -176,7 +197,7 @@ def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tu
     where = f'${DATA_DIR_ENV}' if data_dir is None else 'data.data_dir'
     raise DataError(
         f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
-        f'its parent (--config.data.data_dir=PATH).'
+        f'its parent ({WHERE_TO_POINT}).'
     )
   try:
     batches_dir = find_batches_dir(data_dir)

@@ -7,8 +7,11 @@ r"""Reproduces both reports with one resumable command, in time-boxed slices; ge
     python -m cifar_jax.reproduce --quick                          # the whole chain in minutes on a CPU
     python -m cifar_jax.reproduce --max-minutes=9 --set=steps_per_call=50 --vectorize   # on a GPU
 
-Every study of `plan.STUDIES` runs in that order as a sweep (`cifar_jax.sweep`) in
-`<workdir>/<study>`, each variant once per seed where the study has seeds, on the device pipeline. A finished
+Every study of `plan.STUDIES` runs as a sweep (`cifar_jax.sweep`) in `<workdir>/<study>`, each variant once
+per seed where the study has seeds, on the device pipeline, in the order that adds most on this machine
+(`plan.order_for`: on a GPU the UPV rows and the ResNet studies first; on a CPU the dense nets and small CNNs;
+a study the published records hold in full last). `--status` prints the time left per device that has timed
+runs (an estimate holds for the device kind that timed it). A finished
 run is skipped, an interrupted one resumes from its checkpoint. After each study every finished run gets its
 confusion matrix (`cifar_jax.analysis`). With `--max-minutes M`, a deadline `margin` seconds before M minutes
 asks for the stop a first SIGTERM asks for (`preemption.request_stop`, no signal): the run in progress
@@ -16,7 +19,11 @@ checkpoints at its next step and the
 chain stops, prints a summary and exits 0; the same command continues (and first analyses the runs the last
 slice finished). The margin covers the checkpoint and
 whatever cannot be interrupted: a run that starts compiling just before the deadline stops once compiled.
-Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it.
+Each study's folder gets reproduce.json: the devices and commands of the invocations that ran it (commands
+without the flags that name folders of this machine). `--write-docs` regenerates the page from the committed
+record of each study (`docs/results/<study>/rows.json`), into which it first merges the runs of the workdir
+that are at least as complete as the recorded ones, and prints what changed (cifar_jax/reproduce/records.py);
+`--quick` runs never reach docs/results.md.
 `--set=KEY=VALUE` applies a run-config setting to every run (after the chain's own), for settings that change
 the speed and not the numbers beyond float rounding (`steps_per_call`, `log_every_steps`); `--vectorize` lets
 each study's sweep group its seeds where that is measured to pay off (`vectorize='auto'`, cifar_jax/training/group.py).
@@ -24,22 +31,17 @@ each study's sweep group its seeds where that is measured to pay off (`vectorize
 `--quick` shrinks everything (256 training and 128 evaluation images, one epoch, batch 32, the big models at
 tiny widths, the first two variants of each study, at most two seeds) into `runs/reproduce_quick`: it proves
 the chain, its numbers mean nothing. Exit status: 0 when done or when the time box was reached, 1 on bad input
-or a failed run, 130 when stopped by a signal.
+or a failed run, 130 (143) when stopped by Ctrl-C (SIGTERM): cifar_jax/cli.py.
 """
 
 import argparse
 import pathlib
-import shlex
 import sys
 import time
 from collections.abc import Sequence
 
-from absl import logging as absl_logging
-
-from cifar_jax.data.pipeline import PIPELINES
-from cifar_jax.errors import UserError
+from cifar_jax import cli
 from cifar_jax.reproduce import plan
-from cifar_jax.reproduce.chain import DEFAULT_MARGIN_SECONDS, Options, parse_sources, print_progress, run_chain, write_docs
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -67,15 +69,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
       '--margin-seconds',
       '--margin_seconds',
       type=float,
-      default=DEFAULT_MARGIN_SECONDS,
+      default=plan.DEFAULT_MARGIN_SECONDS,
       help='how long before --max-minutes the stop is requested (at most a quarter of the box)',
   )
   parser.add_argument('--quick', action='store_true', help='tiny data, epochs and models: proves the chain')
   parser.add_argument(
       '--pipeline',
-      choices=PIPELINES,
       default='device',
-      help='input pipeline of every run (default device: no TensorFlow, fastest)',
+      help='input pipeline of every run: device (the default: no TensorFlow, fastest) or tfdata',
   )
   parser.add_argument(
       '--set',
@@ -109,37 +110,33 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
   return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str]) -> int:
-  """Runs the command line; returns the exit status."""
-  args = parse_args(argv)
-  absl_logging.set_verbosity(absl_logging.WARNING)  # Orbax logs every checkpoint step at INFO
+def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+  """Runs what the flags ask for; returns the exit status (1 when a study has failed runs)."""
+  from cifar_jax.reproduce import chain  # pylint: disable=import-outside-toplevel  # after the flags are checked
+
   workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
-  options = Options(
+  options = chain.Options(
       workdir,
       args.data_dir,
       args.quick,
       args.pipeline,
       args.max_minutes,
       args.margin_seconds,
-      shlex.join(['python', '-m', 'cifar_jax.reproduce', *argv]),
+      cli.published_command('cifar_jax.reproduce', argv),
       tuple(args.settings),
       args.vectorize,
   )
-  try:
-    studies = [s for name in args.only for s in plan.find(name)] or list(plan.STUDIES)
-    studies = list(dict.fromkeys(studies))
-    if args.write_docs:
-      write_docs(pathlib.Path(args.docs), options, parse_sources(args.sources))
-      return 0
-    if args.status:
-      print_progress(studies, options)
-      return 0
-    started = time.perf_counter()
-    box = run_chain(studies, options)
-    progress = print_progress(studies, options)
-  except (ValueError, UserError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 1
+  chosen = list(dict.fromkeys(s for name in args.only for s in plan.find(name)))
+  if args.write_docs:
+    chain.write_docs(pathlib.Path(args.docs), options, chain.parse_sources(args.sources))
+    return 0
+  if args.status:
+    chain.print_progress(chosen or chain.chain_order(), options, per_device=True)
+    return 0
+  studies = chosen or chain.chain_order()
+  started = time.perf_counter()
+  box = chain.run_chain(studies, options)
+  progress = chain.print_progress(studies, options)
   minutes = (time.perf_counter() - started) / 60
   if box.expired:
     print(
@@ -158,5 +155,11 @@ def main(argv: Sequence[str]) -> int:
   return 1 if failed else 0
 
 
+def main(argv: Sequence[str]) -> None:
+  """Runs the command line and exits with its status (cifar_jax/cli.py: one error line, 130/143 on signals)."""
+  args = parse_args(argv)
+  cli.run(lambda: reproduce(args, argv))
+
+
 if __name__ == '__main__':
-  sys.exit(main(sys.argv[1:]))
+  main(sys.argv[1:])

@@ -17,9 +17,10 @@ from typing import Any, Self
 import jax
 import ml_collections
 
-from cifar_jax import config_lib
-from cifar_jax.reproduce import plan, results_page
-from cifar_jax.study import analysis, report, sweep
+from cifar_jax import config_lib, devices
+from cifar_jax.reproduce import plan, records, results_page
+from cifar_jax.study import analysis, sweep
+from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import preemption, run_dir
 from cifar_jax.data import cifar10
 from cifar_jax.errors import UserError
@@ -27,7 +28,6 @@ from cifar_jax.models import MODELS, model_options
 from cifar_jax.training.preemption import Stopped
 from cifar_jax.reproduce.plan import Study
 
-DEFAULT_MARGIN_SECONDS = 60.0
 QUICK_SETTINGS = (
     'num_epochs=1',
     'num_train_steps=-1',
@@ -43,11 +43,6 @@ TINY_WIDTH = 4  # the big models' channels in --quick
 
 
 # ---- The studies as sweeps.
-
-
-def _entry_name(entry: dict[str, Any], base: str) -> str:
-  """A variant's folder name, as `sweep.expand` derives it."""
-  return sweep.safe_name(entry.get('name') or pathlib.Path(entry.get('config', base)).stem)
 
 
 def tiny_model(name: str) -> dict[str, Any]:
@@ -69,7 +64,7 @@ def study_sweep(study: Study, quick: bool = False, vectorize: bool = False) -> m
   if vectorize:
     config.vectorize = 'auto'
   if study.variants:
-    config.variants = [e for e in config.variants if _entry_name(e, config.base) in study.variants]
+    config.variants = [e for e in config.variants if sweep.entry_name(e) in study.variants]
   if quick:
     _shrink(config)
   if 'seeds' in config:  # the sweep key of issue 11; without it every variant runs once
@@ -102,7 +97,7 @@ class Options:
   quick: bool = False
   pipeline: str = 'device'
   max_minutes: float | None = None
-  margin_seconds: float = DEFAULT_MARGIN_SECONDS
+  margin_seconds: float = plan.DEFAULT_MARGIN_SECONDS
   command: str = ''
   extra_settings: tuple[str, ...] = ()
   vectorize: bool = False
@@ -130,19 +125,15 @@ def expected_steps(config: ml_collections.ConfigDict) -> int:
   return steps if config.num_train_steps < 0 else min(steps, config.num_train_steps)
 
 
-def checkpointed_step(folder: pathlib.Path) -> int:
-  """The step of a run's newest checkpoint (0 without one)."""
-  latest = folder / run_dir.CHECKPOINTS_DIR / 'latest'
-  steps = [int(p.name) for p in latest.iterdir() if p.name.isdigit()] if latest.is_dir() else []
-  return max(steps, default=0)
-
-
-def seconds_per_image(folder: pathlib.Path) -> float | None:
-  """A finished run's wall time per training image (compilation and evaluation included)."""
+def seconds_per_image(folder: pathlib.Path) -> tuple[str, float] | None:
+  """A finished run's device (as its summary names it) and wall time per training image (compilation and
+  evaluation included)."""
   summary, config = run_dir.read_json(folder / run_dir.SUMMARY_FILE), run_dir.read_json(folder / run_dir.CONFIG_FILE)
   if not summary or summary.get('status') != 'completed' or not summary.get('steps') or not config:
     return None
-  return summary['wall_seconds'] / (summary['steps'] * config['batch_size'])
+  return summary.get('device') or 'device not recorded', summary['wall_seconds'] / (
+      summary['steps'] * config['batch_size']
+  )
 
 
 @dataclasses.dataclass
@@ -163,67 +154,92 @@ class StudyProgress:
     parts = []
     if left > self.unknown:
       parts.append(
-          f'about {report.format_duration(self.seconds_left)} for {left - self.unknown} '
-          f'(timed by {self.basis} finished run{"s" * (self.basis != 1)})'
+          f'about {format_duration(self.seconds_left)} for {left - self.unknown} '
+          f'(timed by {plural(self.basis, "finished run")})'
       )
     if self.unknown:
       parts.append(f'{self.unknown} unknown until one run of their kind finishes')
     return '; '.join(parts)
 
 
-def study_progress(study: Study, runs: Sequence[Any], folder: pathlib.Path) -> StudyProgress:
+def study_progress(study: Study, runs: Sequence[Any], folder: pathlib.Path, device: str | None = None) -> StudyProgress:
   """Done and remaining runs of a study; each remaining run's time from the finished runs of the same variant
-  (other seeds), else of the same model in the study, scaled by the images it still has to train on."""
+  (other seeds), else of the same model in the study, scaled by the images it still has to train on. With
+  `device`, only the runs timed on that device count."""
   rates: dict[tuple[str, str], list[float]] = {}
   finished = [run for run in runs if run_dir.holds_completed_run(folder / run.name, run.config)]
+  basis = 0
   for run in finished:
-    rate = seconds_per_image(folder / run.name)
-    if rate is not None:
-      rates.setdefault(('variant', run.variant), []).append(rate)
-      rates.setdefault(('model', run.config.model.name), []).append(rate)
-  progress = StudyProgress(study, len(runs), len(finished), basis=len(finished))
+    timed = seconds_per_image(folder / run.name)
+    if timed is not None and device in (None, timed[0]):
+      basis += 1
+      rates.setdefault(('variant', run.variant), []).append(timed[1])
+      rates.setdefault(('model', run.config.model.name), []).append(timed[1])
+  progress = StudyProgress(study, len(runs), len(finished), basis=basis)
   for run in (r for r in runs if r not in finished):
     known = rates.get(('variant', run.variant)) or rates.get(('model', run.config.model.name))
     if not known:
       progress.unknown += 1
       continue
-    steps = max(expected_steps(run.config) - checkpointed_step(folder / run.name), 0)
+    steps = max(expected_steps(run.config) - (run_dir.checkpoint_step(folder / run.name) or 0), 0)
     progress.seconds_left += statistics.fmean(known) * steps * run.config.batch_size
   return progress
 
 
-def print_progress(studies: Sequence[Study], options: Options) -> list[StudyProgress]:
-  """One line per study, then the totals."""
-  progress = [study_progress(s, expand_study(s, options), options.workdir / s.name) for s in studies]
+def timed_devices(studies: Sequence[Study], options: Options) -> list[str]:
+  """The devices that finished runs of `studies`, as their summaries name them."""
+  found = []
+  for study in studies:
+    for summary in (options.workdir / study.name).rglob(run_dir.SUMMARY_FILE):
+      timed = seconds_per_image(summary.parent)
+      if timed is not None and timed[0] not in found:
+        found.append(timed[0])
+  return found
+
+
+def print_progress(studies: Sequence[Study], options: Options, per_device: bool = False) -> list[StudyProgress]:
+  """One line per study, then the totals; with `per_device`, the time left as timed on each device that
+  finished runs (an estimate holds only for the device kind that timed it)."""
+  expanded = {s.name: expand_study(s, options) for s in studies}
+  progress = [study_progress(s, expanded[s.name], options.workdir / s.name) for s in studies]
   width = max(len(s.name) for s in studies)
-  print(f'\nProgress in {options.workdir} (this machine: {device_name()}):')
+  print(f'\nProgress in {options.workdir} (this machine: {devices.describe()}):')
   for p in progress:
     print(f'  {p.study.name:<{width}}  {p.done:>3}/{p.total:<3} runs  {p.describe()}')
   done, total = sum(p.done for p in progress), sum(p.total for p in progress)
   unknown, seconds = sum(p.unknown for p in progress), sum(p.seconds_left for p in progress)
-  estimate = f'about {report.format_duration(seconds)} for {total - done - unknown} of them on this hardware'
+  estimate = (
+      f'about {format_duration(seconds)} for {total - done - unknown} of them, timed on the devices that ran them'
+  )
   print(
-      f'Done {done} of {total} runs; {total - done} left: {estimate}'
+      f'Done {done} of {plural(total, "run")}; {total - done} left: {estimate}'
       + (f'; {unknown} not estimated yet (no finished run of their kind)' if unknown else '')
       + '.',
       flush=True,
   )
+  if per_device:
+    timed = timed_devices(studies, options)
+    print(
+        'Time left by device (each estimate from the runs that device finished):'
+        if timed
+        else 'Time left by device: no finished run has timed any device yet.'
+    )
+    for device in timed:
+      mine = [study_progress(s, expanded[s.name], options.workdir / s.name, device) for s in studies]
+      left = sum(p.total - p.done - p.unknown for p in mine)
+      unknown = sum(p.unknown for p in mine)
+      print(
+          f'  {device}: about {format_duration(sum(p.seconds_left for p in mine))} for {plural(left, "run")}'
+          + (f'; {unknown} not estimated on it' if unknown else '')
+      )
   return progress
-
-
-def device_name() -> str:
-  """The accelerator this process trains on: platform and kind (and the core count on a CPU)."""
-  device, count = jax.devices()[0], jax.device_count()
-  if device.platform == 'cpu':
-    return f'CPU, {os.cpu_count()} cores'
-  return f'{device.platform}: {device.device_kind}' + (f' x {count}' if count > 1 else '')
 
 
 def record_invocation(folder: pathlib.Path, command: str) -> None:
   """Adds this machine's device and this command to the study's reproduce.json (each once)."""
   folder.mkdir(parents=True, exist_ok=True)
   record = run_dir.read_json(folder / results_page.RECORD_FILE) or {'devices': [], 'commands': []}
-  for key, value in (('devices', device_name()), ('commands', command)):
+  for key, value in (('devices', devices.describe()), ('commands', command)):
     if value not in record[key]:
       record[key].append(value)
   run_dir.write_json(folder / results_page.RECORD_FILE, record)
@@ -325,15 +341,58 @@ def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
   return box
 
 
+PUBLISHED_PAGE = pathlib.Path('docs/results.md')
+
+
+def variant_names(study: Study) -> list[str]:
+  """The study's variants in the plan's order (the full plan's, whatever --quick or --set say)."""
+  return list(dict.fromkeys(run.variant for run in sweep.expand(study_sweep(study))))
+
+
 def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.Path]) -> None:
-  """Regenerates the page's tables and plots from the study folders (`sources` replaces some of them)."""
+  """Regenerates the page's tables and plots from each study's committed record (`<page folder>/results/<study>/
+  rows.json`), after merging into it the runs of its study folder (`sources` replaces some) where they are at
+  least as complete; prints what changed. --quick runs never reach the published page."""
+  if options.quick and page.resolve() == PUBLISHED_PAGE.resolve():
+    raise UserError(f'--quick runs mean nothing and never go into {PUBLISHED_PAGE}: pass --docs=OTHER_PAGE to see them')
   results, names = {}, {}
   for study in plan.STUDIES:
     folder = sources.get(study.name, options.workdir / study.name)
-    results[study.name] = results_page.load_study(study, folder)
-    names[study.name] = list(dict.fromkeys(run.variant for run in expand_study(study, options)))
+    names[study.name] = variant_names(study)
+    record_folder = page.parent / 'results' / study.name
+    recorded = records.load(record_folder)
+    measured = results_page.measured_entries(study, folder, f'run folders of {portable_path(folder)}')
+    entries, changes = records.merge(recorded, measured, names[study.name])
+    if entries != recorded:
+      records.save(record_folder, study.name, entries)
+    total = len(set(names[study.name]) | set(entries))
+    print(f'{study.name}: {len(recorded)} of {total} variants measured before, {len(entries)} after')
+    for change in changes:
+      print(f'  {change}')
+    results[study.name] = results_page.study_results(study, entries)
   for path in results_page.write_page(page, results, names):
     print(f'wrote {path}')
+
+
+def chain_order() -> list[Study]:
+  """The studies in the order this machine runs them (`plan.order_for` its platform), those the published
+  records already hold in full (measured elsewhere) last."""
+  measured = [
+      study.name
+      for study in plan.STUDIES
+      if set(variant_names(study)) <= set(records.load(PUBLISHED_PAGE.parent / 'results' / study.name))
+  ]
+  return plan.order_for(jax.devices()[0].platform, measured)
+
+
+def portable_path(path: pathlib.Path) -> str:
+  """`path` as it can be published: relative to the current folder where it lies under it, else its last two
+  parts (never the absolute path of this machine)."""
+  absolute = path.resolve()
+  try:
+    return absolute.relative_to(pathlib.Path.cwd().resolve()).as_posix()
+  except ValueError:
+    return '/'.join(absolute.parts[-2:])
 
 
 def parse_sources(items: Sequence[str]) -> dict[str, pathlib.Path]:

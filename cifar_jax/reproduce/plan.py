@@ -1,11 +1,16 @@
 """What `python -m cifar_jax.reproduce` runs, in priority order, and the two reports' own figures per row.
 
-The order puts the cheap TP3 dense study first (seconds on a GPU, minutes on a CPU), then the two headline
-rows (UPV ResNet Final and TP3 final, 3 seeds each), then the studies by cost. The figures below are the
-reports' (transcribed from shared/spec/experiments.md), never ours: ours come from the run folders.
+`STUDIES` is the reports' order; `order_for` is the order the chain runs them in on a device: what that device
+adds most, first. The figures below are the reports' (transcribed from shared/spec/experiments.md), never ours:
+ours come from the run folders.
 """
 
 import dataclasses
+from collections.abc import Collection
+
+from cifar_jax.errors import UserError
+
+DEFAULT_MARGIN_SECONDS = 60.0  # how long before --max-minutes the chain asks the run in progress to stop
 
 REPORTS = {'upv': 'UPV: progressive pipeline', 'tp3': 'TP3: hyperparameter study'}
 
@@ -92,11 +97,37 @@ TP3_REPORT: dict[str, tuple[str, str]] = {
 TP3_FINAL_ACCURACY = 83.0  # the report's one figure, plotted beside ours
 
 
+# The chain's order by device. On a GPU: the UPV rows and the ResNet studies (what only a GPU can measure), the
+# small CNNs, then the dense nets (35 short runs, already measured on a CPU). On a CPU: what a CPU can finish,
+# the dense nets and the small CNNs, first; the ResNet studies after (days each on a CPU).
+GPU_ORDER = (
+    'upv_final',
+    'upv_progression',
+    'tp3_final',
+    'tp3_activations',
+    'tp3_optimizers',
+    'tp3_schedules',
+    'tp3_regularizers',
+    'tp3_hyperparameters',
+    'tp3_cnn',
+    'tp3_dense',
+)
+CPU_ORDER = ('tp3_dense', 'tp3_cnn', *(name for name in GPU_ORDER if name not in ('tp3_dense', 'tp3_cnn')))
+
+
+def order_for(platform: str, measured: Collection[str] = ()) -> list[Study]:
+  """The studies in the order the chain runs them on `platform` ('cpu', else an accelerator), those already
+  measured in full elsewhere (`measured`: the published records) last."""
+  by_name = {s.name: s for s in STUDIES}
+  order = [by_name[name] for name in (CPU_ORDER if platform == 'cpu' else GPU_ORDER)]
+  return [s for s in order if s.name not in measured] + [s for s in order if s.name in measured]
+
+
 def find(name: str) -> list[Study]:
   """The studies `--only name` selects: a report (upv, tp3) or one study by name."""
   chosen = [s for s in STUDIES if name in (s.report, s.name)]
   if not chosen:
-    raise ValueError(
+    raise UserError(
         f'--only={name!r} is neither a report ({", ".join(REPORTS)}) nor a study '
         f'({", ".join(s.name for s in STUDIES)})'
     )

@@ -21,8 +21,9 @@ import numpy as np
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-from cifar_jax.reproduce import plan  # noqa: E402
+from cifar_jax.reproduce import plan, records  # noqa: E402
 from cifar_jax.study import aggregate, report  # noqa: E402
+from cifar_jax.study.text import format_duration, plural  # noqa: E402
 from cifar_jax.training import run_dir  # noqa: E402
 from cifar_jax.study.aggregate import Variant  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
@@ -55,35 +56,57 @@ def epochs_and_time(variant: Variant | None) -> tuple[str, str]:
     return '–', '–'
   epochs = sorted(set(variant.values('epochs')))
   wall = variant.values('wall_seconds')
-  return ', '.join(map(str, epochs)), report.format_duration(statistics.fmean(wall) if wall else 0)
+  return ', '.join(map(str, epochs)), format_duration(statistics.fmean(wall) if wall else 0)
 
 
 @dataclasses.dataclass
 class StudyResults:
-  """What the page says about one study: its variants' runs, the devices and the command that ran them."""
+  """What the page says about one study: the recorded entry of each measured variant, the variants aggregated
+  over their runs, and the conclusion the data support."""
 
   study: Study
-  folder: pathlib.Path
+  entries: dict[str, records.Entry]
   variants: dict[str, Variant]
-  conclusion: str  # what the data support, from aggregate.conclusion
-  devices: str
-  command: str
+  conclusion: str  # from aggregate.conclusion, '' when nothing is measured
+
+  def provenance(self) -> list[tuple[str, str, list[str]]]:
+    """(command, device, its variants) of each distinct command and device that measured the study's rows."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for name, entry in self.entries.items():
+      found.setdefault((entry.command, entry.device), []).append(name)
+    return [(command, device, names) for (command, device), names in found.items()]
 
 
-def load_study(study: Study, folder: pathlib.Path) -> StudyResults:
-  """The finished runs of `study` in `folder`, with the device and command recorded there."""
+def study_results(study: Study, entries: Mapping[str, records.Entry]) -> StudyResults:
+  """The page's view of a study from its recorded entries."""
+  runs = [run for entry in entries.values() for run in entry.runs]
+  variants = aggregate.aggregate(runs)
+  conclusion = aggregate.conclusion(variants, aggregate.ranking_metric(runs)) if variants else ''
+  return StudyResults(study, dict(entries), {v.name: v for v in variants}, conclusion)
+
+
+def measured_entries(study: Study, folder: pathlib.Path, source: str) -> dict[str, records.Entry]:
+  """The completed runs of `study` in its run folder, an entry per variant, with the device and command that
+  ran them (from the study's reproduce.json, else the sweep's own command)."""
+  if not folder.is_dir():
+    return {}
   record = run_dir.read_json(folder / RECORD_FILE) or {}
   sweep_record = run_dir.read_json(folder / run_dir.SWEEP_FILE) or {}
   devices = ', '.join(record.get('devices', [])) or 'not recorded'
   command = (record.get('commands') or [sweep_record.get('command')])[-1] or default_command(study)
-  runs = report.load_runs(folder) if folder.is_dir() else []
-  variants = aggregate.aggregate(runs)
-  conclusion = aggregate.conclusion(variants, aggregate.ranking_metric(runs)) if variants else ''
-  return StudyResults(study, folder, {v.name: v for v in variants}, conclusion, devices, command)
+  return records.entries_from_runs(report.load_runs(folder), command, devices, source)
 
 
 def default_command(study: Study) -> str:
   return f'python -m cifar_jax.reproduce --only={study.name}'
+
+
+def measured_share(study: StudyResults, names: Sequence[str]) -> str:
+  """`2 of 4 variants measured. ` when some variant of the study has no run, else ''."""
+  total = len(set(names) | set(study.variants))
+  if len(study.variants) >= total:
+    return ''
+  return f'{len(study.variants)} of {plural(total, "variant")} measured. '
 
 
 def _code(text: str) -> str:
@@ -99,13 +122,12 @@ def upv_table(results: Mapping[str, StudyResults]) -> str:
   ]
   for row in plan.UPV_TABLE:
     study = results[row.study]
-    variant = study.variants.get(row.variant)
+    variant, entry = study.variants.get(row.variant), study.entries.get(row.variant)
     epochs, wall = epochs_and_time(variant)
-    measured = variant is not None
     lines.append(
         f'| {row.label} | {_code(row.config)} | {row.params:,} | {row.report_accuracy} % ({row.report_epoch}) '
         f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} '
-        f'| {study.devices if measured else "–"} | {_code(study.command)} |'
+        f'| {entry.device if entry else "–"} | {_code(entry.command if entry else default_command(study.study))} |'
     )
   return '\n'.join(lines)
 
@@ -128,16 +150,36 @@ def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
   return '\n'.join(lines)
 
 
+def provenance_sentence(study: StudyResults) -> str:
+  """Who measured the study's rows: the command and device (each, with its variants, when several), and the
+  runs per variant that finished; what would measure it when nothing is yet."""
+  found = study.provenance()
+  if not found:
+    return (
+        f'Command: {_code(default_command(study.study))}; {NOT_MEASURED} '
+        f'(planned: {plural(study.study.seeds, "seed")} per variant).'
+    )
+  n = sorted({v.n for v in study.variants.values()})
+  runs = f'runs per variant: {", ".join(map(str, n))}'
+  if len(found) == 1:
+    command, device, _ = found[0]
+    return f'Command: {_code(command)}; device: {device}; {runs}.'
+  said = '; '.join(f'{_code(command)} on {device} ({", ".join(names)})' for command, device, names in found)
+  return f'Commands: {said}; {runs}.'
+
+
 def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]], figures: str) -> str:
-  """Every TP3 study: its title, command, device, table and plot."""
+  """Every TP3 study: its title, command, device, table, conclusion and plot."""
   parts = []
   for study in (s for s in plan.STUDIES if s.report == 'tp3'):
     found = results[study.name]
     _, said = plan.TP3_REPORT.get(study.name, ('', ''))
+    conclusion = measured_share(found, names[study.name]) + found.conclusion if found.conclusion else ''
     parts.append(
         f'### {study.title}\n\n'
-        f'Report: {said}. Command: {_code(found.command)}; device: {found.devices}; seeds: {study.seeds}.\n\n'
-        f'{tp3_table(found, names[study.name])}\n\n{found.conclusion or "Ours: " + NOT_MEASURED + "."}\n\n![{study.title}]({figures}/{study.name}.png)'
+        f'Report: {said}. {provenance_sentence(found)}\n\n'
+        f'{tp3_table(found, names[study.name])}\n\n{conclusion or "Ours: " + NOT_MEASURED + "."}\n\n'
+        f'![{study.title}]({figures}/{study.name}.png)'
     )
   return '\n\n'.join(parts)
 

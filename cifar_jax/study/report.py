@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from cifar_jax import config_lib
 from cifar_jax.study import aggregate, stats  # noqa: E402
+from cifar_jax.study.text import format_duration, plural  # noqa: E402
 from cifar_jax.training import run_dir  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
 
@@ -29,12 +30,6 @@ PLOT_FILES = ('accuracy_by_variant.png', 'val_accuracy.png', 'best_variant_loss.
 
 def _percent(value: float) -> str:
   return f'{100 * value:.2f}'
-
-
-def format_duration(seconds: float) -> str:
-  """Seconds as h:mm:ss, the table's wall-time format."""
-  minutes, secs = divmod(round(seconds), 60)
-  return f'{minutes // 60}:{minutes % 60:02d}:{secs:02d}'
 
 
 # (summary key, Markdown header, Markdown format) of the result columns, in table order.
@@ -53,16 +48,6 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ('images_per_second', 'img/s', '{:,.0f}'.format),
 )
 _HEADERS = {key: header for key, header, _ in METRICS}
-
-
-def varied_keys(configs: Sequence[Mapping[str, Any]], first: Iterable[str] = ()) -> list[str]:
-  """`first`, then every other dotted key whose value differs between the flat `configs`, in order of appearance."""
-  keys = list(dict.fromkeys(first))
-  for config in configs:
-    for key in config:
-      if key not in keys and len({repr(c.get(key)) for c in configs}) > 1:
-        keys.append(key)
-  return keys
 
 
 def format_value(value: Any) -> str:
@@ -565,7 +550,7 @@ def write_report(workdir: str | pathlib.Path) -> list[pathlib.Path]:
   if not runs:
     raise UserError(f'{workdir} holds no run folders (subfolders with a config.json or summary.json)')
   sweep = run_dir.read_json(workdir / run_dir.SWEEP_FILE)
-  keys = varied_keys([r.config for r in runs if r.config], first=sweep.get('varied', ()) if sweep else ())
+  keys = config_lib.varied_keys([r.config for r in runs if r.config], first=sweep.get('varied', ()) if sweep else ())
   variants = aggregate.aggregate(runs, aggregate.ranking_metric(runs))
   study = study_name(workdir)
   paths = [workdir / name for name in (*TABLE_FILES, *PLOT_FILES)]

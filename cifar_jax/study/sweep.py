@@ -3,7 +3,7 @@
 The sweep config keys and what a sweep writes are documented in the command, `cifar_jax/sweep.py`.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 import copy
 import dataclasses
 import math
@@ -16,7 +16,9 @@ import ml_collections
 
 from cifar_jax import config_lib
 from cifar_jax.study import report
+from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import group, run_dir, trainer
+from cifar_jax.data import cifar10
 from cifar_jax.config_lib import load_config_file, parse_assignment, set_key
 from cifar_jax.errors import ConfigError, UserError, check_choice
 
@@ -111,10 +113,16 @@ def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, A
           f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
           f'{", ".join(VARIANT_KEYS)}'
       )
-    overrides = config_lib.flatten(entry.get('overrides', {}))
-    default_name = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
-    specs.append((entry.get('name') or default_name, entry.get('config', sweep.base), overrides))
+    specs.append((entry_name(entry), entry.get('config', sweep.base), config_lib.flatten(entry.get('overrides', {}))))
   return specs
+
+
+def entry_name(entry: Mapping[str, Any]) -> str:
+  """A listed variant's folder name (before a repeated one gets a suffix): its own name, else its config file's
+  stem, else its values; the one place it is derived."""
+  overrides = config_lib.flatten(entry.get('overrides', {}))
+  default = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
+  return safe_name(entry.get('name') or default)
 
 
 def seed_folder(variant: str, seed: int, seeds: int) -> str:
@@ -151,7 +159,8 @@ def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) 
 
 
 def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
-  """Checks every variant's config, and that a folder already there holds a run of the same config."""
+  """Checks every variant's config, that a folder already there holds a run of the same config, and, once per
+  data setting, that the data is there: a bad input stops the sweep before any run."""
   for variant in variants:
     try:
       trainer.check_config(variant.config)
@@ -159,6 +168,8 @@ def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_co
         run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
     except ConfigError as e:
       raise ConfigError(f'variant {variant.name}: {e}') from e
+  for data_dir, source in dict.fromkeys((v.config.data.data_dir or None, v.config.data.source) for v in variants):
+    cifar10.check_available(data_dir, source)
 
 
 def _headline(summary: dict[str, Any]) -> str:
@@ -169,7 +180,7 @@ def _headline(summary: dict[str, Any]) -> str:
       if summary.get(key) is not None
   ]
   epochs, seconds = summary.get('epochs'), summary.get('wall_seconds') or 0
-  parts.append(f'{epochs} epoch{"" if epochs == 1 else "s"} in {report.format_duration(seconds)}')
+  parts.append(f'{plural(epochs or 0, "epoch")} in {format_duration(seconds)}')
   return ', '.join(parts)
 
 
@@ -186,10 +197,12 @@ def _record_failure(folder: pathlib.Path, config: ml_collections.ConfigDict, err
 def _varied(variants: Sequence[SweepRun]) -> list[str]:
   """The keys the variants change, then any other key whose value differs between them."""
   first = [key for v in variants for key in v.overrides]
-  return report.varied_keys([config_lib.flatten(v.config.to_dict()) for v in variants], first=first)
+  return config_lib.varied_keys([config_lib.flatten(v.config.to_dict()) for v in variants], first=first)
 
 
-def _batches(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], workdir: pathlib.Path) -> list[list[int]]:
+def _run_groups(
+    sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], workdir: pathlib.Path
+) -> list[list[int]]:
   """The runs' indices in the order they train: with vectorize='on', the runs not finished yet that share a
   `group.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
   With 'auto', such a group is kept only where `group.probe` measures that it pays off on this machine."""
@@ -201,7 +214,7 @@ def _batches(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], wor
     if run_dir.holds_completed_run(workdir / v.name, v.config):
       batches.append([i])
     else:
-      unfinished.setdefault(_latest_step(workdir / v.name), []).append(i)
+      unfinished.setdefault(run_dir.checkpoint_step(workdir / v.name), []).append(i)
   for indices in unfinished.values():
     groups = group.group_variants([variants[i].config for i in indices], sweep.max_members)
     for members in groups:
@@ -217,12 +230,6 @@ def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRu
   measured = group.probe([v.config for v in variants])
   print(f'Probe of {", ".join(v.name for v in variants)}: {measured}', flush=True)
   return measured.pays_off
-
-
-def _latest_step(folder: pathlib.Path) -> int | None:
-  """The step of the run's newest checkpoint (Orbax names each step's folder after it), None without one."""
-  latest = folder / run_dir.CHECKPOINTS_DIR / 'latest'
-  return max((int(p.name) for p in latest.glob('*') if p.name.isdigit()), default=None)
 
 
 def _train_group(
@@ -301,7 +308,7 @@ def run_sweep(
   drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
   seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
   print(f'Sweep of {len(names)} variants{drawn}{seeds} in {workdir}: {", ".join(names)}', flush=True)
-  for batch in _batches(sweep, variants, workdir):
+  for batch in _run_groups(sweep, variants, workdir):
     if len(batch) > 1:
       _train_group(
           [variants[i] for i in batch],

@@ -53,6 +53,13 @@ def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
   return path
 
 
+def checkpoint_step(path: pathlib.Path) -> int | None:
+  """The step of the newest checkpoint in run folder `path` (Orbax names each step's folder after it; a half-written
+  one is a temporary folder), None without one: the one place the step on disk is read without Orbax."""
+  latest = path / CHECKPOINTS_DIR / 'latest'
+  return max((int(p.name) for p in latest.glob('*') if p.name.isdigit()), default=None)
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
   """Dotted keys whose values differ between two configs (as JSON), ignoring the resume-safe ones."""
   old, new = config_lib.flatten(saved), config_lib.flatten(current)

@@ -19,7 +19,7 @@ from cifar_jax.training import checkpoint, experiment, fused, optim, preemption,
 from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.data.pipeline import PIPELINES
-from cifar_jax.errors import ConfigError, UserError, check_choice
+from cifar_jax.errors import UserError, check_choice
 from cifar_jax.models import count_params
 from cifar_jax.training.preemption import Stopped
 
@@ -35,7 +35,7 @@ class TrainingDiverged(UserError):
 
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and out-of-range values, naming the key, before anything is loaded or compiled."""
-  config_lib.check_known_keys(config)
+  config_lib.check_values(config)
   check_choice('dtype', config.dtype, experiment.DTYPES)
   nnx.eval_shape(lambda: experiment.build_model(config))  # model name, its keys, activation, dropout; no memory spent
   check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
@@ -45,19 +45,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   check_augment_config(config.augment)
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
-  if config.num_epochs < 0:
-    raise ConfigError(f'num_epochs={config.num_epochs} must be >= 0')
-  if config.num_train_steps < -1:
-    raise ConfigError(f'num_train_steps={config.num_train_steps} must be -1 (from num_epochs) or >= 0')
-  if not 0 <= config.data.val_fraction < 1:
-    raise ConfigError(f'data.val_fraction={config.data.val_fraction} must be in [0, 1)')
-  if not 0 <= config.regularization.label_smoothing < 1:
-    raise ConfigError(f'regularization.label_smoothing={config.regularization.label_smoothing} must be in [0, 1)')
-  for key in ('l1', 'l2'):
-    if config.regularization[key] < 0:
-      raise ConfigError(f'regularization.{key}={config.regularization[key]} must be >= 0')
-  if config.log_every_steps < 1:
-    raise ConfigError(f'log_every_steps={config.log_every_steps} must be >= 1')
 
 
 @dataclasses.dataclass
@@ -121,18 +108,19 @@ class Trainer:
   ) -> None:
     check_config(config)
     self.config = config
+    if run_dir.checkpoint_step(pathlib.Path(workdir)) is not None:  # refused before the data is loaded
+      run_dir.check_resumable(pathlib.Path(workdir), config, allow_config_change)
+    self.data = load_data(config)  # before the workdir is made: missing data leaves no empty folder behind
     abstract_params = count_params(nnx.eval_shape(lambda: experiment.build_model(config)))
     # A checkpoint holds the parameters and up to two optimizer moments in float32, kept keep + 1 times.
     self.workdir = run_dir.prepare(workdir, needed_bytes=3 * 4 * abstract_params * (config.checkpoint_keep + 1))
     self.is_main = jax.process_index() == 0
-    self.data = load_data(config)
     self.exp = experiment.build_experiment(config, self.data)
 
     self.checkpoints = checkpoint.Checkpoints(self.workdir / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
     self.record = RunRecord()
     state = self.exp.state
     if self.checkpoints.latest_step() is not None:
-      run_dir.check_resumable(self.workdir, config, allow_config_change)
       state, saved = self.checkpoints.restore_latest(state)
       self.record = RunRecord(**saved)
     self.step = int(state.step)
