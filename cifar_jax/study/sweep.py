@@ -3,19 +3,25 @@
 The sweep config keys and what a sweep writes are documented in the command, `cifar_jax/sweep.py`.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+import contextlib
 import copy
 import dataclasses
 import math
 import pathlib
 import random
 import re
+import sys
+import time
 from typing import Any
 
 import ml_collections
+import optuna
+from optuna.storages.journal import JournalFileOpenLock
+from optuna.trial import TrialState
 
 from cifar_jax import config_lib
-from cifar_jax.study import report
+from cifar_jax.study import queue, report, workers
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import group, run_dir, trainer
 from cifar_jax.data import cifar10
@@ -211,7 +217,7 @@ def _run_groups(
     return [[i] for i in range(len(variants))]
   batches, unfinished = [], {}
   for i, v in enumerate(variants):
-    if run_dir.holds_completed_run(workdir / v.name, v.config):
+    if _finished(workdir / v.name, v.config):
       batches.append([i])
     else:
       unfinished.setdefault(run_dir.checkpoint_step(workdir / v.name), []).append(i)
@@ -232,43 +238,222 @@ def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRu
   return measured.pays_off
 
 
-def _train_group(
-    variants: Sequence[SweepRun],
-    records: Sequence[dict[str, Any]],
-    workdir: pathlib.Path,
-    allow_config_change: bool,
-    save: Callable[[], None],
-) -> None:
-  """Trains `variants` as one vectorized group (cifar_jax/training/group.py), each in its own folder as a sequential run
-  writes it, and records each member's status; a stop request stops the sweep, as for one run."""
-  names = ', '.join(v.name for v in variants)
-  print(f'{len(variants)} runs as one vectorized group: {names}', flush=True)
-  for record in records:
-    record['status'] = 'running'
-  save()
+@dataclasses.dataclass
+class _Sweep:
+  """What every worker of one sweep shares: the sweep config, its workdir, its runs and how they are resumed."""
+
+  sweep: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  cli_overrides: list[str]
+  allow_config_change: bool
+  variants: list[SweepRun]
+
+  @property
+  def sweep_file(self) -> pathlib.Path:
+    return self.workdir / run_dir.SWEEP_FILE
+
+  def update(self, indices: Sequence[int], **fields: Any) -> None:
+    """Sets `fields` in the sweep.json records of runs `indices`, under a lock that every worker takes."""
+    names = {self.variants[i].name for i in indices}
+    lock = JournalFileOpenLock(str(self.sweep_file))
+    lock.acquire()
+    try:
+      state = run_dir.read_json(self.sweep_file)
+      for record in state['variants']:
+        if record['name'] in names:
+          if 'status' in fields:  # a new status replaces the last one's details
+            record.pop('error', None)
+            record.pop('pruned_at_epoch', None)
+          record.update(fields)
+      run_dir.write_json(self.sweep_file, state)
+    finally:
+      lock.release()
+
+
+def _finished(folder: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
+  """Whether `folder` holds a finished run of `config`: completed, or pruned (a pruner stopped it)."""
+  if run_dir.holds_completed_run(folder, config):
+    return True
+  summary, saved = run_dir.read_json(folder / run_dir.SUMMARY_FILE), run_dir.read_json(folder / run_dir.CONFIG_FILE)
+  return bool(
+      summary
+      and summary.get('status') == 'pruned'
+      and saved is not None
+      and not run_dir.config_differences(saved, config_lib.config_as_json(config))
+  )
+
+
+def _record(run: _Sweep, i: int, summary: dict[str, Any], prefix: str) -> None:
+  """Records how run `i` ended (`summary`) in sweep.json and says it in one line."""
+  status = summary['status']
+  if status == 'failed':
+    print(f'{prefix}: FAILED: {summary["error"]}', flush=True)
+    run.update([i], status='failed', error=summary['error'])
+  elif status == 'pruned':
+    print(f'{prefix}: pruned, {_headline(summary)}', flush=True)
+    run.update([i], status='pruned', pruned_at_epoch=summary.get('epochs'))
+  else:
+    print(f'{prefix}: completed, {_headline(summary)}', flush=True)
+    run.update([i], status='completed')
+
+
+@contextlib.contextmanager
+def _interruptible(run: _Sweep, indices: Sequence[int]) -> Iterator[None]:
+  """Marks runs `indices` running in sweep.json for the body, and interrupted if it leaves by an exception
+  (Ctrl-C, SIGTERM, a crash): the next run of the sweep, or another worker, resumes them."""
+  run.update(indices, status='running')
   try:
+    yield
+  except BaseException:
+    run.update(indices, status='interrupted')
+    raise
+
+
+def _train_one(run: _Sweep, i: int, on_epoch: Callable[[int, float | None], bool] | None) -> dict[str, Any]:
+  """Trains run `i` unless it is finished (then says so), records it in sweep.json; returns its summary."""
+  variant = run.variants[i]
+  folder = run.workdir / variant.name
+  prefix = f'[{i + 1}/{len(run.variants)}] {variant.name}'
+  if _finished(folder, variant.config):
+    summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE)
+    print(f'{prefix}: finished earlier, skipped ({_headline(summary)})', flush=True)
+    run.update([i], status=summary['status'])
+    return summary
+  hook = {'on_epoch': on_epoch} if on_epoch else {}
+  with _interruptible(run, [i]):
+    try:
+      summary = trainer.train_and_evaluate(variant.config, folder, allow_config_change=run.allow_config_change, **hook)
+    except trainer.Stopped:  # Ctrl-C or SIGTERM during training (checkpointed) stops the sweep, not just the variant
+      raise
+    except UserError as e:
+      _record_failure(folder, variant.config, str(e))
+      summary = {'status': 'failed', 'error': str(e)}
+  _record(run, i, summary, prefix)
+  return summary
+
+
+def _train_group(run: _Sweep, indices: Sequence[int]) -> list[dict[str, Any]]:
+  """Trains runs `indices` as one vectorized group (cifar_jax/training/group.py), each in its own folder as a
+  sequential run writes it, and records each member; a stop request stops the sweep, as for one run."""
+  variants = [run.variants[i] for i in indices]
+  print(f'{len(variants)} runs as one vectorized group: {", ".join(v.name for v in variants)}', flush=True)
+  with _interruptible(run, indices):
     try:
       summaries = group.Group(
-          [v.config for v in variants], [workdir / v.name for v in variants], allow_config_change
+          [v.config for v in variants], [run.workdir / v.name for v in variants], run.allow_config_change
       ).run()
     except trainer.Stopped:
       raise
     except UserError as e:  # the group could not start or stopped as a whole: every member failed with it
       summaries = [{'status': 'failed', 'error': str(e)}] * len(variants)
       for v in variants:
-        _record_failure(workdir / v.name, v.config, str(e))
-    for variant, record, summary in zip(variants, records, summaries):
-      if summary['status'] == 'completed':
-        record['status'] = 'completed'
-        print(f'{variant.name}: completed, {_headline(summary)}', flush=True)
-      else:
-        record.update(status='failed', error=summary['error'])
-        print(f'{variant.name}: FAILED: {summary["error"]}', flush=True)
-  finally:
-    for record in records:
-      if record['status'] == 'running':  # stopped, Ctrl-C or a crash: resumed by the next run of the sweep
-        record['status'] = 'interrupted'
-    save()
+        _record_failure(run.workdir / v.name, v.config, str(e))
+  for i, variant, summary in zip(indices, variants, summaries):
+    _record(run, i, summary, variant.name)
+  return summaries
+
+
+def _unit_key(run: _Sweep, indices: Sequence[int]) -> str:
+  """A unit of work's name in the queue: its runs' folders."""
+  return ','.join(run.variants[i].name for i in indices)
+
+
+def _value(summaries: Sequence[dict[str, Any]]) -> float | None:
+  """A trial's value: the mean final validation accuracy (test accuracy without a split) of its completed runs."""
+  values = [
+      s['val_accuracy'] if s.get('val_accuracy') is not None else s.get('test_accuracy')
+      for s in summaries
+      if s['status'] == 'completed'
+  ]
+  values = [v for v in values if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def _work(run: _Sweep, study: optuna.Study, units: dict[str, list[int]]) -> None:
+  """One worker: takes the next waiting unit of the queue and trains it, until none waits and none runs (a unit
+  another worker holds may come back to the queue if that worker dies)."""
+  poll = min(1.0, run.sweep.heartbeat)
+  while True:
+    trial = queue.take(study)
+    if trial is None:
+      if not queue.busy(study):
+        return
+      time.sleep(poll)
+      continue
+    indices = units.get(queue.unit_of(trial))
+    if indices is None or queue.is_duplicate(study, trial):  # another config's unit, or enqueued twice
+      queue.finish(study, trial, TrialState.FAIL, None, skipped='duplicate' if indices else 'not in this sweep')
+      continue
+    with queue.alive(study, trial):
+      try:
+        summaries = _train_group(run, indices) if len(indices) > 1 else [_train_one(run, indices[0], None)]
+      except (trainer.Stopped, KeyboardInterrupt):
+        queue.requeue(study, trial)
+        raise
+    value = _value(summaries)
+    state = TrialState.COMPLETE if value is not None else TrialState.FAIL
+    if len(summaries) == 1 and summaries[0]['status'] == 'pruned':
+      state = TrialState.PRUNED
+    queue.finish(study, trial, state, value)
+
+
+def _study_name(sweep: ml_collections.ConfigDict, workdir: pathlib.Path) -> str:
+  """The Optuna study of the sweep: `study` when set, else the workdir's name."""
+  return sweep.study or f'sweep-{workdir.resolve().name}'
+
+
+def _open(run: _Sweep) -> optuna.Study:
+  return queue.open_study(run.workdir, run.sweep.storage, _study_name(run.sweep, run.workdir), run.sweep.heartbeat)
+
+
+def worker_main(
+    sweep: dict[str, Any],
+    workdir: str,
+    cli_overrides: list[str],
+    allow_config_change: bool,
+    units: dict[str, list[int]],
+    index: int,
+) -> int:
+  """A worker process of `run_sweep` (cifar_jax/study/workers.py starts it): trains units until the queue is
+  empty; returns its exit status (0, or 130 / 143 when stopped by Ctrl-C / SIGTERM)."""
+  config = ml_collections.ConfigDict(sweep)
+  run = _Sweep(config, pathlib.Path(workdir), cli_overrides, allow_config_change, expand(config, cli_overrides))
+  try:
+    _work(run, _open(run), units)
+  except trainer.Stopped as e:
+    print(f'worker {index}: {e}', file=sys.stderr, flush=True)
+    return e.exit_status
+  except KeyboardInterrupt:
+    return 130
+  return 0
+
+
+def _start_records(run: _Sweep, command: str | None) -> None:
+  """Writes sweep.json: the command, the sweep, and a record per run, keeping the status another worker of the
+  same sweep already recorded (finished runs say so from their folders)."""
+  earlier = {r['name']: r for r in (run_dir.read_json(run.sweep_file) or {}).get('variants', [])}
+  records = []
+  for v in run.variants:
+    record = {
+        'name': v.name,
+        'variant': v.variant,
+        'seed': v.seed,
+        'config': v.source,
+        'overrides': v.overrides,
+        'status': 'pending',
+    }
+    before = earlier.get(v.name, {})
+    if before.get('config') == v.source and before.get('overrides') == v.overrides:
+      record |= {k: before[k] for k in ('status', 'error', 'pruned_at_epoch') if k in before}
+    records.append(record)
+  state = {
+      'command': command,
+      'sweep': config_lib.config_as_json(run.sweep),
+      'set': list(run.cli_overrides),
+      'varied': _varied(run.variants),
+      'variants': records,
+  }
+  run_dir.write_json(run.sweep_file, state)
 
 
 def run_sweep(
@@ -279,75 +464,44 @@ def run_sweep(
     command: str | None = None,
     allow_config_change: bool = False,
 ) -> list[dict[str, Any]]:
-  """Runs every variant not finished yet, records each status in sweep.json, writes the report; returns the records."""
+  """Runs every variant not finished yet with `workers` processes taking units from the sweep's Optuna queue,
+  records each status in sweep.json, writes the report; returns the records."""
+  count = workers.worker_count(sweep.workers)
   variants = expand(sweep, cli_overrides)
   check_variants(variants, pathlib.Path(workdir), allow_config_change)
+  if sweep.storage:  # a database: refused before the workdir is made
+    queue.open_study(pathlib.Path(workdir), sweep.storage, _study_name(sweep, pathlib.Path(workdir)), sweep.heartbeat)
   workdir = run_dir.prepare(workdir, needed_bytes=0)
-  records = [
-      {
-          'name': v.name,
-          'variant': v.variant,
-          'seed': v.seed,
-          'config': v.source,
-          'overrides': v.overrides,
-          'status': 'pending',
-      }
-      for v in variants
-  ]
-  state = {
-      'command': command,
-      'sweep': config_lib.config_as_json(sweep),
-      'set': list(cli_overrides),
-      'varied': _varied(variants),
-      'variants': records,
-  }
-  sweep_file = workdir / run_dir.SWEEP_FILE
-  run_dir.write_json(sweep_file, state)
+  run = _Sweep(sweep, workdir, list(cli_overrides), allow_config_change, variants)
+  study = _open(run)
+  _start_records(run, command)
   size = grid_size(sweep) if sweep.grid else 0
   names = list(dict.fromkeys(v.variant for v in variants))
   drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
   seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
-  print(f'Sweep of {len(names)} variants{drawn}{seeds} in {workdir}: {", ".join(names)}', flush=True)
-  for batch in _run_groups(sweep, variants, workdir):
-    if len(batch) > 1:
-      _train_group(
-          [variants[i] for i in batch],
-          [records[i] for i in batch],
-          workdir,
-          allow_config_change,
-          lambda: run_dir.write_json(sweep_file, state),
-      )
-      continue
-    i = batch[0]
-    variant, record = variants[i], records[i]
-    folder = workdir / variant.name
-    prefix = f'[{i + 1}/{len(variants)}] {variant.name}'
-    if run_dir.holds_completed_run(folder, variant.config):
-      record['status'] = 'completed'
-      summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE)
-      print(f'{prefix}: finished earlier, skipped ({_headline(summary)})', flush=True)
-      continue
-    record['status'] = 'running'
-    run_dir.write_json(sweep_file, state)
-    try:
-      summary = trainer.train_and_evaluate(variant.config, folder, allow_config_change=allow_config_change)
-    except trainer.Stopped:  # Ctrl-C or SIGTERM during training (checkpointed) stops the sweep, not just the variant
-      raise
-    except UserError as e:
-      record.update(status='failed', error=str(e))
-      _record_failure(folder, variant.config, str(e))
-      print(f'{prefix}: FAILED: {e}', flush=True)
-    else:
-      record['status'] = 'completed'
-      print(f'{prefix}: completed, {_headline(summary)}', flush=True)
-    finally:
-      if record['status'] == 'running':  # stopped, Ctrl-C or a crash: resumed by the next run of the sweep
-        record['status'] = 'interrupted'
-      run_dir.write_json(sweep_file, state)
+  by = f' by {count} workers' if count > 1 else ''
+  print(f'Sweep of {len(names)} variants{drawn}{seeds}{by} in {workdir}: {", ".join(names)}', flush=True)
+  units = {_unit_key(run, batch): batch for batch in _run_groups(sweep, variants, workdir)}
+  queue.enqueue_missing(study, list(units))
+  if count == 1:
+    _work(run, study, units)
+  else:
+    args = (sweep.to_dict(), str(workdir), list(cli_overrides), allow_config_change, units)
+    codes = workers.run(count, worker_main, args)
+    stopped = [code for code in codes if code in (130, 143)]
+    if stopped:
+      name = 'SIGINT' if 130 in stopped else 'SIGTERM'
+      raise trainer.Stopped(f'{name} received: the workers checkpointed; run the same command again to resume', name)
+    for index, code in enumerate(codes):
+      if code:
+        print(f'worker {index} exited with status {code}; its unit went back to the queue', flush=True)
+  records = run_dir.read_json(run.sweep_file)['variants']
   paths = report.write_report(workdir)
   failed = [r['name'] for r in records if r['status'] == 'failed']
+  pruned = [r['name'] for r in records if r['status'] == 'pruned']
   print(
-      f'{len(records) - len(failed)} of {len(records)} runs completed'
+      f'{len(records) - len(failed) - len(pruned)} of {len(records)} runs completed'
+      + (f', {len(pruned)} pruned' if pruned else '')
       + (f'; failed: {", ".join(failed)}' if failed else '')
       + f'. Table: {paths[0]}',
       flush=True,

@@ -23,4 +23,14 @@ def get_config() -> ml_collections.ConfigDict:
   # training.group.probe measures that the group is faster than its runs one by one on this machine
   config.vectorize = 'off'
   config.max_members = 8  # vectorize='on' or 'auto': at most this many runs in one group
+  # Workers and the queue (cifar_jax/study/queue.py, workers.py): every run (or vectorized group) is a trial of
+  # one Optuna study that worker processes take in turn
+  config.workers = (
+      '1'  # worker processes on this machine, each on its own GPU or share of the cores; 'auto': one per GPU
+  )
+  config.storage = (
+      ''  # the queue: '' a journal file in the workdir; a database URL (postgresql://...) for several machines
+  )
+  config.study = ''  # the Optuna study's name in the storage; '' is sweep-<workdir's folder name>
+  config.heartbeat = 10  # seconds between a worker's heartbeats; a run silent for 3 of them is taken over by another
   return config
