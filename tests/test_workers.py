@@ -25,7 +25,7 @@ def _in_repo(monkeypatch):
   monkeypatch.chdir(REPO)
 
 
-def _smoke(rates=(0.01, 0.02, 0.05, 0.1), **fields):
+def _smoke(rates=(0.01, 0.02, 0.05), **fields):
   config = sweep.load_config_file('configs/sweeps/smoke.py')
   config.grid = ml_collections.ConfigDict({'optimizer': {'learning_rate': list(rates)}})
   for key, value in fields.items():
@@ -52,7 +52,7 @@ def test_two_workers_train_every_run_once_and_write_what_one_worker_writes(tmp_p
   records = sweep.run_sweep(_smoke(workers='2'), tmp_path / 'two', cli)
   out = capfd.readouterr().out
   assert 'by 2 workers' in out
-  assert [r['status'] for r in records] == ['completed'] * 4
+  assert [r['status'] for r in records] == ['completed'] * 3
   for record in records:  # each run trained by exactly one of the two processes
     assert out.count(f'{record["name"]}: completed') == 1, out
   assert _rows(tmp_path / 'two') == _rows(tmp_path / 'one')
@@ -76,7 +76,7 @@ def _command(workdir, cifar10_dir, *extra):
 
 def test_a_worker_killed_mid_run_leaves_its_run_to_another_that_resumes_it(tmp_path, cifar10_dir):
   workdir = tmp_path / 'sweep'
-  command = _command(workdir, cifar10_dir, '--set=num_epochs=40')
+  command = _command(workdir, cifar10_dir, '--set=num_epochs=20')
   env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
   first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   latest = workdir / 'learning_rate=0.01' / 'checkpoints' / 'latest'
@@ -98,7 +98,7 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_another_that_resumes_it(tmp_p
   retry = [t for t in trials if t.system_attrs.get('failed_trial') == killed[0].number]
   assert [t.state for t in retry] == [TrialState.COMPLETE]
   summaries = [(workdir / n / 'summary.json').read_text() for n in ('learning_rate=0.01', 'learning_rate=0.05')]
-  assert all('"status": "completed"' in s and '"epochs": 40' in s for s in summaries)
+  assert all('"status": "completed"' in s and '"epochs": 20' in s for s in summaries)
 
 
 @pytest.fixture
