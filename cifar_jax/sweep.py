@@ -17,6 +17,10 @@ holds them all, documented; every sweep imports it):
   num_samples  grid only: 0 runs every point; N runs N points drawn at random without replacement
   seed         grid only: the seed of those draws
   seeds        how many times each variant runs, with run seeds config.seed, config.seed + 1, ...
+  workers      worker processes taking runs from the sweep's Optuna queue, each on its own GPU or share of the
+               cores; 'auto' is one per local GPU (cifar_jax/study/workers.py)
+  storage      the queue: '' a journal file in the workdir; a database URL for several machines (study/queue.py)
+  study        the study's name in the storage ('' is sweep-<workdir folder>); heartbeat: seconds between beats
 
 A variant's config is its config file, then `overrides`, then its own overrides, then every `--set=key=value`
 of the command line (which therefore can shrink a whole sweep: `--set=num_epochs=1`). A key the run config

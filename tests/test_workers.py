@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import ml_collections
 import optuna
@@ -101,9 +102,16 @@ def test_a_worker_killed_mid_run_leaves_its_run_to_another_that_resumes_it(tmp_p
   assert all('"status": "completed"' in s and '"epochs": 20' in s for s in summaries)
 
 
-@pytest.fixture
-def study(tmp_path):
-  return queue.open_study(tmp_path, '', 'test', heartbeat=1)
+POSTGRES = os.environ.get('CIFAR_JAX_TEST_POSTGRES', '')  # a database URL: the queue tests run against it too
+
+
+@pytest.fixture(params=['journal', 'postgresql'])
+def study(tmp_path, request):
+  """A fresh queue in the workdir's journal, or in the PostgreSQL database CIFAR_JAX_TEST_POSTGRES names (not in
+  CI: README 'Workers, and several machines' says how to start one; benchmarks/README.md how it was run)."""
+  if request.param == 'postgresql' and not POSTGRES:
+    pytest.skip('set CIFAR_JAX_TEST_POSTGRES=postgresql://... to run the queue tests against PostgreSQL')
+  return queue.open_study(tmp_path, POSTGRES if request.param == 'postgresql' else '', uuid.uuid4().hex, heartbeat=1)
 
 
 def test_a_unit_enqueued_twice_is_trained_by_the_first_trial_only(study):
