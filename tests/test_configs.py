@@ -134,7 +134,8 @@ def test_tp3_runs_on_an_80_20_split_and_its_final_model_takes_every_winner():
 
 
 @pytest.mark.parametrize('path', SWEEP_CONFIGS)
-def test_sweep_config_expands_to_checked_variants(path, tmp_path):
+def test_sweep_config_expands_to_checked_variants(path, tmp_path, cifar10_dir, monkeypatch):
+  monkeypatch.setenv('CIFAR10_DIR', str(cifar10_dir))  # check_variants also checks that the data is there
   config = config_lib.load_config_file(path)
   config.num_samples = min(config.num_samples, 4)  # random draws differ only in numbers: four show they hold
   variants = sweep.expand(config)
