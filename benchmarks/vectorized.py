@@ -32,7 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from cifar_jax.training import experiment, fused, group, optim, run_dir, steps, trainer  # noqa: E402
+from cifar_jax.training import experiment, fused, group, run_dir, steps, trainer  # noqa: E402
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.config_lib import load_config_file  # noqa: E402
 
@@ -68,10 +68,8 @@ def _scan_epoch(config, reps: int) -> float:
   data = trainer.load_data(config)
   mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   pipeline = device.DevicePipeline(data, config, mesh)
-  model = experiment.build_model(config)
-  tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, pipeline.steps_per_epoch))
-  graphdef, state = experiment.create_train_state(model, tx)
-  step = functools.partial(steps.train_step, graphdef, tx, steps.StepConfig(seed=config.seed))
+  graphdef, _, tx, state = experiment.initial_state(config, pipeline.steps_per_epoch)
+  step = functools.partial(steps.train_step, graphdef, tx, experiment.step_config(config))
   epoch = jax.jit(functools.partial(fused.scan_steps, step, pipeline.batch_at), static_argnums=6)
   n = pipeline.steps_per_epoch
   args = (*pipeline.splits['train'], pipeline.order_table(0), jnp.zeros(2, jnp.int32), n)

@@ -15,7 +15,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from cifar_jax.training import checkpoint, experiment, optim, run_dir  # noqa: E402
+from cifar_jax.training import checkpoint, experiment, run_dir  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
 
@@ -42,8 +42,7 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> nn
   state has the same structure whatever the schedule's steps per epoch, hence 1).
   """
   model = experiment.build_model(config)
-  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch=1)
-  _, state = experiment.create_train_state(model, optim.create_optimizer(config, learning_rate_fn))
+  *_, state = experiment.initial_state(config, steps_per_epoch=1, model=model)
   checkpoints = checkpoint.Checkpoints(folder / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
   try:
     restored = checkpoints.restore_latest(state)

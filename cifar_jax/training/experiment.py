@@ -6,6 +6,7 @@ any other engine that trains a config take it from here, so they cannot drift ap
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import jax.numpy as jnp
 import ml_collections
@@ -38,6 +39,33 @@ def create_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> t
       plateau=optim.init_plateau(),
   )
   return graphdef, state
+
+
+def step_config(config: ml_collections.ConfigDict, axis_name: str | None = None, **values: Any) -> steps.StepConfig:
+  """The settings a step closes over, read from `config`: the one place (the trainer, the vectorized group, the
+  benchmarks), so that none drops a penalty. `values` replace some (the group's traced seed)."""
+  reg = config.regularization
+  settings = {
+      'seed': config.seed,
+      'l1': reg.l1,
+      'l2': reg.l2,
+      'label_smoothing': reg.label_smoothing,
+      'dtype': DTYPES[config.dtype],
+      'axis_name': axis_name,
+  }
+  return steps.StepConfig(**{**settings, **values})
+
+
+def initial_state(
+    config: ml_collections.ConfigDict, steps_per_epoch: int, model: nnx.Module | None = None
+) -> tuple[nnx.GraphDef, optim.LearningRate, optax.GradientTransformation, steps.TrainState]:
+  """The schedule (over `steps_per_epoch`) and optimizer of `config`, and the train state at step 0 of `model`
+  (default: built from the config): what a run of this config trains, and what its checkpoints restore into."""
+  model = build_model(config) if model is None else model
+  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch)
+  tx = optim.create_optimizer(config, learning_rate_fn)
+  graphdef, state = create_train_state(model, tx)
+  return graphdef, learning_rate_fn, tx, state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,18 +104,8 @@ def build_experiment(
   dp = parallel.create_parallel(config.parallelism)
   model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
   parallel.set_batch_axis(model, dp.axis_name)
-  learning_rate_fn = optim.create_learning_rate_fn(config, steps_per_epoch)
-  tx = optim.create_optimizer(config, learning_rate_fn)
-  graphdef, state = create_train_state(model, tx)
-  step_config = steps.StepConfig(
-      seed=config.seed,
-      l1=config.regularization.l1,
-      l2=config.regularization.l2,
-      label_smoothing=config.regularization.label_smoothing,
-      dtype=DTYPES[config.dtype],
-      axis_name=dp.axis_name,
-  )
-  train_step, eval_step = steps.make_steps(graphdef, tx, step_config)
+  graphdef, learning_rate_fn, tx, state = initial_state(config, steps_per_epoch, model)
+  train_step, eval_step = steps.make_steps(graphdef, tx, step_config(config, dp.axis_name))
   pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)
   return Experiment(
       dp=dp,

@@ -3,7 +3,7 @@
 Members share the graph and every shape; their parameters, BatchNorm statistics and optimizer states are
 stacked on a leading member axis and one `jax.vmap`-ed, fused (`lax.scan`) program trains them all. Each
 member's optimizer, schedule and step settings come from the library's own builders (`optim.*`,
-`steps.StepConfig`), called inside the vmapped function with the member's numbers as traced scalars
+`experiment.step_config`), called inside the vmapped function with the member's numbers as traced scalars
 (`Hyper`), so a member's state tree is exactly a sequential run's. The seed drives the member's
 initialization, data order, augmentation and dropout keys, as in a sequential run.
 
@@ -239,14 +239,7 @@ class Group:
     """One member's `length` fused steps, its optimizer and step settings built from its traced numbers."""
     config = _member_config(self.template, hyper, self.values)
     tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, self.steps_per_epoch))
-    reg = config.regularization
-    step_config = steps.StepConfig(
-        seed=hyper['seed'],
-        l1=reg.l1,
-        l2=reg.l2,
-        label_smoothing=reg.label_smoothing,
-        dtype=experiment.DTYPES[config.dtype],
-    )
+    step_config = experiment.step_config(config, seed=hyper['seed'])
     train_step = functools.partial(steps.train_step, self.exps[0].graphdef, tx, step_config)
     batch_at = functools.partial(device.train_batch, self.pipeline.augment, self.pipeline.normalize, hyper['seed'])
     return fused.scan_steps(train_step, batch_at, state, pending, images, labels, order, counter, length)
