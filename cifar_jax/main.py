@@ -13,6 +13,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from cifar_jax import cli, config_lib
+from cifar_jax.data import cifar10
 
 # Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
 _CONFIG = config_flags.DEFINE_config_file(
@@ -31,9 +32,11 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def train() -> None:
-  """Checks the config's keys and values (before JAX, Flax and Orbax are imported, so that a typo is refused in
-  well under two seconds), then trains."""
+  """Checks the config's keys, plain values and named data folder (before JAX, Flax and Orbax are imported, so
+  that a typo is refused in well under two seconds), then trains."""
   config_lib.check_values(_CONFIG.value)
+  if _CONFIG.value.data.source != 'tfds':
+    cifar10.check_named_folder(_CONFIG.value.data.data_dir or None)
   import jax  # pylint: disable=import-outside-toplevel
   from cifar_jax.training import trainer  # pylint: disable=import-outside-toplevel
 

@@ -66,3 +66,53 @@ def test_a_run_prints_no_tensorflow_lines(tmp_path, cifar10_dir):
   output = result.stdout + result.stderr
   for noise in ('absl::InitializeLog', 'oneDNN', 'TF_ENABLE_ONEDNN_OPTS', 'tensorflow/'):
     assert noise not in output, output[-2000:]
+
+
+# Bad input to every command: (module, arguments, words of the one error line). `{run}` is a workdir or output
+# folder that must not be created, `{missing}` a folder that does not exist.
+BAD_INPUTS = [
+    ('cifar_jax.main', ['--config=configs/mlp.py', '--config.optimizer.lr=0.1', '--workdir={run}'], "'optimizer.lr'"),
+    ('cifar_jax.main', ['--config=configs/mlp.py', '--config.num_epochs=-1', '--workdir={run}'], 'num_epochs=-1'),
+    ('cifar_jax.main', ['--config=configs/mlp.py', '--config.optimizer.name=lion', '--workdir={run}'], "'lion'"),
+    ('cifar_jax.main', ['--config=configs/nope.py', '--workdir={run}'], 'nope.py'),
+    ('cifar_jax.main', ['--config=configs/mlp.py', '--config.data.data_dir={missing}', '--workdir={run}'], 'no such'),
+    (
+        'cifar_jax.sweep',
+        ['--config=configs/sweeps/smoke.py', '--set=data.data_dir={missing}', '--workdir={run}'],
+        'no such',
+    ),
+    (
+        'cifar_jax.sweep',
+        ['--config=configs/sweeps/smoke.py', '--set=optimizer.lr=1', '--workdir={run}'],
+        "'optimizer.lr'",
+    ),
+    ('cifar_jax.reproduce', ['--only=tp4', '--status', '--workdir={run}'], 'neither a report'),
+    ('cifar_jax.report', ['{missing}'], 'is not a folder'),
+    ('cifar_jax.analysis', ['{missing}'], 'holds no run'),
+    ('cifar_jax.figures', ['--config=configs/nope.py', '--out={run}'], 'nope.py'),
+]
+
+
+@pytest.mark.parametrize(
+    ('module', 'args', 'words'), BAD_INPUTS, ids=[f'{m}:{a[0]}:{a[1] if len(a) > 1 else ""}' for m, a, _ in BAD_INPUTS]
+)
+def test_every_command_refuses_bad_input_in_one_line_and_leaves_no_folder(tmp_path, module, args, words):
+  run, missing = tmp_path / 'run', tmp_path / 'missing'
+  result = _run(module, *(a.format(run=run, missing=missing) for a in args))
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith('error: '), result.stderr
+  assert words in result.stderr
+  assert not run.exists()  # a refused run leaves no empty workdir behind
+
+
+def test_resuming_a_folder_of_another_config_is_refused_before_the_data_is_read(tmp_path):
+  run = tmp_path / 'run'
+  (run / 'checkpoints' / 'latest' / '5').mkdir(parents=True)  # a checkpoint at step 5
+  (run / 'config.json').write_text('{"batch_size": 3}')
+  (tmp_path / 'no_batches').mkdir()  # a data folder without CIFAR-10 in it: reading it would fail
+  result = helpers.run_cli(
+      '--config=configs/mlp.py', f'--config.data.data_dir={tmp_path / "no_batches"}', f'--workdir={run}'
+  )
+  assert result.returncode == 1
+  assert 'holds a run of a different config (' in result.stderr and 'batch_size: 3 -> ' in result.stderr
+  assert 'not found' not in result.stderr  # the data folder is not read

@@ -181,6 +181,19 @@ def check_available(data_dir: str | os.PathLike[str] | None, source: str = 'auto
     _load_train_test(data_dir, source)  # an explicit folder that does not exist, else the tfds copy: as `load`
 
 
+def check_named_folder(data_dir: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+  """The folder named by `data_dir` (or $CIFAR10_DIR), None when none is; a named folder that does not exist is
+  a mistake, refused at once (a stat, no import: commands call it before the heavy ones)."""
+  named = os.environ.get(DATA_DIR_ENV) if data_dir is None else data_dir
+  if named is not None and not pathlib.Path(named).expanduser().exists():
+    where = f'${DATA_DIR_ENV}' if data_dir is None else 'data.data_dir'
+    raise DataError(
+        f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
+        f'its parent ({WHERE_TO_POINT}).'
+    )
+  return named
+
+
 def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tuple[Split, Split]:
   """Reads the full train and test splits from the chosen source.
 
@@ -192,13 +205,7 @@ def _load_train_test(data_dir: str | os.PathLike[str] | None, source: str) -> tu
     return _load_files(find_batches_dir(data_dir))
   if source == 'tfds':
     return _load_tfds(data_dir, download=True)
-  named = os.environ.get(DATA_DIR_ENV) if data_dir is None else data_dir
-  if named is not None and not pathlib.Path(named).expanduser().exists():
-    where = f'${DATA_DIR_ENV}' if data_dir is None else 'data.data_dir'
-    raise DataError(
-        f'{where}={os.fspath(named)!r}: no such folder. Point it at the {BATCHES_DIR_NAME} folder or '
-        f'its parent ({WHERE_TO_POINT}).'
-    )
+  named = check_named_folder(data_dir)
   try:
     batches_dir = find_batches_dir(data_dir)
   except DataError as files_error:

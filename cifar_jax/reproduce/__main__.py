@@ -112,6 +112,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
   """Runs what the flags ask for; returns the exit status (1 when a study has failed runs)."""
+  chosen = list(dict.fromkeys(s for name in args.only for s in plan.find(name)))
   from cifar_jax.reproduce import chain  # pylint: disable=import-outside-toplevel  # after the flags are checked
 
   workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
@@ -126,7 +127,6 @@ def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
       tuple(args.settings),
       args.vectorize,
   )
-  chosen = list(dict.fromkeys(s for name in args.only for s in plan.find(name)))
   if args.write_docs:
     chain.write_docs(pathlib.Path(args.docs), options, chain.parse_sources(args.sources))
     return 0

@@ -14,7 +14,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from cifar_jax import config_lib, parallel
+from cifar_jax import config_lib, devices, parallel
 from cifar_jax.training import checkpoint, experiment, fused, optim, preemption, run_dir, steps, writers
 from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
@@ -167,14 +167,13 @@ class Trainer:
   def _banner(self) -> str:
     """What the run is: devices, model, data, pipeline, steps; said before the first step waits for compilation."""
     config, exp, data = self.config, self.exp, self.data
-    devices = jax.devices()
     sizes = ' / '.join(
         f'{len(split):,} {name}'
         for name, split in (('train', data.train), ('val', data.val), ('test', data.test))
         if split is not None
     )
     lines = [
-        f'{len(devices)} x {devices[0].device_kind} ({devices[0].platform}, {jax.process_count()} process(es)); '
+        f'{devices.describe()}, {jax.process_count()} process(es); '
         f'parallelism {config.parallelism}, {config.dtype}',
         f'model {config.model.name}: {exp.num_params:,} parameters',
         f'data: {sizes} images; {config.data.pipeline} pipeline',
