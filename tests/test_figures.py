@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from cifar_jax.study import figures, sweep
+from cifar_jax import config_lib
+from cifar_jax.study import figures
 from cifar_jax.data import cifar10
 
 
@@ -23,7 +24,7 @@ def test_class_counts_count_each_class_and_nothing_for_a_missing_split():
 
 def test_augmentation_preview_without_ops_is_the_image_and_flip_only_mirrors():
   images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-  config = sweep.load_config_file('configs/mlp.py')
+  config = config_lib.load_config_file('configs/mlp.py')
   config.augment.ops = ()
   views = figures.augmented(images, config.augment, seed=0, keys=3)
   np.testing.assert_allclose(views, np.broadcast_to(images / 255, views.shape), atol=1e-7)
@@ -36,7 +37,7 @@ def test_augmentation_preview_without_ops_is_the_image_and_flip_only_mirrors():
 
 
 def test_make_figures_writes_the_three_pngs(tmp_path, cifar10_dir):
-  config = sweep.load_config_file('configs/upv/resnet_final.py')
+  config = config_lib.load_config_file('configs/upv/resnet_final.py')
   config.data.data_dir = str(cifar10_dir)
   paths = figures.make_figures(config, 'resnet_final', tmp_path)
   assert [p.name for p in paths] == ['examples.png', 'class_distribution.png', 'augmentation.png']

@@ -18,6 +18,7 @@ RANKS = {
     'models': 2,
     'parallel': 2,
     'devices': 2,
+    'plotting': 2,
     'training': 3,
     'study': 4,
     'reproduce': 5,

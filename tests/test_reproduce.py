@@ -157,7 +157,7 @@ def get_config():
 
 
 def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():
-  with chain.TimeBox(0.2) as box:
+  with preemption.TimeBox(0.2) as box:
     time.sleep(0.5)  # the deadline passes here, between runs
     assert box.expired and box.requested
     with preemption.StopRequest() as stop:  # a run that starts late stops at its first check
@@ -169,14 +169,14 @@ def test_time_box_reaches_a_trainer_that_starts_after_the_deadline():
 def test_time_box_asks_a_run_in_progress_once_never_for_the_hard_second_stop():
   # A step longer than a second (ResNet-18 on a CPU) must not see a second request: a second SIGTERM ends the
   # process at once without a checkpoint. The request comes without any signal.
-  with chain.TimeBox(0.2) as box, preemption.StopRequest() as stop:
+  with preemption.TimeBox(0.2) as box, preemption.StopRequest() as stop:
     for _ in range(50):  # back in Python often, as a training loop is between steps, so signals are handled
       time.sleep(0.05)
     assert box.expired and stop.received == 'SIGTERM'
 
 
 def test_time_box_without_a_deadline_never_fires():
-  with chain.TimeBox(None) as box:
+  with preemption.TimeBox(None) as box:
     time.sleep(0.2)
   assert not box.expired and not box.requested
 

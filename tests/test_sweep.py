@@ -14,7 +14,8 @@ import pytest
 
 from cifar_jax import sweep as sweep_command
 from cifar_jax.study import report, sweep
-from cifar_jax.training import group, run_dir, trainer
+from cifar_jax import config_lib
+from cifar_jax.training import group, preemption, run_dir, trainer
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError
 
@@ -29,7 +30,7 @@ def _in_repo(monkeypatch):
 
 def _tiny(data_dir, variants, **overrides):
   """The CI smoke sweep (a 32-unit MLP, 256 training images, batch 64) with `variants` instead of its grid."""
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.grid = ml_collections.ConfigDict()
   config.variants = variants
   cli = [f'data.data_dir={data_dir}', *(f'{k}={v}' for k, v in overrides.items())]
@@ -37,7 +38,7 @@ def _tiny(data_dir, variants, **overrides):
 
 
 def _sweep(base='configs/tp3/MLP.py', **fields):
-  config = sweep.load_config_file('configs/sweeps/default.py')
+  config = config_lib.load_config_file('configs/sweeps/default.py')
   config.base = base
   for key, value in fields.items():
     config[key] = value
@@ -101,7 +102,7 @@ def test_seeds_run_every_variant_once_per_seed_in_its_own_folder():
 
 
 def test_random_draws_from_the_tp3_grid_are_distinct_repeatable_points():
-  config = sweep.load_config_file('configs/sweeps/tp3_hyperparameters.py')
+  config = config_lib.load_config_file('configs/sweeps/tp3_hyperparameters.py')
   assert sweep.grid_size(config) == 7 * 7 * 14 * 4 * 7 == 19_208
   grid = sweep.grid_values(config)
   config.num_samples = 10
@@ -176,7 +177,7 @@ def test_names_become_safe_unique_folder_names():
 
 
 def test_set_values_are_read_by_the_type_of_the_key():
-  config = sweep.load_config_file('configs/tp3/MLP.py')
+  config = config_lib.load_config_file('configs/tp3/MLP.py')
   assert sweep.parse_assignment('schedule.name=step', config) == ('schedule.name', 'step')
   assert sweep.parse_assignment('data.data_dir=123', config) == ('data.data_dir', '123')
   assert sweep.parse_assignment('optimizer.learning_rate=1e-3', config) == ('optimizer.learning_rate', 1e-3)
@@ -192,10 +193,10 @@ def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, 
 
   def stop_after_one_epoch(self):
     original_epoch(self)
-    raise trainer.Stopped('SIGINT received: checkpoint written')  # what Ctrl-C does inside training
+    raise preemption.Stopped('SIGINT received: checkpoint written')  # what Ctrl-C does inside training
 
   monkeypatch.setattr(trainer.Trainer, '_train_epoch', stop_after_one_epoch)
-  with pytest.raises(trainer.Stopped):
+  with pytest.raises(preemption.Stopped):
     sweep.run_sweep(config, workdir, cli)
   state = json.loads((workdir / run_dir.SWEEP_FILE).read_text())
   assert [v['status'] for v in state['variants']] == ['interrupted']
@@ -251,7 +252,7 @@ def test_a_failing_variant_is_recorded_and_the_sweep_goes_on(tmp_path, cifar10_d
 def test_a_seeded_smoke_sweep_reports_each_variant_over_its_seeds_on_one_validation_split(
     tmp_path, cifar10_dir, monkeypatch, capsys
 ):
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
   split_seeds = []
   original_load = cifar10.load
@@ -330,7 +331,7 @@ def test_command_line_names_an_unknown_key_and_runs_nothing(tmp_path):
 def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(tmp_path, cifar10_dir, capsys):
   """vectorize=on with max_members=3 on 2 learning rates x 2 seeds: one group of 3 and the 4th alone; every
   folder holds what the sequential sweep's does, with the same numbers to float32 rounding (rel 1e-4)."""
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.seeds = 2
   cli = [f'data.data_dir={cifar10_dir}', 'data.pipeline=device']
   sequential = sweep.run_sweep(config, tmp_path / 'off', cli)
@@ -361,7 +362,7 @@ def test_a_vectorized_sweep_writes_the_folders_and_results_of_a_sequential_one(t
 @pytest.mark.parametrize(('signal_name', 'status'), [('SIGINT', 130), ('SIGTERM', 143)])
 def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkeypatch, capsys, signal_name, status):
   def stopped(*args, **kwargs):
-    raise trainer.Stopped(f'{signal_name} received: checkpoint written', signal_name)
+    raise preemption.Stopped(f'{signal_name} received: checkpoint written', signal_name)
 
   monkeypatch.setattr(sweep, 'run_sweep', stopped)  # the command imports it when it runs
   flags = {'config': None, 'workdir': 'unused', 'assignments': [], 'allow_config_change': False}
@@ -382,7 +383,7 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
 def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
     tmp_path, cifar10_dir, monkeypatch, capsys, group_seconds, batches, printed
 ):
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.seeds, config.vectorize, config.max_members = 2, 'auto', 2
   variants = sweep.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
   probed = []

@@ -150,7 +150,7 @@ def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
   failed = sum(p.done < p.total for p in progress)
   print(
       f'Finished in {minutes:.1f} min.'
-      + (f' {failed} studies have failed runs (see their results.md).' if failed else '')
+      + (f' {failed} of the studies have failed runs (see their results.md).' if failed else '')
   )
   return 1 if failed else 0
 

@@ -4,15 +4,11 @@ The command and its options: `cifar_jax/reproduce/__main__.py`.
 """
 
 import dataclasses
-import os
 import pathlib
-import signal
 import statistics
 import sys
-import threading
-import types
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any
 
 import jax
 import ml_collections
@@ -60,15 +56,14 @@ def tiny_model(name: str) -> dict[str, Any]:
 def study_sweep(study: Study, quick: bool = False, vectorize: bool = False) -> ml_collections.ConfigDict:
   """The sweep config that runs `study`: its sweep file, the study's variants and seeds, shrunk for --quick,
   with `vectorize='auto'` when asked (runs that differ only in seed or numbers train as one group)."""
-  config = sweep.load_config_file(study.sweep)
+  config = config_lib.load_config_file(study.sweep)
   if vectorize:
     config.vectorize = 'auto'
   if study.variants:
     config.variants = [e for e in config.variants if sweep.entry_name(e) in study.variants]
   if quick:
     _shrink(config)
-  if 'seeds' in config:  # the sweep key of issue 11; without it every variant runs once
-    config.seeds = min(study.seeds, QUICK_SEEDS) if quick else study.seeds
+  config.seeds = min(study.seeds, QUICK_SEEDS) if quick else study.seeds
   return config
 
 
@@ -76,14 +71,14 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
   """Keeps the first QUICK_VARIANTS variants of `config`, each with its model at a tiny width."""
   if config.grid:
     config.num_samples = QUICK_VARIANTS
-    for key, value in tiny_model(sweep.load_config_file(config.base).model.name).items():
+    for key, value in tiny_model(config_lib.load_config_file(config.base).model.name).items():
       group, leaf = key.split('.')  # sweep overrides mirror the run config's groups
       config.overrides[group] = config.overrides.get(group) or ml_collections.ConfigDict()
       config.overrides[group][leaf] = value
     return
   entries = [dict(e) for e in config.variants[:QUICK_VARIANTS]]
   for entry in entries:
-    model = sweep.load_config_file(entry.get('config', config.base)).model.name
+    model = config_lib.load_config_file(entry.get('config', config.base)).model.name
     entry['overrides'] = {**config_lib.flatten(entry.get('overrides', {})), **tiny_model(model)}
   config.variants = entries
 
@@ -248,49 +243,6 @@ def record_invocation(folder: pathlib.Path, command: str) -> None:
 # ---- The time box.
 
 
-class TimeBox:
-  """Turns a deadline (and a SIGTERM from outside, between runs) into the trainer's stop request.
-
-  When the deadline passes, a watcher thread calls `preemption.request_stop`: the run in progress sees it at
-  its next step (after its compilation, if it is compiling), checkpoints and stops, and a run started later
-  stops at once. No signal is sent, so the request can never count as the second, hard one. A SIGTERM from
-  outside while a run trains is that run's to handle; between runs this box's handler records it.
-  """
-
-  def __init__(self, seconds: float | None) -> None:
-    self.seconds = seconds
-    self.expired = False  # the deadline passed
-    self.requested = False  # any stop request: the deadline's or one from outside
-    self._wake, self._closed = threading.Event(), threading.Event()
-    self._previous: Any = None
-    self._watcher = threading.Thread(target=self._watch, daemon=True)
-
-  def _handle(self, signum: int, frame: types.FrameType | None) -> None:
-    del signum, frame
-    self.requested = True
-    preemption.request_stop()
-    self._wake.set()
-
-  def _watch(self) -> None:
-    if self._wake.wait(self.seconds) or self._closed.is_set():
-      return
-    self.expired = self.requested = True
-    print('time box reached: the run in progress checkpoints at its next step and stops', file=sys.stderr, flush=True)
-    preemption.request_stop()
-
-  def __enter__(self) -> Self:
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
-    self._watcher.start()
-    return self
-
-  def __exit__(self, *exc_info: object) -> None:
-    self._closed.set()
-    self._wake.set()
-    self._watcher.join()
-    signal.signal(signal.SIGTERM, self._previous)
-    preemption.request_stop(None)
-
-
 def deadline_seconds(max_minutes: float | None, margin_seconds: float) -> float | None:
   """Seconds until the stop request: M minutes less the margin, the margin at most a quarter of the box."""
   if max_minutes is None:
@@ -303,7 +255,7 @@ def deadline_seconds(max_minutes: float | None, margin_seconds: float) -> float 
 # ---- The chain.
 
 
-def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | None, box: TimeBox) -> None:
+def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | None, box: preemption.TimeBox) -> None:
   """Writes the confusion matrix of every finished run of a study that has none yet, until a stop request."""
   for run in runs:
     if box.requested:
@@ -318,16 +270,14 @@ def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | 
         print(f'warning: no confusion matrix for {folder / run.name}: {e}', file=sys.stderr)
 
 
-def run_chain(studies: Sequence[Study], options: Options) -> TimeBox:
+def run_chain(studies: Sequence[Study], options: Options) -> preemption.TimeBox:
   """Runs the studies in order until done or stopped; returns the time box, which says why it ended."""
-  with TimeBox(deadline_seconds(options.max_minutes, options.margin_seconds)) as box:
+  with preemption.TimeBox(deadline_seconds(options.max_minutes, options.margin_seconds)) as box:
     for study in studies:
       if box.requested:
         break
       folder = options.workdir / study.name
       sweep_config = study_sweep(study, options.quick, options.vectorize)
-      if study.seeds > 1 and 'seeds' not in sweep_config:
-        print(f'note: {study.name}: this version of cifar_jax.sweep has no seeds key; one seed per variant')
       print(f'\n=== {study.name}: {study.title}', flush=True)
       record_invocation(folder, options.command)
       runs = sweep.expand(sweep_config, options.settings())
@@ -366,7 +316,7 @@ def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.
     if entries != recorded:
       records.save(record_folder, study.name, entries)
     total = len(set(names[study.name]) | set(entries))
-    print(f'{study.name}: {len(recorded)} of {total} variants measured before, {len(entries)} after')
+    print(f'{study.name}: {len(recorded)} of {plural(total, "variant")} measured before, {len(entries)} after')
     for change in changes:
       print(f'  {change}')
     results[study.name] = results_page.study_results(study, entries)

@@ -14,6 +14,7 @@ import pathlib
 from typing import Any
 
 from cifar_jax.study import aggregate
+from cifar_jax.study.text import plural
 
 RECORD_FILE = 'rows.json'
 # What the page reads of each run: the metrics, the evaluation set sizes, epochs and wall time.
@@ -75,8 +76,7 @@ class Entry:
 
   def describe(self) -> str:
     """`n=5, 25 epochs` (and `reduced data` when it is), for the lines that say what changed."""
-    epochs = f'{self.epochs:g} epoch{"" if self.epochs == 1 else "s"}'
-    return f'n={self.n}, {epochs}' + ('' if self.full_data else ', reduced data')
+    return f'n={self.n}, {plural(self.epochs, "epoch")}' + ('' if self.full_data else ', reduced data')
 
   def to_json(self) -> dict[str, Any]:
     return {

@@ -15,19 +15,17 @@ import pathlib
 import statistics
 from typing import Any
 
-import matplotlib
 import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-
-from cifar_jax.reproduce import plan, records  # noqa: E402
-from cifar_jax.study import aggregate, report  # noqa: E402
-from cifar_jax.study.text import format_duration, plural  # noqa: E402
-from cifar_jax.training import run_dir  # noqa: E402
-from cifar_jax.study.aggregate import Variant  # noqa: E402
-from cifar_jax.errors import UserError  # noqa: E402
-from cifar_jax.reproduce.plan import Study  # noqa: E402
+from cifar_jax import plotting
+from cifar_jax.plotting import plt
+from cifar_jax.reproduce import plan, records
+from cifar_jax.study import aggregate, report
+from cifar_jax.study.text import format_duration, plural
+from cifar_jax.training import run_dir
+from cifar_jax.study.aggregate import Variant
+from cifar_jax.errors import UserError
+from cifar_jax.reproduce.plan import Study
 
 RECORD_FILE = 'reproduce.json'  # in a study's folder: the devices and commands of the invocations that ran it
 NOT_MEASURED = 'not yet measured'
@@ -216,28 +214,48 @@ def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
       'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
       measured=any(variants),
   )
-  _save(figure, path)
+  plotting.save(figure, path)
 
 
 def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> None:
-  """One TP3 study: validation and test accuracy per variant, mean ± std over seeds, the report's figure."""
+  """One TP3 study, one row per variant (so that long names and many variants stay readable): validation and test
+  accuracy with their 95 % interval (t over seeds; Wilson on the evaluation set for one run), the report's
+  figure or winner, and the variants not yet measured labelled as such."""
   variants = [study.variants.get(name) for name in names]
-  figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4.5))
-  _errorbar_points(axis, variants, 'val_accuracy', 'ours: val acc', -0.05)
-  _errorbar_points(axis, variants, 'test_accuracy', 'ours: test acc', 0.05)
+  figure, axis = plt.subplots(figsize=(9, 1.6 + 0.32 * len(names)))
+  rows = range(len(names))[::-1]  # the first variant on top
+  for key, label, offset in (('val_accuracy', 'ours: val acc', 0.12), ('test_accuracy', 'ours: test acc', -0.12)):
+    points = [(row + offset, v, v.interval(key)) for row, v in zip(rows, variants) if v and key in v.spreads]
+    if points:
+      y = [p[0] for p in points]
+      x = [100 * p[1].spreads[key].mean for p in points]
+      low = [100 * (p[1].spreads[key].mean - p[2][0]) if p[2] else 0 for p in points]
+      high = [100 * (p[2][1] - p[1].spreads[key].mean) if p[2] else 0 for p in points]
+      axis.errorbar(x, y, xerr=[low, high], fmt='o', capsize=3, label=label)
   winner, _ = plan.TP3_REPORT.get(study.study.name, ('', ''))
   if study.study.name == 'tp3_final':
-    axis.axhline(plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
-  elif winner in names:
-    axis.axvline(names.index(winner), color='gray', linestyle=':', label="report's winner")
-  n = sorted({v.n for v in variants if v is not None})
-  _finish(
-      axis,
-      names,
-      f'{study.study.title}: accuracy by variant (n = {", ".join(map(str, n)) or "0"} seeds)',
-      measured=any(variants),
-  )
-  _save(figure, path)
+    axis.axvline(plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
+  labels = [f"{name}  (report's winner)" if name == winner else name for name in names]
+  axis.set_yticks(list(rows), labels, fontsize=8)
+  axis.set_ylim(-0.6, len(names) - 0.4)
+  measured = [v for v in variants if v is not None]
+  if measured:
+    for row, v in zip(rows, variants):
+      if v is None:
+        axis.text(0.01, row, NOT_MEASURED, transform=axis.get_yaxis_transform(), va='center', color='gray', fontsize=8)
+  else:
+    axis.text(0.5, 0.5, f'ours: {NOT_MEASURED}', transform=axis.transAxes, ha='center', color='gray')
+  n = sorted({v.n for v in measured})
+  said = 'none measured yet'
+  if n:
+    runs = f'n = {", ".join(map(str, n))} run{"" if n == [1] else "s"} per variant'
+    said = f'{runs}; {len(measured)} of {plural(len(names), "variant")} measured'
+  axis.set_xlabel('accuracy % (95 % interval: t over seeds; Wilson on the evaluation set for one run)')
+  axis.set_title(f'{study.study.title} ({said})', fontsize=10)
+  axis.grid(alpha=0.3, axis='x')
+  if axis.get_legend_handles_labels()[0]:
+    axis.legend(fontsize=8, loc='best')
+  plotting.save(figure, path)
 
 
 def _finish(axis: Any, labels: Sequence[str], title: str, measured: bool) -> None:
@@ -251,13 +269,6 @@ def _finish(axis: Any, labels: Sequence[str], title: str, measured: bool) -> Non
   if axis.get_legend_handles_labels()[0]:
     axis.legend(fontsize=8)
   axis.grid(alpha=0.3)
-
-
-def _save(figure: Any, path: pathlib.Path) -> None:
-  path.parent.mkdir(parents=True, exist_ok=True)
-  figure.tight_layout()
-  figure.savefig(path, dpi=110)
-  plt.close(figure)
 
 
 def replace_generated(text: str, name: str, body: str) -> str:

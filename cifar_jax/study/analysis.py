@@ -7,17 +7,15 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-import matplotlib
+import ml_collections
+import numpy as np
+from flax import nnx
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
-
-from cifar_jax.training import checkpoint, experiment, run_dir  # noqa: E402
-from cifar_jax.data import augment_jax, cifar10  # noqa: E402
-from cifar_jax.errors import UserError  # noqa: E402
+from cifar_jax import plotting
+from cifar_jax.plotting import plt
+from cifar_jax.training import checkpoint, experiment, run_dir
+from cifar_jax.data import augment_jax, cifar10
+from cifar_jax.errors import UserError
 
 CONFUSION_FILE = 'confusion.png'
 PER_CLASS_FILE = 'per_class.md'
@@ -85,9 +83,7 @@ def plot_confusion(counts: np.ndarray, title: str, path: pathlib.Path) -> None:
   axis.set_ylabel('true class')
   axis.set_title(title, fontsize=10)
   figure.colorbar(image, label='share of the true class')
-  figure.tight_layout()
-  figure.savefig(path, dpi=110)
-  plt.close(figure)
+  plotting.save(figure, path)
 
 
 def per_class_table(counts: np.ndarray) -> str:

@@ -6,14 +6,12 @@ The command, its usage and what it writes: `cifar_jax/figures.py`.
 import pathlib
 
 import jax
-import matplotlib
+import ml_collections
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import ml_collections  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cifar_jax.data import augment_jax, cifar10  # noqa: E402
+from cifar_jax import plotting
+from cifar_jax.plotting import plt
+from cifar_jax.data import augment_jax, cifar10
 
 EXAMPLES_PER_CLASS = 8
 AUGMENTED_IMAGES = 6
@@ -47,13 +45,6 @@ def _grid(rows: int, cols: int, scale: float = 1.0):
   return figure, axes
 
 
-def _save(figure, path: pathlib.Path) -> pathlib.Path:
-  figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
-  return path
-
-
 def plot_examples(split: cifar10.Split, path: pathlib.Path) -> pathlib.Path:
   """One row per class of its first training images."""
   indices = class_examples(split, EXAMPLES_PER_CLASS)
@@ -63,7 +54,7 @@ def plot_examples(split: cifar10.Split, path: pathlib.Path) -> pathlib.Path:
     for j, index in enumerate(row):
       axes[c, j].imshow(split.images[index])
   figure.suptitle('CIFAR-10: training images per class')
-  return _save(figure, path)
+  return plotting.save(figure, path, dpi=100)
 
 
 def plot_distribution(data: cifar10.Cifar10, path: pathlib.Path) -> pathlib.Path:
@@ -86,8 +77,9 @@ def plot_distribution(data: cifar10.Cifar10, path: pathlib.Path) -> pathlib.Path
   axis.set_xticks(range(cifar10.NUM_CLASSES), cifar10.CLASS_NAMES, rotation=30, ha='right')
   axis.set_ylabel('images')
   axis.set_title('CIFAR-10: images per class in each partition')
-  axis.legend()
-  return _save(figure, path)
+  axis.set_ylim(0, axis.get_ylim()[1] * 1.3)  # room above the bars, so that the legend hides none of them
+  axis.legend(loc='upper center', ncols=len(parts), fontsize=8)
+  return plotting.save(figure, path, dpi=100)
 
 
 def plot_augmentation(
@@ -106,7 +98,7 @@ def plot_augmentation(
     axes[0, k + 1].set_title(f'key {k}', fontsize=8)
   ops = ', '.join(config.augment.ops) or 'no augmentation'
   figure.suptitle(f'{title}: {ops}', fontsize=9)
-  return _save(figure, path)
+  return plotting.save(figure, path, dpi=100)
 
 
 def make_figures(config: ml_collections.ConfigDict, title: str, out: pathlib.Path) -> list[pathlib.Path]:

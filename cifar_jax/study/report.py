@@ -11,18 +11,15 @@ import math
 import pathlib
 from typing import Any
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-
-from cifar_jax import config_lib
-from cifar_jax.study import aggregate, stats  # noqa: E402
-from cifar_jax.study.text import format_duration, plural  # noqa: E402
-from cifar_jax.training import run_dir  # noqa: E402
-from cifar_jax.errors import UserError  # noqa: E402
+from cifar_jax import config_lib, plotting
+from cifar_jax.plotting import plt
+from cifar_jax.study import aggregate, stats
+from cifar_jax.study.text import format_duration, plural
+from cifar_jax.training import run_dir
+from cifar_jax.errors import UserError
 
 TABLE_FILES = ('results.md', 'results.csv', 'aggregates.csv')
 PLOT_FILES = ('accuracy_by_variant.png', 'val_accuracy.png', 'best_variant_loss.png')
@@ -259,7 +256,7 @@ def _markdown(
   metric = aggregate.ranking_metric(runs)
   counts = [v.n for v in variants]
   seeds = (
-      f' ({len(variants)} variants, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
+      f' ({plural(len(variants), "variant")}, n = {_span(counts)} completed run{"s" if max(counts) > 1 else ""} each)'
       if counts
       else ''
   )
@@ -377,12 +374,6 @@ def write_aggregates(path: pathlib.Path, variants: Sequence[aggregate.Variant], 
       writer.writerow([*row, aggregate.verdict(variant)])
 
 
-def _save(fig: plt.Figure, path: pathlib.Path, title: str, names: Sequence[str]) -> None:
-  """Saves `fig` with the plotted names in the PNG's metadata (so that tests and tools can read them)."""
-  fig.savefig(path, dpi=110, bbox_inches='tight', metadata={'Title': title, 'Description': json.dumps(list(names))})
-  plt.close(fig)
-
-
 def _style(ax: plt.Axes, title: str, xlabel: str, ylabel: str) -> None:
   ax.set_title(title)
   ax.set_xlabel(xlabel)
@@ -465,7 +456,7 @@ def _plot_accuracy_curves(path: pathlib.Path, study: str, groups: Mapping[str, S
   _epoch_axis(ax)
   if plotted:
     _legend_outside(ax, 'variants, best first')
-  _save(fig, path, title, plotted)
+  plotting.save(fig, path, title=title, names=plotted)
 
 
 def _plot_best_variant_loss(path: pathlib.Path, study: str, name: str | None, runs: Sequence[Run]) -> None:
@@ -491,7 +482,7 @@ def _plot_best_variant_loss(path: pathlib.Path, study: str, name: str | None, ru
   _epoch_axis(ax)
   if name:
     _legend_outside(ax)
-  _save(fig, path, title, [name] if name else [])
+  plotting.save(fig, path, title=title, names=[name] if name else [])
 
 
 def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence[aggregate.Variant]) -> None:
@@ -532,7 +523,7 @@ def _plot_accuracy_by_variant(path: pathlib.Path, study: str, variants: Sequence
   _style(ax, title, 'accuracy (%)', '')
   if variants:
     _legend_outside(ax)
-  _save(fig, path, title, [v.name for v in variants])
+  plotting.save(fig, path, title=title, names=[v.name for v in variants])
 
 
 def study_name(workdir: pathlib.Path) -> str:

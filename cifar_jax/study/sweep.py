@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from cifar_jax import config_lib
 from cifar_jax.study import queue, report, workers
 from cifar_jax.study.text import format_duration, plural
-from cifar_jax.training import group, run_dir, trainer
+from cifar_jax.training import group, preemption, run_dir, trainer
 from cifar_jax.data import cifar10
 from cifar_jax.config_lib import load_config_file, parse_assignment, set_key
 from cifar_jax.errors import ConfigError, UserError, check_choice
@@ -323,7 +323,7 @@ def _train_one(run: _Sweep, i: int, on_epoch: Callable[[int, float | None], bool
   with _interruptible(run, [i]):
     try:
       summary = trainer.train_and_evaluate(variant.config, folder, allow_config_change=run.allow_config_change, **hook)
-    except trainer.Stopped:  # Ctrl-C or SIGTERM during training (checkpointed) stops the sweep, not just the variant
+    except preemption.Stopped:  # Ctrl-C or SIGTERM during training (checkpointed) stops the sweep, not just the variant
       raise
     except UserError as e:
       _record_failure(folder, variant.config, str(e))
@@ -342,7 +342,7 @@ def _train_group(run: _Sweep, indices: Sequence[int]) -> list[dict[str, Any]]:
       summaries = group.Group(
           [v.config for v in variants], [run.workdir / v.name for v in variants], run.allow_config_change
       ).run()
-    except trainer.Stopped:
+    except preemption.Stopped:
       raise
     except UserError as e:  # the group could not start or stopped as a whole: every member failed with it
       summaries = [{'status': 'failed', 'error': str(e)}] * len(variants)
@@ -387,7 +387,7 @@ def _work(run: _Sweep, study: optuna.Study, units: dict[str, list[int]]) -> None
     with queue.alive(study, trial):
       try:
         summaries = _train_group(run, indices) if len(indices) > 1 else [_train_one(run, indices[0], None)]
-      except (trainer.Stopped, KeyboardInterrupt):
+      except (preemption.Stopped, KeyboardInterrupt):
         queue.requeue(study, trial)
         raise
     value = _value(summaries)
@@ -420,7 +420,7 @@ def worker_main(
   run = _Sweep(config, pathlib.Path(workdir), cli_overrides, allow_config_change, expand(config, cli_overrides))
   try:
     _work(run, _open(run), units)
-  except trainer.Stopped as e:
+  except preemption.Stopped as e:
     print(f'worker {index}: {e}', file=sys.stderr, flush=True)
     return e.exit_status
   except KeyboardInterrupt:
@@ -480,7 +480,7 @@ def run_sweep(
   drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
   seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
   by = f' by {count} workers' if count > 1 else ''
-  print(f'Sweep of {len(names)} variants{drawn}{seeds}{by} in {workdir}: {", ".join(names)}', flush=True)
+  print(f'Sweep of {plural(len(names), "variant")}{drawn}{seeds}{by} in {workdir}: {", ".join(names)}', flush=True)
   units = {_unit_key(run, batch): batch for batch in _run_groups(sweep, variants, workdir)}
   queue.enqueue_missing(study, list(units))
   if count == 1:
@@ -491,7 +491,7 @@ def run_sweep(
     stopped = [code for code in codes if code in (130, 143)]
     if stopped:
       name = 'SIGINT' if 130 in stopped else 'SIGTERM'
-      raise trainer.Stopped(f'{name} received: the workers checkpointed; run the same command again to resume', name)
+      raise preemption.Stopped(f'{name} received: the workers checkpointed; run the same command again to resume', name)
     for index, code in enumerate(codes):
       if code:
         print(f'worker {index} exited with status {code}; its unit went back to the queue', flush=True)

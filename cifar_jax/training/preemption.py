@@ -6,8 +6,8 @@ convention for a program ended by a signal. A second signal ends the process at 
 a checkpoint: Orbax writes a checkpoint into a temporary folder and renames it when complete, so one cut short
 is never taken for a checkpoint and the previous one stays usable (tests/test_faults.py checks both).
 
-A time box inside the process (`cifar_jax.reproduce`) asks for the same checkpoint-and-stop with
-`request_stop`, without a signal, so that asking again can never count as the second, hard one.
+A time box inside the process (`TimeBox`, used by `cifar_jax.reproduce`) asks for the same checkpoint-and-stop
+with `request_stop`, without a signal, so that asking again can never count as the second, hard one.
 """
 
 import os
@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import types
-from typing import NoReturn, Self
+from typing import Any, NoReturn, Self
 
 from cifar_jax.errors import UserError
 
@@ -93,3 +93,47 @@ def _say(message: str) -> None:
   """Prints `message` on stderr at once, flushing stdout first so that the two stay in order."""
   sys.stdout.flush()
   print(message, file=sys.stderr, flush=True)
+
+
+class TimeBox:
+  """A stop source of its own: turns a deadline (and a SIGTERM from outside, between runs) into the stop request
+  a run sees (`request_stop`); the reproduce chain's time box.
+
+  When the deadline passes, a watcher thread calls `preemption.request_stop`: the run in progress sees it at
+  its next step (after its compilation, if it is compiling), checkpoints and stops, and a run started later
+  stops at once. No signal is sent, so the request can never count as the second, hard one. A SIGTERM from
+  outside while a run trains is that run's to handle; between runs this box's handler records it.
+  """
+
+  def __init__(self, seconds: float | None) -> None:
+    self.seconds = seconds
+    self.expired = False  # the deadline passed
+    self.requested = False  # any stop request: the deadline's or one from outside
+    self._wake, self._closed = threading.Event(), threading.Event()
+    self._previous: Any = None
+    self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+  def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+    del signum, frame
+    self.requested = True
+    request_stop()
+    self._wake.set()
+
+  def _watch(self) -> None:
+    if self._wake.wait(self.seconds) or self._closed.is_set():
+      return
+    self.expired = self.requested = True
+    print('time box reached: the run in progress checkpoints at its next step and stops', file=sys.stderr, flush=True)
+    request_stop()
+
+  def __enter__(self) -> Self:
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self._watcher.start()
+    return self
+
+  def __exit__(self, *exc_info: object) -> None:
+    self._closed.set()
+    self._wake.set()
+    self._watcher.join()
+    signal.signal(signal.SIGTERM, self._previous)
+    request_stop(None)

@@ -177,7 +177,7 @@ class Trainer:
         f'parallelism {config.parallelism}, {config.dtype}',
         f'model {config.model.name}: {exp.num_params:,} parameters',
         f'data: {sizes} images; {config.data.pipeline} pipeline',
-        f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} epochs, '
+        f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} epoch{"" if exp.num_epochs == 1 else "s"}, '
         f'{exp.total_steps:,} steps in total',
     ]
     if data.val is None:

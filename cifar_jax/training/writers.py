@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import matplotlib
+import matplotlib.ticker
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
+from cifar_jax import plotting
+from cifar_jax.plotting import plt
 
 from cifar_jax.training import run_dir  # noqa: E402
 
@@ -188,6 +187,4 @@ def plot_curves(history: list[dict[str, float]], path: pathlib.Path, title: str)
     ax.grid(alpha=0.3)
     ax.legend(loc='best')
   fig.suptitle(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  plotting.save(fig, path, dpi=100)
