@@ -1,6 +1,6 @@
 """The package's import rule: imports only run downward through the layers the folders name.
 
-commands -> reproduce, cli -> study -> training -> data, models, parallel, devices -> config_lib -> errors. A module may import
+commands -> reproduce, cli -> study -> training -> data, models, parallel, devices, plotting -> config_lib -> errors. A module may import
 its own layer or any layer below; never one above. Every import counts, including those inside functions.
 """
 
