@@ -34,6 +34,16 @@ def test_confusion_of_a_trained_run_matches_its_test_accuracy(tmp_path, cifar10_
   total = table.read_text().splitlines()[-1]
   # The trainer measured the test accuracy through its own pipeline; the restored model must agree.
   assert total == f'| **all** | {100 * summary["test_accuracy"]:.2f} | 128 | |'
+  assert f'at step {summary["steps"]}, test accuracy' in table.read_text()  # the step it evaluated, named
+
+
+def test_an_unfinished_run_is_analysed_at_its_latest_checkpoint_and_says_so(tmp_path, cifar10_dir, capsys):
+  config = helpers.tiny_config(cifar10_dir, num_epochs=2)
+  trainer.train_and_evaluate(config, tmp_path / 'run')
+  (tmp_path / 'run' / 'summary.json').unlink()  # as a run stopped before its end leaves it
+  _, table = analysis.confusion(tmp_path / 'run')
+  said = capsys.readouterr().out
+  assert 'an unfinished run: its latest checkpoint' in said and 'an unfinished run' in table.read_text()
 
 
 def test_confusion_refuses_a_folder_without_a_run(tmp_path):

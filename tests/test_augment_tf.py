@@ -194,7 +194,8 @@ def test_check_augment_config_lists_choices_and_accepts_defaults() -> None:
 def test_default_config_holds_every_table_key_and_the_listing_explains_each() -> None:
   keys = [key for op in OPS for key in op.keys]
   assert set(_config().keys()) == {'ops', *(key.name for key in keys)}
-  listing = describe().splitlines()
+  ops, *listing = describe().splitlines()
+  assert ops.startswith('augment.ops: ') and all(op.name in ops for op in OPS)  # the key every run reads first
   assert len(listing) == len(keys)
   for key, line in zip(keys, listing):
     assert line.startswith(f'augment.{key.name} = ') and line.endswith(key.meaning)

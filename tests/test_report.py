@@ -123,6 +123,8 @@ def test_table_is_sorted_by_validation_accuracy_with_failed_and_unfinished_runs_
   assert '| lr_0.05 | 0.05 | 72.00 | 77.00 | 72.00 |' in markdown
   assert '98,666 | 5 | 1:02:05 | 1,234 | completed |' in markdown
   assert '| failed: the training loss became nan |' in markdown
+  # The conclusion covers 3 of the 5 variants (one diverged, one is still running) and says so.
+  assert '**Conclusion.** 3 of 5 variants have a completed run; the others are not part of this conclusion.' in markdown
   for name in report.PLOT_FILES:
     assert f']({name})' in markdown
 

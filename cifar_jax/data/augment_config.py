@@ -165,8 +165,15 @@ def default_values() -> dict[str, Any]:
 
 
 def describe() -> str:
-  """One line per augment key: its default and, as a comment, the op that reads it and what it means."""
-  return '\n'.join(f'augment.{key.name} = {key.default!r}  # {op.name}: {key.meaning}' for op in OPS for key in op.keys)
+  """One line per augment key: `ops` (its choices), then each op's keys with their default and, as a comment, the
+  op that reads it and what it means."""
+  ops = (
+      f'augment.ops: the ops applied, in this order, to the training images only (default in configs/default.py); '
+      f'any of: {", ".join(AUGMENTATIONS)}'
+  )
+  return '\n'.join(
+      [ops, *(f'augment.{key.name} = {key.default!r}  # {op.name}: {key.meaning}' for op in OPS for key in op.keys)]
+  )
 
 
 def check_augment_config(augment_config: Any) -> None:

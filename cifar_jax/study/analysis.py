@@ -4,6 +4,7 @@ The command, its usage and what it writes: `cifar_jax/analysis.py`.
 """
 
 import pathlib
+import time
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ from cifar_jax.training import checkpoint, experiment, run_dir
 from cifar_jax.data import augment_jax, cifar10
 from cifar_jax.errors import UserError
 
+PROGRESS_SECONDS = 30.0  # a progress line at least this often while the test set is evaluated
 CONFUSION_FILE = 'confusion.png'
 PER_CLASS_FILE = 'per_class.md'
 
@@ -33,8 +35,9 @@ def per_class_accuracy(counts: np.ndarray) -> np.ndarray:
   return np.diag(counts) / np.maximum(counts.sum(axis=1), 1)
 
 
-def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> nnx.Module:
-  """The run's model with its final parameters and BatchNorm statistics, from its newest intact checkpoint.
+def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> tuple[nnx.Module, int]:
+  """The run's model with its final parameters and BatchNorm statistics, from its newest intact checkpoint, and
+  that checkpoint's step.
 
   The checkpoint holds the whole TrainState, so its shape is built as the trainer builds it (the optimizer's
   state has the same structure whatever the schedule's steps per epoch, hence 1).
@@ -50,7 +53,7 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> nn
     raise UserError(f'{folder} has no checkpoint to evaluate')
   state, _ = restored
   nnx.update(model, state.params, state.model_state)
-  return model
+  return model, int(state.step)
 
 
 def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
@@ -67,7 +70,13 @@ def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.Config
 
   size = config.eval_batch_size
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
-  return np.concatenate([np.asarray(classes(padded[i : i + size])) for i in range(0, len(padded), size)])[: len(images)]
+  predicted, said = [], time.perf_counter()
+  for i in range(0, len(padded), size):
+    predicted.append(np.asarray(classes(padded[i : i + size])))
+    if time.perf_counter() - said > PROGRESS_SECONDS:
+      print(f'  {min(i + size, len(images)):,} of {len(images):,} test images evaluated', flush=True)
+      said = time.perf_counter()
+  return np.concatenate(predicted)[: len(images)]
 
 
 def plot_confusion(counts: np.ndarray, title: str, path: pathlib.Path) -> None:
@@ -118,10 +127,16 @@ def confusion(folder: str | pathlib.Path, data_dir: str | None = None) -> tuple[
       max_train_examples=1,
       max_eval_examples=config.data.max_eval_examples,
   ).test  # the split does not touch test
-  model = restore_model(folder, config)
+  model, step = restore_model(folder, config)
+  summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE) or {}
+  finished = summary.get('status') == 'completed' and summary.get('steps') == step
+  state = f'step {step:,}' + ('' if finished else ', an unfinished run: its latest checkpoint')
+  print(f'{folder}: evaluating {config.model.name} at {state} on {len(test.images):,} test images', flush=True)
   counts = confusion_matrix(test.labels, predict(model, test.images, config), cifar10.NUM_CLASSES)
   accuracy = np.trace(counts) / counts.sum()
-  title = f'{folder.name}: {config.model.name}, test accuracy {100 * accuracy:.2f} % on {counts.sum():,} images'
+  title = (
+      f'{folder.name}: {config.model.name} at {state}, test accuracy {100 * accuracy:.2f} % on {counts.sum():,} images'
+  )
   plot_confusion(counts, title, folder / CONFUSION_FILE)
   (folder / PER_CLASS_FILE).write_text(
       f'# Per-class test accuracy: {folder.name}\n\n{title}. Rows of '

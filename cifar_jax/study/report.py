@@ -138,6 +138,14 @@ def _status_cell(run: Run) -> str:
   return f'{run.status}: {error}' if error else run.status
 
 
+def _measured_share(runs: Sequence[Run], variants: Sequence[aggregate.Variant]) -> str:
+  """`2 of 4 variants have a completed run; the others are not part of this conclusion. ` when some have none."""
+  total = len({aggregate.variant_of(run.name) for run in runs})
+  if len(variants) >= total:
+    return ''
+  return f'{len(variants)} of {plural(total, "variant")} have a completed run; the others are not part of this conclusion. '
+
+
 def _variant_cell(variant: aggregate.Variant, key: str) -> str:
   """mean ± std [95 % t interval] († too few runs) (bootstrap interval) over seeds; with one run its value, ± its
   binomial SE for an accuracy."""
@@ -286,7 +294,7 @@ def _markdown(
       '',
       *_variant_table(variants, keys),
       '',
-      f'**Conclusion.** {aggregate.conclusion(variants, metric)}',
+      f'**Conclusion.** {_measured_share(runs, variants)}{aggregate.conclusion(variants, metric)}',
       '',
       '## Runs',
       '',
