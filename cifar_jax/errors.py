@@ -1,8 +1,7 @@
-"""User-facing errors: bad config values, bad data. The CLI prints them as one line, no traceback."""
+"""User-facing errors: bad config values, bad data. Every command prints them as one line, no traceback
+(cifar_jax/cli.py)."""
 
-import contextlib
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 
 class UserError(Exception):
@@ -22,13 +21,3 @@ def check_choice(key: str, value: object, choices: Iterable[str]) -> None:
   choices = sorted(choices)
   if value not in choices:
     raise ConfigError(f'{key}={value!r} is not one of: {", ".join(choices)}')
-
-
-@contextlib.contextmanager
-def reported_in_one_line() -> Iterator[None]:
-  """For a command's main: a UserError becomes `error: <message>` on stderr and exit status 1, no traceback."""
-  try:
-    yield
-  except UserError as e:
-    print(f'error: {e}', file=sys.stderr)
-    sys.exit(1)

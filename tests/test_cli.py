@@ -1,5 +1,6 @@
 """The command line as a user meets it: help, a mistyped key, and no TensorFlow noise."""
 
+import signal
 import subprocess
 import sys
 
@@ -116,3 +117,50 @@ def test_resuming_a_folder_of_another_config_is_refused_before_the_data_is_read(
   assert result.returncode == 1
   assert 'holds a run of a different config (' in result.stderr and 'batch_size: 3 -> ' in result.stderr
   assert 'not found' not in result.stderr  # the data folder is not read
+
+
+WRAPPED = """
+import sys, time
+from cifar_jax import cli
+from cifar_jax.errors import UserError
+from cifar_jax.training.preemption import Stopped
+
+def body():
+  print('started', flush=True)
+  what = sys.argv[1]
+  if what == 'bad':
+    raise UserError('a bad input')
+  if what == 'stopped':
+    raise Stopped('SIGTERM received: checkpoint written at step 3', 'SIGTERM')
+  if what == 'ctrl-c':
+    raise KeyboardInterrupt
+  time.sleep(60)  # 'wait': a SIGTERM arrives while no run is training
+
+cli.run(body)
+"""
+
+
+@pytest.mark.parametrize(
+    ('what', 'status', 'said'),
+    [
+        ('bad', 1, 'error: a bad input'),
+        ('stopped', 143, 'SIGTERM received: checkpoint written at step 3'),
+        ('ctrl-c', 130, 'Ctrl-C: stopped at once'),
+        ('wait', 143, 'SIGTERM: stopped at once'),
+    ],
+)
+def test_the_one_wrapper_exits_1_on_bad_input_and_128_plus_the_signal_on_a_stop(what, status, said):
+  process = subprocess.Popen(
+      [sys.executable, '-c', WRAPPED, what],
+      cwd=helpers.REPO,
+      env=helpers.cli_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+  assert process.stdout.readline() == 'started\n'
+  if what == 'wait':
+    process.send_signal(signal.SIGTERM)
+  _, err = process.communicate(timeout=60)
+  assert process.returncode == status
+  assert len(err.strip().splitlines()) == 1 and err.startswith(said), err
