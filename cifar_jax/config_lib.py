@@ -111,6 +111,19 @@ def check_values(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f'log_every_steps={config.log_every_steps} must be >= 1')
 
 
+def check_settings(texts: Sequence[str]) -> ml_collections.ConfigDict:
+  """`--set=KEY=VALUE` lines tried on configs/default.py, before anything heavy is imported, so that a mistyped
+  key costs well under two seconds; returns the default config with them set."""
+  config = load_config_file(DEFAULT_CONFIG)
+  for text in texts:
+    key, value = parse_assignment(text, config)
+    try:
+      set_key(config, key, value)
+    except ConfigError as e:
+      raise ConfigError(f'--set={text}: {e}') from e
+  return config
+
+
 def _parent(config: ml_collections.ConfigDict, key: str) -> tuple[ml_collections.ConfigDict | None, str]:
   """The group that holds dotted `key` (None where the config has no such group) and the key's last part."""
   *parents, leaf = key.split('.')

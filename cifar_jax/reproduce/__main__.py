@@ -40,7 +40,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from cifar_jax import cli
+from cifar_jax import cli, config_lib
+from cifar_jax.data import cifar10
 from cifar_jax.reproduce import plan
 
 
@@ -113,6 +114,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
   """Runs what the flags ask for; returns the exit status (1 when a study has failed runs)."""
   chosen = list(dict.fromkeys(s for name in args.only for s in plan.find(name)))
+  config_lib.check_settings(args.settings)  # before the chain (and JAX) is imported
+  if args.data_dir:
+    cifar10.check_named_folder(args.data_dir)
   from cifar_jax.reproduce import chain  # pylint: disable=import-outside-toplevel  # after the flags are checked
 
   workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
