@@ -42,7 +42,7 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ('params', 'params', '{:,}'.format),
     ('epochs', 'epochs', str),
     ('wall_seconds', 'wall time', format_duration),
-    ('images_per_second', 'img/s', '{:,.0f}'.format),
+    ('images_per_second', 'img/s (training time, compilation included)', '{:,.0f}'.format),
 )
 _HEADERS = {key: header for key, header, _ in METRICS}
 
