@@ -85,6 +85,21 @@ def test_estimate_times_remaining_runs_by_finished_runs_of_their_kind(tmp_path):
   assert 'unknown until one run of their kind finishes' in progress.describe()
 
 
+def test_the_estimate_per_device_uses_only_the_runs_that_device_timed(tmp_path):
+  # Same variant, seeds 0 and 1 finished on two devices (0.1 and 0.01 s per image); seed 2 remains: 20 steps x 32.
+  config = _config()
+  for seed, device, seconds in ((0, 'CPU, 2 cores', 64.0), (1, 'NVIDIA H100 (gpu)', 6.4)):
+    _finished(tmp_path / 'a' / f'seed={seed}', config, wall_seconds=seconds, steps=20)
+    summary = run_dir.read_json(tmp_path / 'a' / f'seed={seed}' / run_dir.SUMMARY_FILE)
+    run_dir.write_json(tmp_path / 'a' / f'seed={seed}' / run_dir.SUMMARY_FILE, {**summary, 'device': device})
+  runs = [types.SimpleNamespace(name=f'a/seed={k}', variant='a', config=config) for k in range(3)]
+  study = Study('s', 'tp3', 'x')
+  cpu = chain.study_progress(study, runs, tmp_path, 'CPU, 2 cores')
+  gpu = chain.study_progress(study, runs, tmp_path, 'NVIDIA H100 (gpu)')
+  assert cpu.seconds_left == pytest.approx(20 * 32 * 0.1) and gpu.seconds_left == pytest.approx(20 * 32 * 0.01)
+  assert (cpu.basis, gpu.basis) == (1, 1)
+
+
 def test_expected_steps_follow_the_split_the_cap_and_the_step_limit():
   assert chain.expected_steps(_config(data={'val_fraction': 0.2, 'max_train_examples': -1})) == 2 * 1250
   assert chain.expected_steps(_config(num_train_steps=7)) == 7

@@ -328,6 +328,7 @@ def run_summary(
       'val_examples': len(data.val) if data.val is not None else 0,
       'test_examples': len(data.test),
       'wall_seconds': wall_seconds,
+      'device': devices.describe(),  # what the wall time was measured on (the reproduce chain's estimate per device)
       'images_per_second': step * config.batch_size / train_seconds if train_seconds else None,
   }
 
