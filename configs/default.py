@@ -31,16 +31,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.steps_per_call = 1
 
   config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = 'sgd'  # sgd, adam, adamw, adagrad, rmsprop, adadelta
+  config.optimizer.name = 'sgd'  # sgd, adam, adamw, adagrad, rmsprop, adadelta, muon
   config.optimizer.learning_rate = 0.1  # peak (or constant) learning rate, > 0
   config.optimizer.momentum = 0.9  # sgd and rmsprop momentum; 0 disables it
   config.optimizer.nesterov = False  # sgd only: Nesterov momentum
   config.optimizer.weight_decay = 5e-4  # L2 added to the gradient as PyTorch does; decoupled for adamw
   config.optimizer.grad_clip_norm = 0.0  # clip gradients to this global norm; 0 disables clipping
+  # muon (conv filters: orthogonalised Nesterov momentum; every other parameter: torch SGD at learning_rate)
+  config.optimizer.muon_learning_rate = 0.24  # muon: rate of the filters' orthogonalised step
+  config.optimizer.muon_momentum = 0.6  # muon: the filters' Nesterov momentum (torch's buffer convention)
+  config.optimizer.muon_ns_steps = 3  # muon: Newton-Schulz iterations per step
+  config.optimizer.muon_dtype = 'bfloat16'  # muon: dtype of the Newton-Schulz iterations (float32, bfloat16)
+  config.optimizer.head_learning_rate = 0.0  # muon: rate of the parameters under 'head' (0: learning_rate)
+  config.optimizer.whiten_bias_epochs = 0.0  # muon: epochs the 'whiten' bias trains, its rate decaying to 0 (0: all)
 
   config.schedule = ml_collections.ConfigDict()
   config.schedule.name = 'cosine'  # constant, step, multistep, exponential, cosine, cosine_epoch, warmup_cosine,
-  # onecycle, plateau: PyTorch's schedulers; cosine steps every batch, cosine_epoch once per epoch (see optim.py)
+  # onecycle, plateau, linear: PyTorch's schedulers; cosine steps every batch, cosine_epoch once per epoch (optim.py)
   config.schedule.warmup_epochs = 0.0  # warmup_cosine: epochs of linear warmup from 0
   config.schedule.step_epochs = 30  # step: multiply by gamma every this many epochs (PyTorch StepLR)
   config.schedule.milestones = (50, 75)  # multistep: epochs at which to multiply by gamma (MultiStepLR)
@@ -67,6 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.normalize = True  # per-channel normalization with the training mean and std
   config.data.max_train_examples = -1  # -1: all; a small number for quick runs
   config.data.max_eval_examples = -1  # -1: all validation and test images; a small number for quick runs
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.tta = 0  # test-time augmentation of every evaluation: 0 none, 1 mirror, 2 mirror + 1-pixel shifts
 
   config.augment = ml_collections.ConfigDict()
   config.augment.ops = ('random_crop', 'horizontal_flip')  # applied in this order, on the training set only

@@ -33,6 +33,8 @@ EXPECTED_PARAMS = {
     'upv_resnet_avgpool': 4_954_378,
     'upv_resnet_maxpool': 5_159_146,
     'upv_resnet_final': 5_159_146,
+    # 3x3 convs without bias, BatchNorm biases (scales frozen), the whitening bias (its kernel frozen), the head
+    'speedrun_net': 9 * (24 * 64 + 64 * 64 + 64 * 256 + 3 * 256 * 256) + 2 * (64 + 256 + 256) + 24 + 256 * 10,
 }
 
 

@@ -90,7 +90,7 @@ def test_bad_optimizer_settings_name_the_key(key, value, message):
 
 
 def test_unknown_optimizer_lists_the_choices():
-  with pytest.raises(ConfigError, match='adadelta, adagrad, adam, adamw, rmsprop, sgd'):
+  with pytest.raises(ConfigError, match='adadelta, adagrad, adam, adamw, muon, rmsprop, sgd'):
     optim.check_optim_config(_config(**{'optimizer.name': 'lbfgs'}))
 
 

@@ -147,8 +147,21 @@ def _torch_adadelta(weight_decay):
         ('rmsprop', 0.01, {'momentum': 0.0}, _torch_rmsprop(0.0, 0.01)),
         ('rmsprop', 0.01, {'momentum': 0.9}, _torch_rmsprop(0.9, 0.01)),
         ('adadelta', 1.0, {}, _torch_adadelta(0.01)),
+        # muon's non-filter parameters (a 1-D one here) take torch.optim.SGD's Nesterov steps
+        ('muon', 0.1, {'momentum': 0.9, 'nesterov': True}, _torch_sgd(0.9, 0.01, True)),
     ],
-    ids=['sgd', 'sgd-momentum', 'sgd-nesterov', 'adam', 'adamw', 'adagrad', 'rmsprop', 'rmsprop-momentum', 'adadelta'],
+    ids=[
+        'sgd',
+        'sgd-momentum',
+        'sgd-nesterov',
+        'adam',
+        'adamw',
+        'adagrad',
+        'rmsprop',
+        'rmsprop-momentum',
+        'adadelta',
+        'muon-sgd-part',
+    ],
 )
 def test_optimizer_follows_torch_over_30_steps_of_a_changing_rate_with_weight_decay(name, lr, options, reference):
   expected = _run_reference(reference, lr)
@@ -241,6 +254,7 @@ def _warmup_cosine(step: int, warmup: int) -> float:
         ('cosine_epoch', {}, lambda s: _cosine_annealing(s // EPOCH_STEPS, EPOCHS)),
         ('warmup_cosine', {'warmup_epochs': 2.0}, lambda s: _warmup_cosine(s, 2 * EPOCH_STEPS)),
         ('onecycle', {}, lambda s: _one_cycle(s, TOTAL)[0]),
+        ('linear', {}, lambda s: LR * (1 - min(s, TOTAL) / TOTAL)),  # LinearLR(1.0, 0.0, total_iters=TOTAL)
     ],
 )
 def test_schedule_matches_torch_closed_form_at_every_step(name, settings, expected):

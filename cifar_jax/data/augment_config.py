@@ -4,7 +4,8 @@ its function takes; the config check and the composition of ops; torchvision's c
 
 Adding an augmentation: one `Op` row here, a function of that name in `augment_tf` and in `augment_jax`,
 and their tests. Every op function takes its randomness first, then its images, then the row's arguments:
-`op(seed, image, *arguments)` in TensorFlow (one image), `op(key, images, *arguments)` in JAX (a batch).
+`op(seed, image, *arguments)` in TensorFlow (one image), `op(key, images, *arguments)` in JAX (a batch). An op
+marked `by_example` (alternating_flip) takes the batch's `Examples` (seed, epoch, indices) in place of the key.
 
     python -m cifar_jax.data.augment_config   # lists every augment.* key with its default and meaning
 """
@@ -13,13 +14,15 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from cifar_jax.data.cifar10 import CIFAR10_MEAN
 from cifar_jax.errors import ConfigError, check_choice
 
 NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
+EXAMPLE_STREAM = 0x5EED  # folded into a run's seed for per-example draws, apart from its epoch keys (small numbers)
+PADDING_MODES = ('constant', 'reflect')  # torchvision RandomCrop's padding_mode values offered here
 
 
 def _are_reals(value: Any, count: int) -> bool:
@@ -50,11 +53,22 @@ class Key:
 @dataclasses.dataclass(frozen=True)
 class Op:
   """An augmentation: its name (also its function's name in each backend), the config keys it reads, and
-  `arguments(augment_config)`, the values its function takes after its randomness and its images."""
+  `arguments(augment_config)`, the values its function takes after its randomness and its images. An op whose
+  draw must follow each example across epochs (`by_example`) takes the batch's `Examples` as its randomness."""
 
   name: str
   keys: tuple[Key, ...]
   arguments: Callable[[Any], tuple[Any, ...]]
+  by_example: bool = False
+
+
+class Examples(NamedTuple):
+  """Which training examples a batch holds and when: the run's seed, the epoch, and each example's index in the
+  training split (an array [B] in JAX; a scalar for TensorFlow's one image)."""
+
+  seed: Any
+  epoch: Any
+  index: Any
 
 
 # Every augmentation, in the order of torchvision's transforms of the same names. Random erasing fills with the
@@ -70,10 +84,20 @@ OPS: tuple[Op, ...] = (
                 lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
                 'an integer >= 0',
             ),
+            Key(
+                'crop_padding_mode',
+                'constant',
+                "constant (zeros) or reflect (the border mirrored, not repeated: airbench's translate)",
+                lambda v: v in PADDING_MODES,
+                'constant or reflect',
+            ),
         ),
-        lambda c: (c.crop_padding,),
+        lambda c: (c.crop_padding, c.crop_padding_mode),
     ),
     Op('horizontal_flip', (), lambda c: ()),
+    # airbench's alternating flip: each example mirrored at random in epoch 0 (from the seed and its index),
+    # then on every other epoch exactly the other way; no key.
+    Op('alternating_flip', (), lambda c: (), by_example=True),
     Op(
         'random_erasing',
         (
@@ -191,18 +215,22 @@ def check_augment_config(augment_config: Any) -> None:
 
 def compose(
     augment_config: Any, functions: Mapping[str, Callable[..., Any]], fold_in: Callable[[Any, int], Any]
-) -> Callable[[Any, Any], Any]:
-  """Checks the config; returns augment(randomness, images) applying `augment_config.ops` in order.
+) -> Callable[..., Any]:
+  """Checks the config; returns augment(randomness, images, examples=None) applying `augment_config.ops` in order.
 
   Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS: a
   backend passes its module's functions (named after the ops) and its way of deriving independent randomness.
+  A `by_example` op takes `examples` (an `Examples`) instead of randomness; without them it raises ValueError.
   """
   check_augment_config(augment_config)
-  steps = [(functions[name], _OPS_BY_NAME[name].arguments(augment_config)) for name in augment_config.ops]
+  steps = [(_OPS_BY_NAME[name], functions[name]) for name in augment_config.ops]
+  steps = [(op.by_example, function, op.arguments(augment_config)) for op, function in steps]
 
-  def augment(randomness: Any, images: Any) -> Any:
-    for index, (function, arguments) in enumerate(steps):
-      images = function(fold_in(randomness, index), images, *arguments)
+  def augment(randomness: Any, images: Any, examples: Examples | None = None) -> Any:
+    for index, (by_example, function, arguments) in enumerate(steps):
+      if by_example and examples is None:
+        raise ValueError(f"{function.__name__} needs the examples' seed, epoch and indices: a training batch")
+      images = function(examples if by_example else fold_in(randomness, index), images, *arguments)
     return images
 
   return augment

@@ -15,11 +15,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, compose
+from cifar_jax.data.augment_config import EXAMPLE_STREAM, GRAY_WEIGHTS, NUM_TRIES, Examples, center_box, compose
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 
 Pair = Sequence[float]
-Augment = Callable[[jax.Array, jax.Array], jax.Array]
+Augment = Callable[..., jax.Array]  # (key, images, examples=None) -> images
 
 
 def _uniform(key: jax.Array, shape: Sequence[int], low: float, high: float) -> jax.Array:
@@ -32,17 +32,18 @@ def _per_example(values: jax.Array) -> jax.Array:
   return values[:, None, None, None]
 
 
-def crop(images: jax.Array, padding: int, offsets: jax.Array) -> jax.Array:
-  """Zero-pads each side by `padding` and cuts the original size at `offsets` [B, 2] (top, left)."""
+def crop(images: jax.Array, padding: int, offsets: jax.Array, padding_mode: str = 'constant') -> jax.Array:
+  """Pads each side by `padding` (zeros, or the border mirrored when `padding_mode` is 'reflect') and cuts the
+  original size at `offsets` [B, 2] (top, left)."""
   _, height, width, channels = images.shape
-  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  padded = jnp.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)), mode=padding_mode)
   window = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, channels))
   return jax.vmap(window)(padded, offsets)
 
 
-def random_crop(key: jax.Array, images: jax.Array, padding: int) -> jax.Array:
-  """Crops each example at a uniform offset of its zero-padded self (RandomCrop with padding)."""
-  return crop(images, padding, jax.random.randint(key, (images.shape[0], 2), 0, 2 * padding + 1))
+def random_crop(key: jax.Array, images: jax.Array, padding: int, padding_mode: str = 'constant') -> jax.Array:
+  """Crops each example at a uniform offset of its padded self (RandomCrop with padding and padding_mode)."""
+  return crop(images, padding, jax.random.randint(key, (images.shape[0], 2), 0, 2 * padding + 1), padding_mode)
 
 
 def flip(images: jax.Array, flags: jax.Array) -> jax.Array:
@@ -53,6 +54,14 @@ def flip(images: jax.Array, flags: jax.Array) -> jax.Array:
 def horizontal_flip(key: jax.Array, images: jax.Array) -> jax.Array:
   """Mirrors each example left-right with probability 0.5 (RandomHorizontalFlip)."""
   return flip(images, jax.random.bernoulli(key, 0.5, (images.shape[0],)))
+
+
+def alternating_flip(examples: Examples, images: jax.Array) -> jax.Array:
+  """Mirrors example i of the batch iff (its epoch-0 coin flip) xor (the epoch is odd) (airbench's alternating
+  flip); the coin is Bernoulli(1/2) from fold_in(fold_in(key(seed), EXAMPLE_STREAM), the example's index)."""
+  base = jax.random.fold_in(jax.random.key(examples.seed), EXAMPLE_STREAM)
+  coins = jax.vmap(lambda index: jax.random.bernoulli(jax.random.fold_in(base, index)))(examples.index)
+  return flip(images, coins ^ (examples.epoch % 2 == 1))
 
 
 def _random_sides(
@@ -251,5 +260,6 @@ def normalize(images: jax.Array, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_
 
 
 def build_augment(augment_config: Any) -> Augment:
-  """Returns augment(key, images) applying `augment_config.ops` in order, op i with key fold_in(key, i)."""
+  """Returns augment(key, images, examples=None) applying `augment_config.ops` in order, op i with key
+  fold_in(key, i) (or `examples`, for alternating_flip)."""
   return compose(augment_config, globals(), jax.random.fold_in)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cifar_jax.data import tf_import
-from cifar_jax.data.augment_config import GRAY_WEIGHTS, NUM_TRIES, center_box, compose
+from cifar_jax.data.augment_config import EXAMPLE_STREAM, GRAY_WEIGHTS, NUM_TRIES, Examples, center_box, compose
 from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 
 tf = tf_import.import_tensorflow()
@@ -28,16 +28,17 @@ def _split_seed(seed: tf.Tensor, count: int) -> list[tf.Tensor]:
   return tf.unstack(tf.random.experimental.stateless_split(seed, count))
 
 
-def crop_at(image: tf.Tensor, padding: int, offset: tf.Tensor) -> tf.Tensor:
-  """Zero-pads each side by `padding`, then crops the original size at `offset` (top, left)."""
-  padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+def crop_at(image: tf.Tensor, padding: int, offset: tf.Tensor, padding_mode: str = 'constant') -> tf.Tensor:
+  """Pads each side by `padding` (zeros, or the border mirrored when `padding_mode` is 'reflect'), then crops the
+  original size at `offset` (top, left)."""
+  padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]], mode=padding_mode.upper())
   return tf.slice(padded, tf.stack([offset[0], offset[1], 0]), image.shape)
 
 
-def random_crop(seed: tf.Tensor, image: tf.Tensor, padding: int) -> tf.Tensor:
-  """Zero-pads each side by `padding`, then crops the original size at a random offset (RandomCrop)."""
+def random_crop(seed: tf.Tensor, image: tf.Tensor, padding: int, padding_mode: str = 'constant') -> tf.Tensor:
+  """Pads each side by `padding`, then crops the original size at a random offset (RandomCrop, padding_mode)."""
   offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32)
-  return crop_at(image, padding, offset)
+  return crop_at(image, padding, offset, padding_mode)
 
 
 def flip_if(image: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
@@ -48,6 +49,14 @@ def flip_if(image: tf.Tensor, flip: tf.Tensor) -> tf.Tensor:
 def horizontal_flip(seed: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
   """Mirrors the image left-right with probability 0.5 (RandomHorizontalFlip)."""
   return flip_if(image, _uniform(seed, 0, 1) < 0.5)
+
+
+def alternating_flip(examples: Examples, image: tf.Tensor) -> tf.Tensor:
+  """Mirrors the image iff (its epoch-0 coin flip) xor (the epoch is odd) (airbench's alternating flip); the coin
+  is a uniform draw < 1/2 from the stateless seed [seed, EXAMPLE_STREAM] folded with the example's index."""
+  base = tf.stack([tf.cast(examples.seed, tf.int64), tf.constant(EXAMPLE_STREAM, tf.int64)])
+  coin = _uniform(tf.random.experimental.stateless_fold_in(base, tf.cast(examples.index, tf.int64)), 0, 1) < 0.5
+  return flip_if(image, tf.math.logical_xor(coin, tf.equal(tf.math.floormod(examples.epoch, 2), 1)))
 
 
 def _random_sides(seed: tf.Tensor, height: int, width: int, scale: Pair, ratio: Pair) -> tuple[tf.Tensor, tf.Tensor]:
@@ -165,6 +174,7 @@ def normalize(image: tf.Tensor, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_S
   return (image - tf.constant(mean, image.dtype)) / tf.constant(std, image.dtype)
 
 
-def build_augment(augment_config: Any) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
-  """Returns augment(seed, image) applying `augment_config.ops` in order, op i with seed fold_in(seed, i)."""
+def build_augment(augment_config: Any) -> Callable[..., tf.Tensor]:
+  """Returns augment(seed, image, examples=None) applying `augment_config.ops` in order, op i with seed
+  fold_in(seed, i) (or `examples`, for alternating_flip)."""
   return compose(augment_config, globals(), tf.random.experimental.stateless_fold_in)

@@ -15,6 +15,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
 from cifar_jax.data import augment_jax, cifar10
+from cifar_jax.data.augment_config import Examples
 from cifar_jax.data.cifar10 import Cifar10, Split
 
 Batch = dict[str, jax.Array]
@@ -67,7 +68,11 @@ def train_batch(
   epoch, step = counter[0], counter[1]
   key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), step)
   indices = order[step]
-  batch = {'image': _to_input(images[indices], normalize, functools.partial(augment, key)), 'label': labels[indices]}
+  examples = Examples(seed, epoch, indices)
+  batch = {
+      'image': _to_input(images[indices], normalize, lambda x: augment(key, x, examples)),
+      'label': labels[indices],
+  }
   return batch, counter + jnp.array([0, 1], counter.dtype)
 
 

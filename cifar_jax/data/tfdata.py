@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from cifar_jax.data import augment_tf, cifar10, tf_import
+from cifar_jax.data.augment_config import Examples
 from cifar_jax.data.cifar10 import Cifar10, Split
 from cifar_jax.errors import ConfigError
 
@@ -75,11 +76,12 @@ def train_batches(
   indices = np.random.default_rng([seed, epoch]).permutation(len(split))[positions]
   epoch_seed = tf.constant([seed, epoch], tf.int64)
 
-  def preprocess(image: tf.Tensor, label: tf.Tensor, position: tf.Tensor) -> dict[str, tf.Tensor]:
+  def preprocess(image: tf.Tensor, label: tf.Tensor, position: tf.Tensor, index: tf.Tensor) -> dict[str, tf.Tensor]:
     example_seed = tf.random.experimental.stateless_fold_in(epoch_seed, position)
-    return {'image': _to_input(image, normalize, lambda x: augment(example_seed, x)), 'label': label}
+    examples = Examples(seed, epoch, index)
+    return {'image': _to_input(image, normalize, lambda x: augment(example_seed, x, examples)), 'label': label}
 
-  return _batches((split.images[indices], split.labels[indices], positions), preprocess, local_batch_size)
+  return _batches((split.images[indices], split.labels[indices], positions, indices), preprocess, local_batch_size)
 
 
 def eval_batches(

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 
 from cifar_jax.errors import ConfigError, check_choice
-from cifar_jax.models import layers, lenet, resnet, upv, vgg
+from cifar_jax.models import layers, lenet, resnet, speedrun, upv, vgg
 from cifar_jax.models.mlp import MLP
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {
@@ -29,6 +29,7 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
     'upv_resnet_avgpool': upv.upv_resnet_avgpool,
     'upv_resnet_maxpool': upv.upv_resnet_maxpool,
     'upv_resnet_final': upv.upv_resnet_final,
+    'speedrun_net': speedrun.speedrun_net,
 }
 
 

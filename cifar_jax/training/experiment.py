@@ -5,17 +5,20 @@ any other engine that trains a config take it from here, so they cannot drift ap
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
+from jax.typing import ArrayLike
 import optax
 from flax import nnx
 
 from cifar_jax import parallel
 from cifar_jax.training import fused, optim, steps
-from cifar_jax.data import cifar10
+from cifar_jax.data import augment_jax, cifar10
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model
 
@@ -26,6 +29,20 @@ def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
   """The configured model, initialised from `config.seed`."""
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
   return create_model(config.model.name, rngs=nnx.Rngs(params=config.seed), dtype=DTYPES[config.dtype], **kwargs)
+
+
+def init_from_data(model: nnx.Module, train_images: ArrayLike, normalize: bool) -> None:
+  """The data-dependent init step: a model with `init_from_data(images)` (the speedrun net's patch whitening) gets
+  the first `model.init_examples` of `train_images` (uint8 [N, 32, 32, 3], on the host or already on the device),
+  scaled and normalised as every batch is, in one compiled call; other models are left as they are."""
+  if hasattr(model, 'init_from_data'):
+    _init_from_data(model, train_images[: model.init_examples], normalize)
+
+
+@functools.partial(nnx.jit, static_argnums=2)
+def _init_from_data(model: nnx.Module, images: jax.Array, normalize: bool) -> None:
+  images = images.astype(jnp.float32) / 255
+  model.init_from_data(augment_jax.normalize(images) if normalize else images)
 
 
 def create_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, steps.TrainState]:
@@ -52,6 +69,7 @@ def step_config(config: ml_collections.ConfigDict, axis_name: str | None = None,
       'label_smoothing': reg.label_smoothing,
       'dtype': DTYPES[config.dtype],
       'axis_name': axis_name,
+      'tta': config.eval.tta,
   }
   return steps.StepConfig(**{**settings, **values})
 
@@ -104,6 +122,7 @@ def build_experiment(
   dp = parallel.create_parallel(config.parallelism)
   model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
   parallel.set_batch_axis(model, dp.axis_name)
+  init_from_data(model, data.train.images, config.data.normalize)
   graphdef, learning_rate_fn, tx, state = initial_state(config, steps_per_epoch, model)
   train_step, eval_step = steps.make_steps(graphdef, tx, step_config(config, dp.axis_name))
   pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)

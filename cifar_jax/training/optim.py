@@ -35,6 +35,10 @@ ONECYCLE_PCT_START = 0.3
 ONECYCLE_DIV_FACTOR = 25.0
 ONECYCLE_FINAL_DIV_FACTOR = 1e4
 ONECYCLE_MOMENTUM = (0.85, 0.95)  # base_momentum, max_momentum
+# Muon's quintic Newton-Schulz iteration X <- a X + (b A + c A^2) X, A = X X^T (Jordan, 2024), and airbench's eps.
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+NEWTON_SCHULZ_EPS = 1e-7
+MUON_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
 def _value(hyper: Hyper, count: jax.Array) -> jax.Array:
@@ -125,7 +129,82 @@ def _adam(decoupled_decay: bool):
   return build
 
 
-# Each takes (learning-rate schedule, OneCycleLR's momentum or None, config.optimizer). Under onecycle the cycled
+def newton_schulz(matrix: jax.Array, steps: int) -> jax.Array:
+  """Approximately orthogonalises `matrix` [m, n] (U S V^T -> about U V^T) in its own dtype: scaled to Frobenius
+  norm 1, then `steps` quintic iterations on the wide orientation (the transpose when m > n, then back)."""
+  tall = matrix.shape[0] > matrix.shape[1]
+  x = matrix.T if tall else matrix
+  x = x / (jnp.linalg.norm(x) + NEWTON_SCHULZ_EPS)
+  a, b, c = NEWTON_SCHULZ
+  for _ in range(steps):
+    gram = x @ x.T
+    x = a * x + (b * gram + c * gram @ gram) @ x
+  return x.T if tall else x
+
+
+def _orthogonal_step(lr: optax.Schedule, ns_steps: int, dtype: jnp.dtype) -> optax.GradientTransformation:
+  """Muon's step on conv kernels [kh, kw, in, out], after the momentum, as airbench takes it: each kernel is
+  rescaled to Frobenius norm sqrt(out), then moved by -lr * newton_schulz(update as [kh * kw * in, out]) (torch's
+  [out, in * kh * kw] transposed: the same step). The update returned includes the rescaling and the rate."""
+
+  def update(updates, state, params):
+    rate = lr(state.count)
+
+    def kernel_step(u: jax.Array, p: jax.Array) -> jax.Array:
+      orthogonal = newton_schulz(u.reshape(-1, u.shape[-1]).astype(dtype), ns_steps).astype(p.dtype)
+      rescale = jnp.sqrt(p.shape[-1]) / jnp.linalg.norm(p)
+      return p * (rescale - 1) - rate * orthogonal.reshape(p.shape)
+
+    return jax.tree.map(kernel_step, updates, params), _CountedState(state.count + 1, ())
+
+  return optax.GradientTransformation(lambda params: _zeros_state(params, 0), update)
+
+
+def muon_label(path: tuple[Any, ...], leaf: jax.Array) -> str:
+  """The `muon` optimizer's group of a parameter: 'filters' (4-D conv kernels), 'whiten' (under a module named
+  whiten), 'head' (under a module named head) or 'other' (biases, BatchNorm, other dense layers)."""
+  names = {str(getattr(key, 'key', getattr(key, 'name', key))) for key in path}
+  if leaf.ndim == 4:
+    return 'filters'
+  return 'whiten' if 'whiten' in names else 'head' if 'head' in names else 'other'
+
+
+def _muon(lr: 'LearningRate', cycled: optax.Schedule | None, cfg: ml_collections.ConfigDict):
+  """Muon (orthogonalised momentum) for the conv filters, torch.optim.SGD for the rest, as airbench94_muon.
+
+  The SGD groups take PyTorch's L2 weight decay, momentum and Nesterov from the config; the head's rate is
+  `head_learning_rate` and its decay scaled so that rate x decay is the other groups' (airbench's wd / lr); the
+  whitening bias trains `whiten_bias_epochs` with a rate decaying linearly to 0 over them. Every rate follows the
+  schedule's shape. The filters get no weight decay (their norm is reset every step).
+  """
+  shape = lambda step: lr(step) / cfg.learning_rate  # the schedule's factor on the peak rate
+  head_lr = cfg.head_learning_rate or cfg.learning_rate
+  whiten_steps = max(1, round(cfg.whiten_bias_epochs * lr.steps_per_epoch))
+
+  def sgd(peak: float, factor: optax.Schedule, weight_decay: float) -> optax.GradientTransformation:
+    decay = [optax.add_decayed_weights(weight_decay)] if weight_decay else []
+    return optax.chain(*decay, _sgd(lambda step: peak * factor(step), cycled, cfg))
+
+  groups = {
+      'filters': optax.chain(
+          _trace(cfg.muon_momentum, nesterov=True),
+          _orthogonal_step(
+              lambda step: cfg.muon_learning_rate * shape(step), cfg.muon_ns_steps, MUON_DTYPES[cfg.muon_dtype]
+          ),
+      ),
+      'other': sgd(cfg.learning_rate, shape, cfg.weight_decay),
+      'head': sgd(head_lr, shape, cfg.weight_decay * cfg.learning_rate / head_lr),
+      'whiten': sgd(
+          cfg.learning_rate,
+          (lambda step: jnp.maximum(0.0, 1 - step / whiten_steps)) if cfg.whiten_bias_epochs else shape,
+          cfg.weight_decay,
+      ),
+  }
+  return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(muon_label, params))
+
+
+# Each takes (the learning rate: a LearningRate, callable on the step; OneCycleLR's momentum or None,
+# config.optimizer). Under onecycle the cycled
 # momentum replaces optimizer.momentum (sgd, rmsprop) or beta1 (adam, adamw), as OneCycleLR does.
 OPTIMIZERS: dict[
     str, Callable[[optax.Schedule, optax.Schedule | None, ml_collections.ConfigDict], optax.GradientTransformation]
@@ -136,6 +215,7 @@ OPTIMIZERS: dict[
     'adagrad': lambda lr, cycled, cfg: optax.chain(_scale_by_adagrad(), optax.scale_by_learning_rate(lr)),
     'rmsprop': _rmsprop,
     'adadelta': lambda lr, cycled, cfg: optax.adadelta(lr, rho=ADADELTA_RHO, eps=ADADELTA_EPS),
+    'muon': _muon,
 }
 
 
@@ -202,6 +282,9 @@ SCHEDULES: dict[str, Callable[[float, ml_collections.ConfigDict, int, int], Sche
         )
     ),
     'onecycle': lambda lr, s, epoch_steps, total: _onecycle(lr, total),
+    'linear': lambda lr, s, epoch_steps, total: Schedule(  # LinearLR(1, 0, total_iters=total steps), per batch
+        lambda step: lr * (1 - jnp.minimum(step, total) / total)
+    ),
     'plateau': lambda lr, s, epoch_steps, total: Schedule(optax.constant_schedule(lr)),  # see LearningRate.plateau
 }
 
@@ -230,6 +313,7 @@ class LearningRate:
 
   schedule: Schedule
   plateau_update: PlateauUpdate | None  # None: the rate does not watch the validation loss
+  steps_per_epoch: int = 1  # for optimizers with epoch-long phases (muon's whitening bias)
 
   def __call__(self, step: jax.typing.ArrayLike) -> jax.Array:
     return self.schedule.learning_rate(step)
@@ -269,19 +353,32 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict, steps_per_epoch: 
       config.optimizer.learning_rate, config.schedule, steps_per_epoch, total_steps
   )
   plateau = _reduce_on_plateau(config) if config.schedule.name == 'plateau' else None
-  return LearningRate(schedule, plateau)
+  return LearningRate(schedule, plateau, steps_per_epoch)
 
 
 def create_optimizer(config: ml_collections.ConfigDict, learning_rate: LearningRate) -> optax.GradientTransformation:
-  """Gradient clipping, then PyTorch-style L2 weight decay (decoupled for adamw), then the optimizer."""
+  """Gradient clipping, then PyTorch-style L2 weight decay (decoupled for adamw, per group for muon), then the
+  optimizer."""
   cfg = config.optimizer
   parts = []
   if cfg.grad_clip_norm > 0:
     parts.append(clip_by_global_norm(cfg.grad_clip_norm))
-  if cfg.weight_decay > 0 and cfg.name != 'adamw':
+  if cfg.weight_decay > 0 and cfg.name not in ('adamw', 'muon'):
     parts.append(optax.add_decayed_weights(cfg.weight_decay))
-  parts.append(OPTIMIZERS[cfg.name](learning_rate.schedule.learning_rate, learning_rate.schedule.momentum, cfg))
+  parts.append(OPTIMIZERS[cfg.name](learning_rate, learning_rate.schedule.momentum, cfg))
   return optax.chain(*parts)
+
+
+def _check_muon_config(cfg: ml_collections.ConfigDict) -> None:
+  """Raises ConfigError for a muon setting out of range."""
+  check_choice('optimizer.muon_dtype', cfg.muon_dtype, MUON_DTYPES)
+  if not cfg.muon_learning_rate > 0:
+    raise ConfigError(f'optimizer.muon_learning_rate={cfg.muon_learning_rate!r} must be > 0')
+  if cfg.muon_ns_steps < 1:
+    raise ConfigError(f'optimizer.muon_ns_steps={cfg.muon_ns_steps!r} must be >= 1')
+  for key in ('muon_momentum', 'head_learning_rate', 'whiten_bias_epochs'):
+    if cfg[key] < 0:
+      raise ConfigError(f'optimizer.{key}={cfg[key]!r} must be >= 0')
 
 
 def check_optim_config(config: ml_collections.ConfigDict) -> None:
@@ -297,6 +394,8 @@ def check_optim_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError('optimizer.nesterov=True needs optimizer.momentum > 0 (PyTorch refuses Nesterov without it)')
   if not 0 < config.schedule.plateau_threshold < 1:
     raise ConfigError(f'schedule.plateau_threshold={config.schedule.plateau_threshold!r} is outside (0, 1)')
+  if config.optimizer.name == 'muon':
+    _check_muon_config(config.optimizer)
   if config.schedule.plateau_cooldown < 0:
     raise ConfigError(f'schedule.plateau_cooldown={config.schedule.plateau_cooldown!r} must be >= 0')
   if config.schedule.name == 'plateau' and config.data.val_fraction <= 0:

@@ -60,6 +60,7 @@ class StepConfig:
   label_smoothing: float = 0.0
   dtype: Any = jnp.float32
   axis_name: str | None = None  # set under pmap
+  tta: int = 0  # test-time augmentation of evaluations: a level of TTA_LEVELS
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -125,10 +126,34 @@ def train_step(
   return new_state, step_metrics
 
 
+# Test-time augmentation, airbench's levels: the weight of each view's logits in their average.
+TTA_LEVELS = {
+    0: 'none',
+    1: 'mirror: 1/2 each of the image and its mirror',
+    2: 'mirror + translate: 1/4 each of the image and its mirror, 1/8 each of the image shifted by one pixel '
+    'up-left and down-right (reflect padding) and of their mirrors',
+}
+
+
+def tta_logits(model: Callable[[jax.Array], jax.Array], images: jax.Array, level: int) -> jax.Array:
+  """The float32 logits of `model` on `images` [N, H, W, C] averaged over the views of TTA level `level`."""
+  logits = lambda x: model(x).astype(jnp.float32)
+  mirrored = lambda x: (logits(x) + logits(x[:, :, ::-1])) / 2
+  if level == 0:
+    return logits(images)
+  if level == 1:
+    return mirrored(images)
+  height, width = images.shape[1:3]
+  padded = jnp.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode='reflect')
+  shifted = (mirrored(padded[:, :height, :width]) + mirrored(padded[:, 2:, 2:])) / 2
+  return (mirrored(images) + shifted) / 2
+
+
 def eval_step(graphdef: nnx.GraphDef, cfg: StepConfig, state: TrainState, batch: Batch) -> EvalMetrics:
-  """Loss and accuracy over the real examples of a (possibly padded) batch, with running statistics."""
+  """Loss and accuracy over the real examples of a (possibly padded) batch, with running statistics, on the views
+  of test-time augmentation level `cfg.tta`."""
   model = nnx.merge(graphdef, state.params, state.model_state)
-  logits = model(batch['image'].astype(cfg.dtype), train=False)
+  logits = tta_logits(functools.partial(model, train=False), batch['image'].astype(cfg.dtype), cfg.tta)
   outputs = {
       'loss': cross_entropy(logits, batch['label']),
       'accuracy': (logits.argmax(-1) == batch['label']).astype(jnp.float32),

@@ -43,6 +43,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   optim.check_optim_config(config)
   fused.check_fused_config(config)
   check_augment_config(config.augment)
+  check_choice('eval.tta', str(config.eval.tta), map(str, steps.TTA_LEVELS))
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
 
