@@ -203,9 +203,8 @@ def _muon(lr: 'LearningRate', cycled: optax.Schedule | None, cfg: ml_collections
   return optax.multi_transform(groups, lambda params: jax.tree_util.tree_map_with_path(muon_label, params))
 
 
-# Each takes (the learning rate: a LearningRate, callable on the step; OneCycleLR's momentum or None,
-# config.optimizer). Under onecycle the cycled
-# momentum replaces optimizer.momentum (sgd, rmsprop) or beta1 (adam, adamw), as OneCycleLR does.
+# Each takes (the LearningRate, a schedule of the step; OneCycleLR's momentum or None; config.optimizer). Under
+# onecycle the cycled momentum replaces optimizer.momentum (sgd, rmsprop) or beta1 (adam, adamw), as OneCycleLR does.
 OPTIMIZERS: dict[
     str, Callable[[optax.Schedule, optax.Schedule | None, ml_collections.ConfigDict], optax.GradientTransformation]
 ] = {
