@@ -25,7 +25,6 @@ PROCESS_START = time.perf_counter()  # before the imports: the cold wall time co
 import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import pathlib  # noqa: E402
 import shlex  # noqa: E402
 import statistics  # noqa: E402
@@ -46,6 +45,7 @@ from flax import nnx  # noqa: E402
 import throughput  # noqa: E402  (beside this file)
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.models import create_model  # noqa: E402
+from cifar_jax.study import stats  # noqa: E402
 from cifar_jax.training import experiment, fused, optim, steps, trainer  # noqa: E402
 from configs import speedrun as speedrun_config  # noqa: E402
 
@@ -157,30 +157,19 @@ def _config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   return config
 
 
-def interval95(values: list[float]) -> tuple[float, float]:
-  """The mean's 95 % confidence interval (Student t; a single value gives (value, value))."""
-  mean = statistics.fmean(values)
-  if len(values) < 2:
-    return mean, mean
-  from scipy import stats  # pylint: disable=import-outside-toplevel
-
-  half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-  return mean - half, mean + half
-
-
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
   """Mean accuracy with its 95 % interval, the share of runs at or above 94 %, and the mean time of the runs."""
-  accuracies = [r['test_accuracy'] for r in rows if r.get('seed') is not None and r['run'] != 'warm-up']
-  if not accuracies:
+  timed = [r for r in rows if 'seconds' in r]  # not the warm-up nor the cold starts
+  if not timed:
     return {}
-  low, high = interval95(accuracies)
-  seconds = [r['seconds'] for r in rows if r['run'] != 'warm-up' and r.get('seconds') is not None]
+  accuracies = [r['test_accuracy'] for r in timed]
+  interval = stats.spread(accuracies, bounds=(0.0, 1.0))  # the t interval of the mean, within [0, 1]
   return {
       'runs': len(accuracies),
-      'mean_accuracy': statistics.fmean(accuracies),
-      'interval95': [low, high],
+      'mean_accuracy': interval.mean,
+      'interval95': None if interval.n < 2 else [interval.low, interval.high],
       'share_at_target': sum(a >= TARGET for a in accuracies) / len(accuracies),
-      'mean_seconds': statistics.fmean(seconds) if seconds else None,
+      'mean_seconds': statistics.fmean(r['seconds'] for r in timed),
   }
 
 
@@ -195,11 +184,11 @@ def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str,
       '',
   ]
   if result:
-    low, high = result['interval95']
+    interval = result['interval95']
+    interval = f'95 % interval {interval[0]:.2%} to {interval[1]:.2%}' if interval else 'no interval from one run'
     lines += [
-        f'n = {result["runs"]}: mean test accuracy {result["mean_accuracy"]:.2%} (95 % interval {low:.2%} to '
-        f'{high:.2%}), {result["share_at_target"]:.0%} of runs >= {TARGET:.0%}, mean time '
-        + (f'{result["mean_seconds"]:.3f} s' if result['mean_seconds'] is not None else '—'),
+        f'n = {result["runs"]}: mean test accuracy {result["mean_accuracy"]:.2%} ({interval}), '
+        f'{result["share_at_target"]:.0%} of runs >= {TARGET:.0%}, mean time {result["mean_seconds"]:.3f} s',
         '',
     ]
   lines += ['| ' + ' | '.join(h for _, h, _ in COLUMNS) + ' |', '|' + '|'.join('---' for _ in COLUMNS) + '|']

@@ -2,12 +2,13 @@
 ranges, per-key determinism and per-example variation, statistics beside the TF versions, op order."""
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
 
 from cifar_jax.data import augment_jax, augment_tf, cifar10
-from cifar_jax.data.augment_config import AUGMENTATIONS
+from cifar_jax.data.augment_config import AUGMENTATIONS, Examples
 from cifar_jax.errors import ConfigError
 from configs import default
 
@@ -183,8 +184,9 @@ def test_build_augment_applies_ops_in_order() -> None:
 def test_build_augment_with_every_op_compiles_and_matches_eager() -> None:
   augment = augment_jax.build_augment(_config(ops=AUGMENTATIONS, erasing_probability=1.0))
   images = _images()
-  eager = np.asarray(augment(KEYS[3], images))
-  np.testing.assert_allclose(np.asarray(jax.jit(augment)(KEYS[3], images)), eager, atol=1e-5)
+  examples = Examples(0, 1, jnp.arange(BATCH))  # for alternating_flip
+  eager = np.asarray(augment(KEYS[3], images, examples))
+  np.testing.assert_allclose(np.asarray(jax.jit(augment)(KEYS[3], images, examples)), eager, atol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cifar_jax.data import augment_jax, augment_tf, cifar10, tfdata
-from cifar_jax.data.augment_config import AUGMENTATIONS, OPS, check_augment_config, describe
+from cifar_jax.data.augment_config import AUGMENTATIONS, OPS, Examples, check_augment_config, describe
 from cifar_jax.errors import ConfigError
 from configs import default
 
@@ -27,6 +27,8 @@ AUGMENT_FNS = {
     'random_affine': lambda seed, image: augment_tf.random_affine(seed, image, 5.0, (0.2, 0.2)),
     'color_jitter': lambda seed, image: augment_tf.color_jitter(seed, image, 0.2, 0.2, 0.2, 0.1),
     'random_resized_crop': lambda seed, image: augment_tf.random_resized_crop(seed, image, (0.8, 1.0), (0.75, 4 / 3)),
+    # takes the example's identity instead of a seed: here the seed's first number as its index
+    'alternating_flip': lambda seed, image: augment_tf.alternating_flip(Examples(0, 0, seed[0]), image),
 }
 
 
@@ -61,8 +63,9 @@ def test_shape_range_determinism_and_variation(name: str, image: tf.Tensor) -> N
 def test_every_op_of_the_table_has_a_function_in_both_backends_taking_randomness_first() -> None:
   assert set(AUGMENTATIONS) == set(AUGMENT_FNS)
   for backend, first_two in ((augment_tf, ['seed', 'image']), (augment_jax, ['key', 'images'])):
-    for name in AUGMENTATIONS:
-      assert list(inspect.signature(getattr(backend, name)).parameters)[:2] == first_two, (backend, name)
+    for op in OPS:
+      expected = ['examples', first_two[1]] if op.by_example else first_two
+      assert list(inspect.signature(getattr(backend, op.name)).parameters)[:2] == expected, (backend, op.name)
 
 
 def test_crop_is_a_window_of_the_padded_image() -> None:
@@ -216,5 +219,6 @@ def test_augmentations_inside_the_pipeline_match_eager() -> None:
   augment = augment_tf.build_augment(config)
   for position, label in enumerate(batch['label']):
     seed = tf.random.experimental.stateless_fold_in(tf.constant([5, 2], tf.int64), tf.constant(position, tf.int64))
-    expected = augment(seed, tf.constant(split.images[label], tf.float32) / 255).numpy()
+    examples = Examples(5, 2, tf.constant(label))  # the labels are the example indices
+    expected = augment(seed, tf.constant(split.images[label], tf.float32) / 255, examples).numpy()
     np.testing.assert_allclose(batch['image'][position], expected, atol=1e-5)

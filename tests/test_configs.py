@@ -194,7 +194,7 @@ def test_a_mistyped_key_in_a_config_file_is_refused_naming_the_closest_one(tmp_p
       '  config.optimizer.learnig_rate = 0.05\n  return config\n'
   )
   with pytest.raises(
-      ConfigError, match=r"unknown config key 'optimizer.learnig_rate'; did you mean " r'optimizer.learning_rate\?'
+      ConfigError, match=r"unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate\b"
   ):
     trainer.check_config(config_lib.load_config_file(config_file))
   config = config_lib.load_config_file('configs/mlp.py')

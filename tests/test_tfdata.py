@@ -14,6 +14,7 @@ AUGMENT = ml_collections.ConfigDict(
     {
         'ops': ('random_crop', 'horizontal_flip', 'random_erasing'),
         'crop_padding': 4,
+        'crop_padding_mode': 'constant',
         'erasing_probability': 0.5,
         'erasing_scale': (0.02, 0.33),
         'erasing_ratio': (0.3, 3.3),
