@@ -100,14 +100,7 @@ class Speedrun:
 
   def _train_epoch(self, state, seed, images, labels, order, epoch):
     """One epoch of fused steps of the library's train step, batches made on the device from `seed`."""
-    config = self.config
-    step_config = steps.StepConfig(
-        seed=seed,
-        l1=config.regularization.l1,
-        l2=config.regularization.l2,
-        label_smoothing=config.regularization.label_smoothing,
-        dtype=experiment.DTYPES[config.dtype],
-    )
+    step_config = experiment.step_config(self.config, seed=seed)
     train_step = functools.partial(steps.train_step, self.exp.graphdef, self.tx, step_config)
     batch_at = functools.partial(device.train_batch, self.pipeline.augment, self.pipeline.normalize, seed)
     counter = jnp.stack([epoch, jnp.zeros_like(epoch)])
