@@ -167,6 +167,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
+  """The header (device, versions, command), the summary line and the table, one line per row."""
   versions = ', '.join(f'{k} {v}' for k, v in env['versions'].items())
   lines = [
       f'# Speedrun on {env["device_count"]} x {env["device"]} ({env["platform"]})',
