@@ -100,8 +100,8 @@ class Speedrun:
 
   def _train_epoch(self, state, seed, images, labels, order, epoch):
     """One epoch of fused steps of the library's train step, batches made on the device from `seed`."""
-    step_config = experiment.step_config(self.config, seed=seed)
-    train_step = functools.partial(steps.train_step, self.exp.graphdef, self.tx, step_config)
+    step_config = experiment.step_config(self.config)
+    train_step = functools.partial(steps.train_step, self.exp.graphdef, self.tx, step_config, seed=seed)
     batch_at = functools.partial(device.train_batch, self.pipeline.augment, self.pipeline.normalize, seed)
     counter = jnp.stack([epoch, jnp.zeros_like(epoch)])
     state, _ = fused.scan_steps(

@@ -258,7 +258,8 @@ def _build_step(config: ml_collections.ConfigDict, inputs: Pipelines) -> Step:
   state = exp.dp.put_state(exp.state)
   example = exp.dp.put_batch(inputs.pipelines['synthetic'].batch)
   start = time.perf_counter()
-  compiled = exp.train_step.lower(state, example).compile()
+  compiled = exp.step_program.lower(state, example, exp.seed).compile()
+  compiled = functools.partial(compiled, seed=exp.seed)
   return Step(compiled, state, time.perf_counter() - start)
 
 

@@ -69,8 +69,9 @@ def _scan_epoch(config, reps: int) -> float:
   mesh = jax.make_mesh((jax.device_count(),), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
   pipeline = device.DevicePipeline(data, config, mesh)
   graphdef, _, tx, state = experiment.initial_state(config, pipeline.steps_per_epoch)
-  step = functools.partial(steps.train_step, graphdef, tx, experiment.step_config(config))
-  epoch = jax.jit(functools.partial(fused.scan_steps, step, pipeline.batch_at), static_argnums=6)
+  step = functools.partial(steps.train_step, graphdef, tx, experiment.step_config(config), seed=config.seed)
+  batch_at = functools.partial(pipeline.batch_at, config.seed)
+  epoch = jax.jit(functools.partial(fused.scan_steps, step, batch_at), static_argnums=6)
   n = pipeline.steps_per_epoch
   args = (*pipeline.splits['train'], pipeline.order_table(0), jnp.zeros(2, jnp.int32), n)
   jax.block_until_ready(epoch(state, steps.TrainMetrics.empty(), *args))

@@ -80,7 +80,13 @@ class JitParallel:
     }
 
   def compile_train(self, step: Callable) -> Callable:
-    return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated, donate_argnums=0)
+    """step(state, batch, seed) compiled with the state donated; the seed is replicated like the state."""
+    return jax.jit(
+        step,
+        in_shardings=(self.replicated, self.sharded, self.replicated),
+        out_shardings=self.replicated,
+        donate_argnums=0,
+    )
 
   def compile_eval(self, step: Callable) -> Callable:
     return jax.jit(step, in_shardings=(self.replicated, self.sharded), out_shardings=self.replicated)
@@ -112,6 +118,7 @@ class PmapParallel:
     return {k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}
 
   def compile_train(self, step: Callable) -> Callable:
+    """step(state, batch, seed) per device, the state donated; the seed is put like the state (`put_state`)."""
     return jax.pmap(step, axis_name=AXIS, donate_argnums=0)
 
   def compile_eval(self, step: Callable) -> Callable:

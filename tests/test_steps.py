@@ -40,17 +40,17 @@ def _setup(config, axis_name=None):
   parallel.set_batch_axis(model, axis_name)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch=10))
   graphdef, state = experiment.create_train_state(model, tx)
-  cfg = steps.StepConfig(seed=config.seed, axis_name=axis_name)
+  cfg = steps.StepConfig(axis_name=axis_name)
   return steps.make_steps(graphdef, tx, cfg), state
 
 
 def _run(dp, config, batches):
   (train_step, eval_step), state = _setup(config, dp.axis_name)
   train_step, eval_step = dp.compile_train(train_step), dp.compile_eval(eval_step)
-  state = dp.put_state(state)
+  state, seed = dp.put_state(state), dp.put_state(np.int32(config.seed))
   losses = []
   for batch in batches:
-    state, m = train_step(state, dp.put_batch(batch))
+    state, m = train_step(state, dp.put_batch(batch), seed)
     losses.append(float(dp.get_state(m).compute()['loss']))
   eval_batch = {**batches[0], 'mask': np.ones(BATCH, bool)}
   evaluation = dp.get_state(eval_step(state, dp.put_batch(eval_batch))).compute()
@@ -73,7 +73,7 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch():
   batch = jax.tree.map(jnp.asarray, _batch())
   losses = []
   for _ in range(8):
-    state, m = train_step(state, batch)
+    state, m = train_step(state, batch, config.seed)
     losses.append(float(m.compute()['loss']))
   assert losses[-1] < 0.5 * losses[0]
   assert int(state.step) == 8
@@ -136,8 +136,8 @@ def test_bfloat16_compute_keeps_float32_parameters():
   model = experiment.build_model(config)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, 10))
   graphdef, state = experiment.create_train_state(model, tx)
-  cfg = steps.StepConfig(seed=0, dtype=jnp.bfloat16)
+  cfg = steps.StepConfig(dtype=jnp.bfloat16)
   train_step, _ = steps.make_steps(graphdef, tx, cfg)
-  state, m = jax.jit(train_step)(state, jax.tree.map(jnp.asarray, _batch()))
+  state, m = jax.jit(train_step)(state, jax.tree.map(jnp.asarray, _batch()), 0)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
   assert np.isfinite(float(m.compute()['loss']))

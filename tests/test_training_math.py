@@ -34,8 +34,8 @@ def _batch(seed: int = 0, n: int = BATCH) -> dict[str, jax.Array]:
 
 
 def _step(graphdef, state, batch, tx=optax.sgd(LR), **step_config):
-  train_step, _ = steps.make_steps(graphdef, tx, steps.StepConfig(seed=0, **step_config))
-  return jax.jit(train_step)(state, batch)
+  train_step, _ = steps.make_steps(graphdef, tx, steps.StepConfig(**step_config))
+  return jax.jit(train_step)(state, batch, 0)
 
 
 def test_l1_and_l2_penalties_reach_the_gradient_as_their_closed_form():
@@ -103,11 +103,11 @@ def _train_with(dp, batches):
   model = _mlp(hidden_sizes=(32,), dropout=0.5)
   parallel.set_batch_axis(model, dp.axis_name)
   graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
-  train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(seed=0, axis_name=dp.axis_name))
-  train_step, state = dp.compile_train(train_step), dp.put_state(state)
+  train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(axis_name=dp.axis_name))
+  train_step, state, seed = dp.compile_train(train_step), dp.put_state(state), dp.put_state(np.int32(0))
   losses = []
   for batch in batches:
-    state, metrics = train_step(state, dp.put_batch({k: np.asarray(v) for k, v in batch.items()}))
+    state, metrics = train_step(state, dp.put_batch({k: np.asarray(v) for k, v in batch.items()}), seed)
     losses.append(float(dp.get_state(metrics).compute()['loss']))
   return losses, jax.device_get(dp.get_state(state).params)
 
@@ -141,8 +141,8 @@ def test_every_convolution_and_matmul_of_the_step_runs_in_the_compute_dtype(dtyp
   """LeNet has both convolutions and Linear layers; forward and backward must all run in `dtype`."""
   model = create_model('lenet5', rngs=nnx.Rngs(params=0), dtype=jnp.dtype(dtype))
   graphdef, state = experiment.create_train_state(model, optax.sgd(LR))
-  train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(seed=0, dtype=jnp.dtype(dtype)))
-  jaxpr = jax.make_jaxpr(train_step)(state, _batch()).jaxpr
+  train_step, _ = steps.make_steps(graphdef, optax.sgd(LR), steps.StepConfig(dtype=jnp.dtype(dtype)))
+  jaxpr = jax.make_jaxpr(train_step)(state, _batch(), 0).jaxpr
   assert _matmul_operand_dtypes(jaxpr) == expected
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state.params))
 

@@ -113,7 +113,9 @@ class DevicePipeline:
       indices, mask = table[0][step], table[1][step]
       return {'image': _to_input(images[indices], normalize), 'label': labels[indices], 'mask': mask}, step + 1
 
-    self.batch_at = functools.partial(train_batch, augment, normalize, self.seed)  # (images, labels, order, counter)
+    # An argument of the batch program, not a constant in it: runs that differ only in the seed share one program.
+    self.seed_array = _put(np.array(config.seed, np.int32), self.replicated)
+    self.batch_at = functools.partial(train_batch, augment, normalize)  # (seed, images, labels, order, counter)
     self._train_batch = jax.jit(self.batch_at, out_shardings=(self.sharding, self.replicated))
     self._eval_batch = jax.jit(eval_batch, out_shardings=(self.sharding, self.replicated))
 
@@ -136,7 +138,7 @@ class DevicePipeline:
   def _train_epoch(self, order: jax.Array, counter: jax.Array, num_batches: int) -> Iterator[Batch]:
     """`num_batches` batches from the position in `counter`, each call advancing it on the device."""
     for _ in range(num_batches):
-      batch, counter = self._train_batch(*self.splits['train'], order, counter)
+      batch, counter = self._train_batch(self.seed_array, *self.splits['train'], order, counter)
       yield batch
 
   def eval_batches(self, split: str) -> Iterator[Batch]:

@@ -7,7 +7,6 @@ any other engine that trains a config take it from here, so they cannot drift ap
 import dataclasses
 import functools
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,20 +57,18 @@ def create_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> t
   return graphdef, state
 
 
-def step_config(config: ml_collections.ConfigDict, axis_name: str | None = None, **values: Any) -> steps.StepConfig:
+def step_config(config: ml_collections.ConfigDict, axis_name: str | None = None) -> steps.StepConfig:
   """The settings a step closes over, read from `config`: the one place (the trainer, the vectorized group, the
-  benchmarks), so that none drops a penalty. `values` replace some (the group's traced seed)."""
+  benchmarks), so that none drops a penalty. The seed is not one: the steps take it as an argument."""
   reg = config.regularization
-  settings = {
-      'seed': config.seed,
-      'l1': reg.l1,
-      'l2': reg.l2,
-      'label_smoothing': reg.label_smoothing,
-      'dtype': DTYPES[config.dtype],
-      'axis_name': axis_name,
-      'tta': config.eval.tta,
-  }
-  return steps.StepConfig(**{**settings, **values})
+  return steps.StepConfig(
+      l1=reg.l1,
+      l2=reg.l2,
+      label_smoothing=reg.label_smoothing,
+      dtype=DTYPES[config.dtype],
+      axis_name=axis_name,
+      tta=config.eval.tta,
+  )
 
 
 def initial_state(
@@ -93,7 +90,8 @@ class Experiment:
   dp: parallel.DataParallel
   graphdef: nnx.GraphDef
   state: steps.TrainState  # on the host: restore a checkpoint into it, then `dp.put_state`
-  train_step: Callable[[steps.TrainState, steps.Batch], tuple[steps.TrainState, steps.TrainMetrics]]
+  seed: jax.Array  # config.seed on the devices: an argument of the compiled steps, not a constant in them
+  step_program: Callable[[steps.TrainState, steps.Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
   eval_step: Callable[[steps.TrainState, steps.Batch], steps.EvalMetrics]
   learning_rate_fn: optim.LearningRate  # the schedule, and the plateau's update after each validation
   pipeline: Pipeline
@@ -101,6 +99,10 @@ class Experiment:
   steps_per_epoch: int
   total_steps: int  # num_epochs of steps, capped by num_train_steps when that is set
   num_params: int
+
+  def train_step(self, state: steps.TrainState, batch: steps.Batch) -> tuple[steps.TrainState, steps.TrainMetrics]:
+    """One compiled train step of this run (its seed given); the state is donated."""
+    return self.step_program(state, batch, self.seed)
 
   @property
   def num_epochs(self) -> int:
@@ -126,15 +128,17 @@ def build_experiment(
   graphdef, learning_rate_fn, tx, state = initial_state(config, steps_per_epoch, model)
   train_step, eval_step = steps.make_steps(graphdef, tx, step_config(config, dp.axis_name))
   pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)
+  seed = dp.put_state(jnp.asarray(config.seed, jnp.int32))
   return Experiment(
       dp=dp,
       graphdef=graphdef,
       state=state,
-      train_step=dp.compile_train(train_step),
+      seed=seed,
+      step_program=dp.compile_train(train_step),
       eval_step=dp.compile_eval(eval_step),
       learning_rate_fn=learning_rate_fn,
       pipeline=pipeline,
-      fused=fused.FusedSteps(train_step, pipeline, dp) if config.steps_per_call > 1 else None,
+      fused=fused.FusedSteps(train_step, pipeline, dp, seed) if config.steps_per_call > 1 else None,
       steps_per_epoch=steps_per_epoch,
       total_steps=total_steps,
       num_params=count_params(model),

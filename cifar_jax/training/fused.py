@@ -21,6 +21,7 @@ from cifar_jax.data import device
 from cifar_jax.errors import ConfigError
 
 StepFn = Callable[[steps.TrainState, steps.Batch], tuple[steps.TrainState, steps.TrainMetrics]]
+SeededStepFn = Callable[[steps.TrainState, steps.Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
 BatchFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[steps.Batch, jax.Array]]
 
 
@@ -74,21 +75,28 @@ def scan_steps(
 class FusedSteps:
   """The trainer's train step fused over calls of a few steps, on the data of a DevicePipeline."""
 
-  def __init__(self, train_step: StepFn, pipeline: device.DevicePipeline, dp: parallel.JitParallel) -> None:
+  def __init__(
+      self, train_step: SeededStepFn, pipeline: device.DevicePipeline, dp: parallel.JitParallel, seed: jax.Array
+  ) -> None:
     self.pipeline = pipeline
+    self.seed = jax.device_put(seed, pipeline.replicated)  # onto the Auto-axes mesh the call runs on, once
     # Each step's batch sharded along the 'data' axis, as the unfused loop receives it (an Auto-axes mesh,
     # where a sharding constraint inside the program is allowed).
     self.batch_sharding = NamedSharding(pipeline.replicated.mesh, PartitionSpec(parallel.AXIS))
     self._order_epoch, self._order = None, None
 
-    def call(state, pending, order, counter, length):
+    def call(state, pending, seed, order, counter, length):
       def sharded_batch_at(*args):
-        batch, counter = pipeline.batch_at(*args)
+        batch, counter = pipeline.batch_at(seed, *args)
         return jax.lax.with_sharding_constraint(batch, self.batch_sharding), counter
 
-      return scan_steps(train_step, sharded_batch_at, state, pending, *pipeline.splits['train'], order, counter, length)
+      def seeded_step(state, batch):
+        return train_step(state, batch, seed)
 
-    self._call = jax.jit(call, static_argnums=4, donate_argnums=(0, 1), out_shardings=(dp.replicated, dp.replicated))
+      images, labels = pipeline.splits['train']
+      return scan_steps(seeded_step, sharded_batch_at, state, pending, images, labels, order, counter, length)
+
+    self._call = jax.jit(call, static_argnums=5, donate_argnums=(0, 1), out_shardings=(dp.replicated, dp.replicated))
 
   def __call__(
       self, state: steps.TrainState, pending: steps.TrainMetrics | None, epoch: int, batch: int, length: int
@@ -100,4 +108,4 @@ class FusedSteps:
     counter = jnp.array([epoch, batch], jnp.int32)
     auto = self.pipeline.replicated  # the pipeline's Auto-axes mesh, on which the whole call runs
     state, pending = jax.device_put((state, pending), auto)
-    return self._call(state, pending, self._order, counter, length)
+    return self._call(state, pending, self.seed, self._order, counter, length)

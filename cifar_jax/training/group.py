@@ -239,8 +239,8 @@ class Group:
     """One member's `length` fused steps, its optimizer and step settings built from its traced numbers."""
     config = _member_config(self.template, hyper, self.values)
     tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, self.steps_per_epoch))
-    step_config = experiment.step_config(config, seed=hyper['seed'])
-    train_step = functools.partial(steps.train_step, self.exps[0].graphdef, tx, step_config)
+    step_config = experiment.step_config(config)
+    train_step = functools.partial(steps.train_step, self.exps[0].graphdef, tx, step_config, seed=hyper['seed'])
     batch_at = functools.partial(device.train_batch, self.pipeline.augment, self.pipeline.normalize, hyper['seed'])
     return fused.scan_steps(train_step, batch_at, state, pending, images, labels, order, counter, length)
 

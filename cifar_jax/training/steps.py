@@ -2,7 +2,8 @@
 
 The model's graph definition is split off once (`nnx.split`), so each step is a pure function of
 arrays that jit compiles once; `axis_name` is set when the step runs under `jax.pmap`, where gradients,
-batch statistics and metrics are averaged across devices explicitly.
+batch statistics and metrics are averaged across devices explicitly. The seed is an argument (traced), not a
+setting, so runs that differ only in their seed compile the same program (the persistent cache then reuses it).
 """
 
 import dataclasses
@@ -52,9 +53,8 @@ class EvalMetrics(metrics.Collection):
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-  """The static settings a step closes over (hashable, so steps compile once)."""
+  """The static settings a step closes over (hashable, so steps compile once); the seed is not one of them."""
 
-  seed: int
   l1: float = 0.0
   l2: float = 0.0
   label_smoothing: float = 0.0
@@ -101,10 +101,11 @@ def train_step(
     cfg: StepConfig,
     state: TrainState,
     batch: Batch,
+    seed: jax.Array | int,
 ) -> tuple[TrainState, TrainMetrics]:
   """One optimizer step (`tx`: SGD, Adam, ...) on a batch: forward in `cfg.dtype`, loss and penalties in float32,
-  update, new batch statistics."""
-  key = jax.random.fold_in(jax.random.key(cfg.seed), state.step)  # the same on every device: dropout numbers examples
+  update, new batch statistics. `seed` (the run's, an int32 array) makes the dropout keys."""
+  key = jax.random.fold_in(jax.random.key(seed), state.step)  # the same on every device: dropout numbers examples
   images = batch['image'].astype(cfg.dtype)
 
   def loss_fn(params: nnx.State, model_state: nnx.State) -> tuple[jax.Array, tuple[jax.Array, jax.Array, nnx.State]]:
@@ -166,8 +167,10 @@ def eval_step(graphdef: nnx.GraphDef, cfg: StepConfig, state: TrainState, batch:
 
 def make_steps(
     graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: StepConfig
-) -> tuple[Callable[[TrainState, Batch], tuple[TrainState, TrainMetrics]], Callable[[TrainState, Batch], EvalMetrics]]:
-  """The train and eval steps with their static arguments bound, ready for jit or pmap."""
+) -> tuple[Callable[[TrainState, Batch, jax.Array], tuple[TrainState, TrainMetrics]], Callable[[TrainState, Batch], EvalMetrics]
+]:
+  """The train step (state, batch, seed) and the eval step (state, batch) with their static arguments bound, ready
+  for jit or pmap."""
   return (
       functools.partial(train_step, graphdef, tx, cfg),
       functools.partial(eval_step, graphdef, cfg),
