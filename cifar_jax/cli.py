@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from absl import logging as absl_logging
 
-from cifar_jax import devices
+from cifar_jax import compile_cache, devices
 from cifar_jax.errors import UserError
 from cifar_jax.training.preemption import Stopped, stop_now
 
@@ -41,9 +41,10 @@ def _terminate(signum: int, frame: types.FrameType | None) -> None:
 
 def prepare() -> None:
   """What every command does first: Orbax's per-checkpoint INFO lines off, a failed GPU backend reported in one
-  line (cifar_jax/devices.py). The persistent compilation cache of issue 19 is set up here too, once it exists."""
+  line (cifar_jax/devices.py), JAX's persistent compilation cache on (cifar_jax/compile_cache.py)."""
   absl_logging.set_verbosity(absl_logging.WARNING)
   devices.quiet_backend_errors()
+  compile_cache.enable_compilation_cache()
 
 
 def run(body: Callable[[], int | None]) -> NoReturn:

@@ -14,6 +14,7 @@ import pathlib
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=4').strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+os.environ.setdefault('CIFAR_JAX_CACHE', 'off')  # commands the tests start compile afresh and write nothing to ~/.cache
 
 import pytest  # noqa: E402
 

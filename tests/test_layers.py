@@ -19,6 +19,7 @@ RANKS = {
     'parallel': 2,
     'devices': 2,
     'plotting': 2,
+    'compile_cache': 2,
     'training': 3,
     'study': 4,
     'reproduce': 5,

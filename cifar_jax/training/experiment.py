@@ -24,10 +24,17 @@ from cifar_jax.models import count_params, create_model
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
 
-def build_model(config: ml_collections.ConfigDict) -> nnx.Module:
-  """The configured model, initialised from `config.seed`."""
+def build_model(config: ml_collections.ConfigDict, seed: jax.Array | int | None = None) -> nnx.Module:
+  """The configured model, initialised from `seed` (by default `config.seed`; traced inside `init_model`)."""
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
-  return create_model(config.model.name, rngs=nnx.Rngs(params=config.seed), dtype=DTYPES[config.dtype], **kwargs)
+  rngs = nnx.Rngs(params=jax.random.key(config.seed if seed is None else seed))  # what Rngs(params=int) makes
+  return create_model(config.model.name, rngs=rngs, dtype=DTYPES[config.dtype], **kwargs)
+
+
+def init_model(config: ml_collections.ConfigDict) -> nnx.Module:
+  """The configured model from one compiled initialisation (not one per layer), the seed an argument of it, so
+  that runs that differ only in their seed share the program."""
+  return nnx.jit(lambda seed: build_model(config, seed))(jnp.asarray(config.seed, jnp.int32))
 
 
 def init_from_data(model: nnx.Module, train_images: ArrayLike, normalize: bool) -> None:
@@ -122,7 +129,7 @@ def build_experiment(
   if config.num_train_steps >= 0:
     total_steps = min(total_steps, config.num_train_steps)
   dp = parallel.create_parallel(config.parallelism)
-  model = nnx.jit(lambda: build_model(config))()  # one compiled initialisation instead of one per layer
+  model = init_model(config)
   parallel.set_batch_axis(model, dp.axis_name)
   init_from_data(model, data.train.images, config.data.normalize)
   graphdef, learning_rate_fn, tx, state = initial_state(config, steps_per_epoch, model)
