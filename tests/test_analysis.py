@@ -1,10 +1,12 @@
 """Confusion matrix and per-class accuracy of a finished run, restored from its checkpoint."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from cifar_jax.data import augment_jax
 from cifar_jax.study import analysis
-from cifar_jax.training import trainer
+from cifar_jax.training import experiment, trainer
 from tests import helpers
 
 
@@ -49,3 +51,16 @@ def test_an_unfinished_run_is_analysed_at_its_latest_checkpoint_and_says_so(tmp_
 def test_confusion_refuses_a_folder_without_a_run(tmp_path):
   with pytest.raises(Exception, match='holds no run'):
     analysis.confusion(tmp_path)
+
+
+def test_runs_of_one_architecture_share_the_prediction_program(cifar10_dir):
+  """The parameters are arguments of the compiled program, so a second run's weights compile nothing new, and
+  its predictions are its own model's (its forward pass called directly)."""
+  images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+  analysis._classes.clear_cache()  # pylint: disable=protected-access
+  for seed in (0, 1):
+    config = helpers.tiny_config(cifar10_dir, seed=seed, eval_batch_size=16)
+    model = experiment.build_model(config)
+    expected = np.asarray(model(augment_jax.normalize(jnp.asarray(images, jnp.float32) / 255), train=False)).argmax(-1)
+    np.testing.assert_array_equal(analysis.predict(model, images, config), expected)
+  assert analysis._classes._cache_size() == 1  # pylint: disable=protected-access

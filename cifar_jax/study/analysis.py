@@ -3,8 +3,10 @@
 The command, its usage and what it writes: `cifar_jax/analysis.py`.
 """
 
+import functools
 import pathlib
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -56,18 +58,21 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> tu
   return model, int(state.step)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _classes(graphdef: nnx.GraphDef, normalize: bool, dtype: Any, state: nnx.State, batch: jax.Array) -> jax.Array:
+  """The predicted classes of a uint8 batch. The parameters are an argument, not constants baked into the program:
+  every run of one architecture shares one compiled program (and the persistent cache's copy of it)."""
+  inputs = batch.astype(jnp.float32) / 255
+  if normalize:
+    inputs = augment_jax.normalize(inputs)
+  logits = nnx.merge(graphdef, state)(inputs.astype(dtype), train=False)
+  return logits.argmax(-1)
+
+
 def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """The predicted class of each uint8 image, in batches of the run's eval_batch_size, as the trainer evaluates."""
   graphdef, state = nnx.split(model)
-
-  @jax.jit
-  def classes(batch: jax.Array) -> jax.Array:
-    inputs = batch.astype(jnp.float32) / 255
-    if config.data.normalize:
-      inputs = augment_jax.normalize(inputs)
-    logits = nnx.merge(graphdef, state)(inputs.astype(experiment.DTYPES[config.dtype]), train=False)
-    return logits.argmax(-1)
-
+  classes = functools.partial(_classes, graphdef, bool(config.data.normalize), experiment.DTYPES[config.dtype], state)
   size = config.eval_batch_size
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
   predicted, said = [], time.perf_counter()
