@@ -20,7 +20,7 @@ from tests import helpers
 # Run in a fresh process (JAX decides once per process whether the cache is on): the sweep command, with a
 # counter of the programs XLA really compiled (a compilation request less those the persistent cache answered)
 # during each run.
-_COUNTING_SWEEP = '''
+_COUNTING_SWEEP = """
 import atexit, collections, json, runpy, sys
 from jax import monitoring
 from cifar_jax.training import trainer
@@ -39,9 +39,9 @@ trainer.train_and_evaluate = counted
 atexit.register(lambda: print('COMPILED', json.dumps(per_run)))
 sys.argv = ['cifar_jax.sweep', *sys.argv[1:]]
 runpy.run_module('cifar_jax.sweep', run_name='__main__')
-'''
+"""
 
-_SEED_SWEEP = '''
+_SEED_SWEEP = """
 from configs.sweeps import default
 
 def get_config():
@@ -50,7 +50,7 @@ def get_config():
   config.variants = [{'name': 'mlp'}]
   config.seeds = 3
   return config
-'''
+"""
 
 
 @pytest.mark.parametrize('steps_per_call', [1, 4])

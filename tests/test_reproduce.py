@@ -248,3 +248,38 @@ def test_only_names_a_report_or_a_study():
   assert [s.name for s in plan.find('upv')] == ['upv_final', 'upv_progression']
   with pytest.raises(UserError, match='neither a report'):
     plan.find('tp4')
+
+
+def _first_quick_run(tmp_path, *settings):
+  """The first run of the first study of the quick chain in `tmp_path`, and its folder."""
+  study = plan.STUDIES[0]
+  options = chain.Options(tmp_path, quick=True, extra_settings=settings)
+  run = chain.expand_study(study, options)[0]
+  return study, options, run, tmp_path / study.name / run.name
+
+
+def test_status_counts_a_run_finished_with_another_steps_per_call_as_done(tmp_path):
+  """A CPU run (one step per call) is done for a GPU chain started with --set=steps_per_call=50."""
+  study, options, run, folder = _first_quick_run(tmp_path, 'steps_per_call=50')
+  cpu_config = run.config.copy_and_resolve_references()
+  cpu_config.steps_per_call = 1
+  folder.mkdir(parents=True)
+  run_dir.write_config(folder, cpu_config)
+  run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'completed'})
+  runs = chain.expand_study(study, options)
+  assert chain.study_progress(study, runs, tmp_path / study.name).done == 1
+  cpu_config.batch_size *= 2  # a key that changes the numbers: not done
+  run_dir.write_config(folder, cpu_config)
+  assert chain.study_progress(study, runs, tmp_path / study.name).done == 0
+
+
+def test_a_folder_of_another_config_is_refused_in_reproduces_own_flags(tmp_path, capsys):
+  study, _, run, folder = _first_quick_run(tmp_path)
+  other = run.config.copy_and_resolve_references()
+  other.batch_size *= 2
+  folder.mkdir(parents=True)
+  run_dir.write_config(folder, other)
+  assert reproduce_command.main(['--quick', f'--workdir={tmp_path}', f'--only={study.name}']) == 1
+  err = capsys.readouterr().err
+  assert f'{folder} holds a run of a different config (batch_size: ' in err
+  assert chain.REPRODUCE_ADVICE in err and '--allow_config_change' not in err

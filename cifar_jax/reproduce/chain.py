@@ -24,6 +24,11 @@ from cifar_jax.models import MODELS, model_options
 from cifar_jax.training.preemption import Stopped
 from cifar_jax.reproduce.plan import Study
 
+# A run folder of another config, in reproduce's flags (it has no --allow_config_change: its runs are the plan's).
+REPRODUCE_ADVICE = (
+    'use another --workdir, or repeat the --quick, --pipeline and --set flags that started it '
+    '(--set=steps_per_call and --set=log_every_steps may change)'
+)
 QUICK_SETTINGS = (
     'num_epochs=1',
     'num_train_steps=-1',
@@ -284,6 +289,8 @@ def run_chain(studies: Sequence[Study], options: Options) -> preemption.TimeBox:
       analyse_finished(folder, runs, options.data_dir, box)  # runs finished by a slice that stopped mid-study
       try:
         sweep.run_sweep(sweep_config, folder, options.settings(), command=options.command)
+      except run_dir.ConfigChanged as e:
+        raise e.advising(REPRODUCE_ADVICE) from e
       except Stopped:
         box.requested = True
         break

@@ -172,6 +172,8 @@ def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_co
       trainer.check_config(variant.config)
       if (workdir / variant.name).is_dir():
         run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
+    except run_dir.ConfigChanged:  # it names the variant's folder, and the command words its own way out
+      raise
     except ConfigError as e:
       raise ConfigError(f'variant {variant.name}: {e}') from e
   for data_dir, source in dict.fromkeys((v.config.data.data_dir or None, v.config.data.source) for v in variants):

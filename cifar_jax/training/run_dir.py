@@ -28,10 +28,25 @@ CHECKPOINTS_DIR = 'checkpoints'
 TENSORBOARD_DIR = 'tensorboard'
 SWEEP_FILE = 'sweep.json'  # in a sweep's folder, beside one run folder per variant
 
-# Keys that may change between a run and its resume without changing what it computes.
+# Keys that may change between a run and its resume without changing what it computes (steps_per_call: the
+# speed, the numbers only within float rounding, so a CPU run resumes on a GPU with fused steps).
 RESUME_SAFE_KEYS = frozenset(
-    {'num_train_steps', 'data.data_dir', 'log_every_steps', 'checkpoint_keep', 'eval_batch_size'}
+    {'num_train_steps', 'data.data_dir', 'log_every_steps', 'checkpoint_keep', 'eval_batch_size', 'steps_per_call'}
 )
+# How to go on, in the flags of `cifar_jax.main` and `cifar_jax.sweep`; another command words its own.
+ALLOW_CHANGE_ADVICE = 'use a new --workdir, or pass --allow_config_change to resume it with the new values'
+
+
+class ConfigChanged(ConfigError):
+  """A folder holds a run of a different config; `advice` says how to go on, in the flags of the command."""
+
+  def __init__(self, path: pathlib.Path, differences: list[str], advice: str = ALLOW_CHANGE_ADVICE) -> None:
+    self.path, self.differences = path, differences
+    super().__init__(f'{path} holds a run of a different config ({"; ".join(differences)}); {advice}')
+
+  def advising(self, advice: str) -> 'ConfigChanged':
+    """The same refusal with another command's way out."""
+    return ConfigChanged(self.path, self.differences, advice)
 
 
 def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
@@ -74,10 +89,7 @@ def check_resumable(path: pathlib.Path, config: ml_collections.ConfigDict, allow
     return
   differences = config_differences(saved, config_lib.config_as_json(config))
   if differences:
-    raise ConfigError(
-        f'{path} holds a run of a different config ({"; ".join(differences)}); use a new workdir, '
-        f'or pass --allow_config_change to resume it with the new values'
-    )
+    raise ConfigChanged(path, differences)
 
 
 def holds_completed_run(path: pathlib.Path, config: ml_collections.ConfigDict) -> bool:

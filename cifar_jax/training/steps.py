@@ -165,9 +165,9 @@ def eval_step(graphdef: nnx.GraphDef, cfg: StepConfig, state: TrainState, batch:
   return EvalMetrics.gather_from_model_output(axis_name=cfg.axis_name, **outputs)
 
 
-def make_steps(
-    graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: StepConfig
-) -> tuple[Callable[[TrainState, Batch, jax.Array], tuple[TrainState, TrainMetrics]], Callable[[TrainState, Batch], EvalMetrics]
+def make_steps(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, cfg: StepConfig) -> tuple[
+    Callable[[TrainState, Batch, jax.Array], tuple[TrainState, TrainMetrics]],
+    Callable[[TrainState, Batch], EvalMetrics],
 ]:
   """The train step (state, batch, seed) and the eval step (state, batch) with their static arguments bound, ready
   for jit or pmap."""
