@@ -198,22 +198,48 @@ def test_device_pipeline_resumes_mid_epoch_exactly(tmp_path, cifar10_dir):
   assert helpers.metric_lines(tmp_path / 'whole') == helpers.metric_lines(tmp_path / 'resumed')
 
 
-def test_device_pipeline_runs_where_tensorflow_is_not_installed(tmp_path, cifar10_dir):
-  """Blocks `import tensorflow` in a fresh interpreter, then runs the command line with the device pipeline."""
-  workdir = tmp_path / 'run'
-  flags = helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'data.pipeline': 'device'})
+def _run_without(modules, tmp_path, cifar10_dir, runs=1):
+  """Trains `runs` runs one after another in one fresh interpreter where importing `modules` fails (as where they
+  are not installed), with the device pipeline; the run folders and the interpreter's stderr."""
+  workdirs = [tmp_path / f'run{k}' for k in range(runs)]
   code = (
-      'import sys, runpy; sys.modules["tensorflow"] = None; '
-      f'sys.argv = ["cifar_jax.main", *{flags!r}, "--workdir={workdir}"]; '
-      'runpy.run_module("cifar_jax.main", run_name="__main__")'
+      f'import sys; sys.modules.update(dict.fromkeys({modules!r})); '
+      'from cifar_jax.training import trainer; from tests import helpers; '
+      f'config = helpers.tiny_config({str(cifar10_dir)!r}, num_epochs=1, **{{"data.pipeline": "device"}}); '
+      '[trainer.train_and_evaluate(config, workdir) for workdir in sys.argv[1:]]'
   )
   result = subprocess.run(
-      [sys.executable, '-c', code], cwd=helpers.REPO, env=helpers.cli_env(), capture_output=True, text=True, timeout=300
+      [sys.executable, '-c', code, *map(str, workdirs)],
+      cwd=helpers.REPO,
+      env=helpers.cli_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
   )
   assert result.returncode == 0, result.stderr[-3000:]
-  assert result.stderr.count('TensorFlow is not installed: TensorBoard files are off') == 1
-  assert not (workdir / 'tensorboard').exists()
-  assert helpers.summary(workdir)['status'] == 'completed' and (workdir / 'metrics.jsonl').exists()
+  for workdir in workdirs:
+    assert helpers.summary(workdir)['status'] == 'completed' and (workdir / 'metrics.jsonl').exists()
+  return workdirs, result.stderr
+
+
+def test_device_pipeline_writes_tensorboard_events_where_tensorflow_is_not_installed(tmp_path, cifar10_dir):
+  """The GPU image's case: the tensorboard package without TensorFlow. The events hold what metrics.jsonl holds."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=import-outside-toplevel
+
+  (workdir,), stderr = _run_without(['tensorflow'], tmp_path, cifar10_dir)
+  assert 'TensorBoard files are off' not in stderr
+  events = event_accumulator.EventAccumulator(str(workdir / 'tensorboard'))
+  events.Reload()
+  lines = [line for line in helpers.metric_lines(workdir) if line['kind'] == 'train']
+  written = events.Scalars('train/loss')
+  assert [(e.step, e.value) for e in written] == [(line['step'], pytest.approx(line['loss'])) for line in lines]
+  assert {'train/accuracy', 'val/accuracy', 'test/accuracy', 'test/loss'} <= set(events.Tags()['scalars'])
+
+
+def test_without_tensorflow_and_tensorboard_the_event_files_are_off_said_once_per_process(tmp_path, cifar10_dir):
+  workdirs, stderr = _run_without(['tensorflow', 'tensorboard'], tmp_path, cifar10_dir, runs=2)
+  assert stderr.count('TensorBoard files are off') == 1
+  assert not any((w / 'tensorboard').exists() for w in workdirs)
 
 
 def test_console_says_what_the_run_is_and_how_it_goes(tmp_path, cifar10_dir, capsys):

@@ -1,10 +1,11 @@
-"""What a run writes: metrics.jsonl, TensorBoard events (through clu, when TensorFlow is present), the
-progress line and curves.png. Only process 0 writes.
+"""What a run writes: metrics.jsonl, TensorBoard events (through clu where TensorFlow is installed, else through the
+`tensorboard` package alone), the progress line and curves.png. Only process 0 writes.
 
 The progress line is our own rather than clu's `periodic_actions.ReportProgress`: that one reports only
 steps per second, and importing it imports TensorFlow, which a device-pipeline run must not need."""
 
 import datetime
+import functools
 import json
 import pathlib
 import sys
@@ -20,20 +21,54 @@ from cifar_jax.plotting import plt
 from cifar_jax.training import run_dir  # noqa: E402
 
 
+class _EventFileWriter:
+  """Scalars as TensorBoard event files through the `tensorboard` package alone, for machines without TensorFlow
+  (its own event writer and protocol buffers; its TensorFlow stub does the file I/O)."""
+
+  def __init__(self, logdir: pathlib.Path) -> None:
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    self._event, self._summary = event_pb2.Event, summary_pb2.Summary
+    self._writer = EventFileWriter(str(logdir))
+
+  def write_scalars(self, step: int, scalars: dict[str, Any]) -> None:
+    values = [self._summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items() if v is not None]
+    self._writer.add_event(self._event(wall_time=time.time(), step=int(step), summary=self._summary(value=values)))
+
+  def flush(self) -> None:
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+@functools.cache
+def _say_tensorboard_off() -> None:
+  """Says once per process (not once per run of a sweep) that no event files are written."""
+  print(
+      'Neither TensorFlow nor tensorboard is installed: TensorBoard files are off '
+      '(metrics.jsonl and summary.json are written).',
+      file=sys.stderr,
+  )
+
+
 def _tensorboard_writer(workdir: pathlib.Path) -> Any:
-  """clu's TensorBoard writer, or None (said once) when TensorFlow is not installed."""
+  """clu's TensorBoard writer where TensorFlow is installed, else the `tensorboard` package's own event writer;
+  None (said once per process) when neither is installed."""
   from cifar_jax.data.tf_import import import_tensorflow
 
+  logdir = workdir / run_dir.TENSORBOARD_DIR
   try:
     import_tensorflow()  # before clu imports it: quiet, and off the GPU
     from clu.metric_writers import SummaryWriter
   except ImportError:
-    print(
-        'TensorFlow is not installed: TensorBoard files are off (metrics.jsonl and summary.json are written).',
-        file=sys.stderr,
-    )
-    return None
-  return SummaryWriter(str(workdir / run_dir.TENSORBOARD_DIR))
+    try:
+      return _EventFileWriter(logdir)
+    except ImportError:
+      _say_tensorboard_off()
+      return None
+  return SummaryWriter(str(logdir))
 
 
 class MetricsLog:
