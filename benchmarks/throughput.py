@@ -1,7 +1,7 @@
 """Train-step throughput of cifar_jax: models x batch sizes x dtypes x parallelism x input pipelines.
 
-    python benchmarks/throughput.py --batch-sizes=128,512,1024 --dtypes=bfloat16 --torch --out=benchmarks/results
-    python benchmarks/throughput.py --quick        # a tiny grid in seconds on CPU: the smoke test CI runs
+    python3 benchmarks/throughput.py --batch-sizes=128,512,1024 --dtypes=bfloat16 --torch --out=benchmarks/results
+    python3 benchmarks/throughput.py --quick        # a tiny grid in seconds on CPU: the smoke test CI runs
 
 Every row trains the package's own step, built by `experiment.build_experiment` as a training run
 builds it, fed by one input pipeline: `synthetic` (one batch made on the device once: the ceiling),
@@ -10,7 +10,10 @@ last two from `pipeline.create_pipeline`. The step is compiled ahead of time onc
 size, dtype, parallelism), its compile time reported apart. After a warm-up epoch, each repetition times one
 epoch of steps to `block_until_ready`; the table shows the median. `--torch` first runs the same
 networks in PyTorch (benchmarks/torch_reference.py) in this process, so ours/torch is measured.
-The Markdown table and the JSON go to OUT/throughput.md and OUT/throughput.json.
+Each row is printed as it is measured and OUT/throughput.md and OUT/throughput.json are rewritten after each, so a
+grid cut short (a time slice that ends) leaves every row it measured. The fraction of the device's arithmetic peak
+is the step's FLOPs per image (XLA's cost analysis of the compiled step) times img/s over the peak of the device
+kind (PEAK_TFLOPS, a datasheet table; `--peak-tflops` overrides it).
 """
 
 import argparse
@@ -80,11 +83,21 @@ COLUMNS = (  # (JSON key, Markdown header, format, text when the value is missin
     ('input_images_per_s', 'input img/s', '{:,.0f}', ''),
     ('compile_s', 'compile s', '{:.1f}', '—'),
     ('peak_memory_gib', 'peak GiB', '{:.2f}', 'n/a'),
+    ('gflops_per_image', 'GFLOP/img', '{:.3f}', ''),
+    ('peak_fraction', '% of peak', '{:.1%}', 'n/a'),
     ('ours_vs_torch', 'ours ÷ torch', '{:.2f}', ''),
     ('note', 'note', '{}', ''),
 )
 
 Batch = dict[str, Any]
+# Dense (no sparsity) peak TFLOP/s by device kind and compute dtype, from NVIDIA's H100 and H200 datasheets (the
+# sparse figures halved). float32: TF32 tensor cores, which XLA uses for float32 convolutions and matrix products on
+# these GPUs at JAX's default precision. First match of the device kind wins, so 'H100 PCIe' comes before 'H100'.
+PEAK_TFLOPS = (
+    ('H100 PCIe', {'bfloat16': 756.0, 'float32': 378.0}),
+    ('H100', {'bfloat16': 989.4, 'float32': 494.7}),  # SXM5
+    ('H200', {'bfloat16': 989.4, 'float32': 494.7}),  # SXM
+)
 
 
 def synthetic_batch(mesh: Mesh, batch_size: int, seed: int = 0) -> dict[str, jax.Array]:
@@ -121,6 +134,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--torch-modes', help='comma-separated: eager, compile (default both; --quick: eager)')
   parser.add_argument('--out', default=str(REPO / 'benchmarks' / 'results'), help='folder for the outputs')
   parser.add_argument('--quick', action='store_true', help='tiny ResNet, 64 images, 2 repetitions: seconds on CPU')
+  parser.add_argument(
+      '--peak-tflops',
+      type=float,
+      help="the device's arithmetic peak for every row, in TFLOP/s (default: PEAK_TFLOPS by device kind and dtype; "
+      'n/a for a device not in it, such as a CPU)',
+  )
   args = parser.parse_args(argv)
   for key, value in (QUICK if args.quick else DEFAULTS).items():
     if getattr(args, key) is None:
@@ -188,6 +207,7 @@ class Step:
   compiled: Callable[[Any, Batch], Any]
   state: Any
   compile_s: float
+  flops_per_image: float | None  # XLA's cost analysis of the compiled step, over the batch
 
   def train(self, batches: Iterable[Batch]) -> Any:
     """Trains on every batch; returns the state (still being computed: block on it to wait)."""
@@ -259,8 +279,26 @@ def _build_step(config: ml_collections.ConfigDict, inputs: Pipelines) -> Step:
   example = exp.dp.put_batch(inputs.pipelines['synthetic'].batch)
   start = time.perf_counter()
   compiled = exp.step_program.lower(state, example, exp.seed).compile()
-  compiled = functools.partial(compiled, seed=exp.seed)
-  return Step(compiled, state, time.perf_counter() - start)
+  compile_s = time.perf_counter() - start
+  return Step(
+      lambda state, batch: compiled(state, batch, exp.seed), state, compile_s, _flops_per_image(compiled, config)
+  )
+
+
+def _flops_per_image(compiled: Any, config: ml_collections.ConfigDict) -> float | None:
+  """The compiled step's FLOPs per training image: XLA's count for the program one device runs, times the devices
+  (each runs it on its share of the batch), over the global batch; None where the backend does not count."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost  # a list of one dict on older jax versions
+  flops = (cost or {}).get('flops')
+  return flops * jax.device_count() / config.batch_size if flops and flops > 0 else None
+
+
+def peak_tflops(device_kind: str, dtype: str, override: float | None = None) -> float | None:
+  """The arithmetic peak of one device of `device_kind` at `dtype` (PEAK_TFLOPS), or `override`; None if unknown."""
+  if override:
+    return override
+  return next((peaks.get(dtype) for kind, peaks in PEAK_TFLOPS if kind.lower() in device_kind.lower()), None)
 
 
 def _epoch_seconds(step: Step, inputs: Pipelines, name: str, reps: int) -> float:
@@ -285,11 +323,13 @@ def _tensorflow_missing() -> str | None:
   return None
 
 
-def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
-  """One row per (model, batch size, dtype, parallelism, pipeline); each step compiled once for all pipelines."""
+def _jax_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+  """One row per (model, batch size, dtype, parallelism, pipeline), each as it is measured; each step compiled
+  once for all pipelines."""
   data = _dataset(args)
   skip = {'tfdata': _tensorflow_missing()} if 'tfdata' in args.pipelines else {}
-  rows, pipelines = [], {}
+  pipelines = {}
+  device_kind = jax.devices()[0].device_kind
   for model, batch_size, dtype, parallelism in itertools.product(
       args.models, args.batch_sizes, args.dtypes, args.parallelism
   ):
@@ -303,22 +343,23 @@ def _jax_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     for name in args.pipelines:
       row = {'model': label, 'batch_size': batch_size, 'dtype': dtype, 'parallelism': parallelism, 'pipeline': name}
       if skip.get(name):
-        rows.append(row | {'note': skip[name]})
+        yield row | {'note': skip[name]}
         continue
       epoch_s = _epoch_seconds(step, inputs, name, args.reps)
-      rows.append(
-          row
-          | {
-              'images_per_s': inputs.steps_per_epoch * batch_size / epoch_s,
-              'epoch_s': epoch_s,
-              'input_images_per_s': inputs.input_rate(name, args.reps),
-              'compile_s': step.compile_s,
-              'peak_memory_gib': _peak_memory_gib(),
-              'note': inputs.notes.get(name, ''),
-          }
-      )
+      images_per_s = inputs.steps_per_epoch * batch_size / epoch_s
+      peak = peak_tflops(device_kind, dtype, args.peak_tflops)
+      flops = step.flops_per_image
+      yield row | {
+          'images_per_s': images_per_s,
+          'epoch_s': epoch_s,
+          'input_images_per_s': inputs.input_rate(name, args.reps),
+          'compile_s': step.compile_s,
+          'peak_memory_gib': _peak_memory_gib(),
+          'gflops_per_image': flops / 1e9 if flops else None,
+          'peak_fraction': flops * images_per_s / (peak * 1e12 * jax.device_count()) if flops and peak else None,
+          'note': inputs.notes.get(name, ''),
+      }
     del step  # Frees the state before the next row builds its own.
-  return rows
 
 
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -360,7 +401,7 @@ def _environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
       'device_count': len(devices),
       'host': f'{platform.machine()}, {platform.processor() or "cpu"}',
       'versions': versions,
-      'command': shlex.join(['python', 'benchmarks/throughput.py', *argv]),
+      'command': shlex.join(['python3', 'benchmarks/throughput.py', *argv]),
       'quick': args.quick,
       'num_examples': args.num_examples,
       'reps': args.reps,
@@ -382,45 +423,62 @@ def _markdown(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
       '| ' + ' | '.join(header for _, header, _, _ in COLUMNS) + ' |',
       '|' + '|'.join('---' for _ in COLUMNS) + '|',
   ]
-  for row in rows:
-    cells = [missing if row.get(key) is None else fmt.format(row[key]) for key, _, fmt, missing in COLUMNS]
-    lines.append('| ' + ' | '.join(cells) + ' |')
+  lines += [_markdown_row(row) for row in rows]
   return '\n'.join(lines) + '\n'
 
 
+def _markdown_row(row: dict[str, Any]) -> str:
+  """One row of the table."""
+  cells = [missing if row.get(key) is None else fmt.format(row[key]) for key, _, fmt, missing in COLUMNS]
+  return '| ' + ' | '.join(cells) + ' |'
+
+
+def _torch_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+  """The PyTorch reference's rows, each as it is measured (first: before JAX claims most of the accelerator)."""
+  import torch_reference  # pylint: disable=import-outside-toplevel
+
+  steps_per_rep = {size: args.num_examples // size for size in args.batch_sizes}
+  for model, size, dtype, mode in itertools.product(args.models, args.batch_sizes, args.dtypes, args.torch_modes):
+    if model in torch_reference.MODELS:
+      row = torch_reference.benchmark(
+          model,
+          size,
+          dtype=dtype,
+          mode=mode,
+          steps=steps_per_rep[size],
+          reps=args.reps,
+          model_kwargs=args.model_kwargs,
+      )
+      yield row | {'model': model_label(model, args.model_kwargs)}
+  torch_reference.torch.cuda.empty_cache()
+
+
+def _write(out: pathlib.Path, env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+  """Rewrites OUT/throughput.md and OUT/throughput.json with the rows so far (ours first, then PyTorch's, whatever
+  order they were measured in); returns the Markdown."""
+  ordered = sorted(rows, key=lambda row: row['parallelism'].startswith('torch'))
+  _add_ratios(ordered)
+  markdown = _markdown(env, ordered)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'throughput.md').write_text(markdown)
+  (out / 'throughput.json').write_text(json.dumps({**env, 'rows': ordered}, indent=2) + '\n')
+  return markdown
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-  """Runs the grid, writes OUT/throughput.md and OUT/throughput.json, prints the table; returns the results."""
+  """Runs the grid, printing each row as it is measured and rewriting OUT/throughput.md and OUT/throughput.json
+  after each; prints the whole table at the end and returns the results."""
   argv = sys.argv[1:] if argv is None else argv
   args = _parse_args(argv)
-  rows = []
-  if args.torch:  # First, before JAX claims most of the accelerator's memory.
-    import torch_reference  # pylint: disable=import-outside-toplevel
-
-    steps_per_rep = {size: args.num_examples // size for size in args.batch_sizes}
-    for model, size, dtype, mode in itertools.product(args.models, args.batch_sizes, args.dtypes, args.torch_modes):
-      if model in torch_reference.MODELS:
-        row = torch_reference.benchmark(
-            model,
-            size,
-            dtype=dtype,
-            mode=mode,
-            steps=steps_per_rep[size],
-            reps=args.reps,
-            model_kwargs=args.model_kwargs,
-        )
-        rows.append(row | {'model': model_label(model, args.model_kwargs)})
-    torch_reference.torch.cuda.empty_cache()
-  rows = _jax_rows(args) + rows
-  _add_ratios(rows)
-  env = _environment(args, argv)
-  results = {**env, 'rows': rows}
-  out = pathlib.Path(args.out)
-  out.mkdir(parents=True, exist_ok=True)
-  markdown = _markdown(env, rows)
-  (out / 'throughput.md').write_text(markdown)
-  (out / 'throughput.json').write_text(json.dumps(results, indent=2) + '\n')
-  print(markdown, flush=True)
-  return results
+  env, out, rows = _environment(args, argv), pathlib.Path(args.out), []
+  print(_markdown(env, []), end='', flush=True)  # the header: each row follows as it is measured
+  measured = itertools.chain(_torch_rows(args) if args.torch else (), _jax_rows(args))
+  for row in measured:
+    rows.append(row)
+    markdown = _write(out, env, rows)
+    print(_markdown_row(row), flush=True)
+  print(f'\n{markdown}', flush=True)
+  return {**env, 'rows': json.loads((out / 'throughput.json').read_text())['rows']}
 
 
 if __name__ == '__main__':

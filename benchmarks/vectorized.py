@@ -35,13 +35,16 @@ import jax.numpy as jnp  # noqa: E402
 from cifar_jax.training import experiment, fused, group, run_dir, steps, trainer  # noqa: E402
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.config_lib import load_config_file  # noqa: E402
+from cifar_jax.errors import UserError  # noqa: E402
 
 QUICK_EXAMPLES = 256
 
 
 def _config(args: argparse.Namespace, seed: int, steps_per_call: int = 1, epochs: int | None = None):
   config = load_config_file(args.config)
-  config.data.data_dir, config.data.pipeline, config.data.val_fraction = args.data_dir, 'device', 0.0
+  config.data.pipeline, config.data.val_fraction = 'device', 0.0
+  if args.data_dir:  # else the config's own lookup: its data.data_dir, or $CIFAR10_DIR
+    config.data.data_dir = args.data_dir
   config.seed, config.steps_per_call, config.num_epochs = seed, steps_per_call, epochs or args.epochs
   config.log_every_steps = 10**9  # one log line per epoch: the trainer's own cost, not the logging's
   if args.quick:
@@ -82,9 +85,18 @@ def _scan_epoch(config, reps: int) -> float:
 
 
 def main() -> None:
+  """Runs the rows; bad input (a missing data folder, a bad config) stops in one line, `error: ...`, exit 1."""
+  try:
+    _main()
+  except UserError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+def _main() -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--out', required=True)
-  parser.add_argument('--data_dir', default='../shared/data/cifar10')
+  parser.add_argument('--data_dir', '--data-dir', help="CIFAR-10's folder (default: the config's, i.e. $CIFAR10_DIR)")
   parser.add_argument('--config', default='configs/tp3/MLP.py', help='the run config every member trains')
   parser.add_argument('--members', type=int, default=8)
   parser.add_argument('--sequential', type=int, help='time only this many sequential runs, scaled (default all)')

@@ -113,9 +113,13 @@ class PmapParallel:
     """The first device's copy (all copies are identical)."""
     return jax.tree.map(lambda x: x[0], state)
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+  def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
+    """The batch split along a leading device axis, one slice per device: an explicit copy, allowed under
+    `jax.transfer_guard('disallow')` (which the training loop runs under)."""
     n = len(self.devices)
-    return {k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}
+    return {
+        k: jax.device_put(np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])), self.stacked) for k, v in batch.items()
+    }
 
   def compile_train(self, step: Callable) -> Callable:
     """step(state, batch, seed) per device, the state donated; the seed is put like the state (`put_state`)."""

@@ -13,7 +13,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 HEADER = (
     '| model | batch | dtype | parallelism | pipeline | img/s | ÷ synthetic | epoch s | input img/s | compile s '
-    '| peak GiB | ours ÷ torch | note |'
+    '| peak GiB | GFLOP/img | % of peak | ours ÷ torch | note |'
 )
 
 
@@ -51,6 +51,7 @@ def test_quick_run_writes_every_row(tmp_path: pathlib.Path) -> None:
     assert (row['input_images_per_s'] is None) == (row['pipeline'] == 'synthetic')
     assert row['note'].startswith('pipeline start') == (row['pipeline'] != 'synthetic')
     assert row['peak_memory_gib'] is None  # The CPU keeps no memory statistics.
+    assert row['gflops_per_image'] > 0 and row['peak_fraction'] is None  # no peak known for a CPU
   assert table[0] == HEADER and len(table) == 2 + len(rows)
   assert all(line.count('|') == HEADER.count('|') for line in table)
   assert all('| n/a |' in line for line in table[2:])
@@ -64,3 +65,17 @@ def test_quick_run_with_the_torch_reference(tmp_path: pathlib.Path) -> None:
   assert theirs['images_per_s'] > 0 and 'torch' in results['versions']
   assert theirs['ours_vs_torch'] == pytest.approx(ours['images_per_s'] / theirs['images_per_s'])
   assert len(table) == 4 and '| torch eager | synthetic |' in table[3]
+
+
+def test_a_grid_cut_short_leaves_every_row_it_measured(tmp_path: pathlib.Path) -> None:
+  """Killed right after its first row is printed, the script has already written that row to both outputs."""
+  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
+  command = [sys.executable, 'benchmarks/throughput.py', '--quick', '--out', str(tmp_path), '--pipelines=synthetic']
+  process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  try:
+    first = next(line for line in process.stdout if line.startswith('| resnet18'))
+    (row,) = json.loads((tmp_path / 'throughput.json').read_text())['rows']
+    assert row['images_per_s'] > 0 and first.strip() in (tmp_path / 'throughput.md').read_text()
+  finally:
+    process.kill()
+    process.wait()

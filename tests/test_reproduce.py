@@ -279,7 +279,7 @@ def test_a_folder_of_another_config_is_refused_in_reproduces_own_flags(tmp_path,
   other.batch_size *= 2
   folder.mkdir(parents=True)
   run_dir.write_config(folder, other)
-  assert reproduce_command.main(['--quick', f'--workdir={tmp_path}', f'--only={study.name}']) == 1
+  assert _exit_status(['--quick', f'--workdir={tmp_path}', f'--only={study.name}']) == 1
   err = capsys.readouterr().err
   assert f'{folder} holds a run of a different config (batch_size: ' in err
   assert chain.REPRODUCE_ADVICE in err and '--allow_config_change' not in err

@@ -17,14 +17,13 @@ def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
       '--quick',
       '--out',
       str(tmp_path),
-      f'--data_dir={cifar10_dir}',
       '--config=configs/tp3/CNN_LeNet-5.py',
       '--sequential=1',
   ]
   done = subprocess.run(
       command,
       cwd=REPO,
-      env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+      env={**os.environ, 'JAX_PLATFORMS': 'cpu', 'CIFAR10_DIR': str(cifar10_dir)},  # the configs' own lookup
       capture_output=True,
       text=True,
       timeout=600,
@@ -54,3 +53,19 @@ def test_a_sequential_count_below_one_is_refused(tmp_path):
       check=False,
   )
   assert done.returncode == 2 and 'error: --sequential=0 must be at least 1' in done.stderr
+
+
+def test_missing_data_stops_in_one_error_line(tmp_path):
+  env = {k: v for k, v in os.environ.items() if k != 'CIFAR10_DIR'} | {'JAX_PLATFORMS': 'cpu'}
+  done = subprocess.run(
+      [sys.executable, 'benchmarks/vectorized.py', '--quick', '--out', str(tmp_path), '--sequential=1'],
+      cwd=REPO,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=False,
+  )
+  assert done.returncode == 1, done.stderr[-3000:]
+  assert done.stderr.startswith('error: ') and len(done.stderr.strip().splitlines()) == 1
+  assert 'CIFAR10_DIR' in done.stderr

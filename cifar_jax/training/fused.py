@@ -11,8 +11,8 @@ preemption and resume keep their meaning; one program is compiled per distinct c
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
@@ -84,6 +84,7 @@ class FusedSteps:
     # where a sharding constraint inside the program is allowed).
     self.batch_sharding = NamedSharding(pipeline.replicated.mesh, PartitionSpec(parallel.AXIS))
     self._order_epoch, self._order = None, None
+    self._empty = jax.tree.map(np.asarray, steps.TrainMetrics.empty())  # on the host: copied fresh, then donated
 
     def call(state, pending, seed, order, counter, length):
       def sharded_batch_at(*args):
@@ -104,8 +105,9 @@ class FusedSteps:
     """`length` steps from batch `batch` of epoch `epoch`; returns the new state and the merged metrics."""
     if self._order_epoch != epoch:
       self._order_epoch, self._order = epoch, self.pipeline.order_table(epoch)
-    pending = steps.TrainMetrics.empty() if pending is None else pending
-    counter = jnp.array([epoch, batch], jnp.int32)
+    # Explicit copies (a few bytes per call), so the call runs under jax.transfer_guard('disallow').
+    pending = self._empty if pending is None else pending
+    counter = np.array([epoch, batch], np.int32)
     auto = self.pipeline.replicated  # the pipeline's Auto-axes mesh, on which the whole call runs
-    state, pending = jax.device_put((state, pending), auto)
+    state, pending, counter = jax.device_put((state, pending, counter), auto)
     return self._call(state, pending, self.seed, self._order, counter, length)

@@ -355,12 +355,13 @@ def take_steps(
   """`length` train steps from batch `batch` of `epoch`, as a run takes them: one fused call (steps_per_call > 1,
   batches made on the device) or one dispatch per step of what `batches` yields; the metrics merged onto
   `pending`."""
-  if exp.fused is not None:
-    return exp.fused(state, pending, epoch, batch, length)
-  for _ in range(length):
-    state, step_metrics = exp.train_step(state, exp.dp.put_batch(next(batches)))
-    pending = step_metrics if pending is None else pending.merge(step_metrics)
-  return state, pending
+  with jax.transfer_guard('disallow'):  # no implicit host-device copy per step (tests/test_gpu_readiness.py)
+    if exp.fused is not None:
+      return exp.fused(state, pending, epoch, batch, length)
+    for _ in range(length):
+      state, step_metrics = exp.train_step(state, exp.dp.put_batch(next(batches)))
+      pending = step_metrics if pending is None else pending.merge(step_metrics)
+    return state, pending
 
 
 def train_and_evaluate(
