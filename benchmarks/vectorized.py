@@ -1,7 +1,7 @@
 r"""Sequential runs against one vectorized group, and single against fused steps, side by side in one run.
 
-    python benchmarks/vectorized.py --out=runs/bench_vectorized [--members=8] [--quick]
-    python benchmarks/vectorized.py --out=runs/bench_r18 --config=configs/tp3/CNN_ResNet-18.py --epochs=1
+    python3 benchmarks/vectorized.py --out=runs/bench_vectorized [--members=8] [--quick]
+    python3 benchmarks/vectorized.py --out=runs/bench_r18 --config=configs/tp3/CNN_ResNet-18.py --epochs=1
 
 Rows (--config, by default TP3's MLP, configs/tp3/MLP.py: batch 64; the device pipeline, no validation):
   sequential   --members runs one after another through the trainer (steps_per_call=1), compile included;
