@@ -105,7 +105,7 @@ def _train(config, net, num_steps: int = 3):
   graphdef, params, model_state = steps.split_model(net)
   tx = optim.create_optimizer(config, optim.create_learning_rate_fn(config, steps_per_epoch=2))
   state = steps.TrainState(jnp.zeros((), jnp.int32), params, model_state, tx.init(params), optim.init_plateau())
-  step = jax.jit(functools.partial(steps.train_step, graphdef, tx, steps.StepConfig(seed=0)))
+  step = jax.jit(functools.partial(steps.train_step, graphdef, tx, steps.StepConfig(), seed=0))
   rng = np.random.default_rng(1)
   after = state
   for _ in range(num_steps):
@@ -371,7 +371,7 @@ def test_eval_step_scores_the_tta_logits():
   images = jnp.asarray(_images(6))
   labels = jnp.arange(6) % 10
   batch = {'image': images, 'label': labels, 'mask': jnp.ones(6, bool)}
-  metrics = steps.eval_step(graphdef, steps.StepConfig(seed=0, tta=1), state, batch).compute()
+  metrics = steps.eval_step(graphdef, steps.StepConfig(tta=1), state, batch).compute()
   logits = (np.asarray(net(images)) + np.asarray(net(images[:, :, ::-1]))) / 2  # the model's own logits, by hand
   log_softmax = (
       logits
