@@ -44,7 +44,7 @@ def test_help_shows_the_flags_the_config_groups_and_where_keys_are_documented(mo
         ('optimizer.lr=0.1', "unknown config key 'optimizer.lr'; did you mean optimizer.learning_rate"),
         (
             'optimizer.learnig_rate=0.1',
-            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate?",
+            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate",  # closest first
         ),
         ('num_epoch=2', "unknown config key 'num_epoch'; did you mean num_epochs"),
         ('optimzer.learning_rate=0.1', "unknown config key 'optimzer.learning_rate' (did you mean optimizer?)"),
