@@ -12,7 +12,7 @@ Rows (--config, by default TP3's MLP, configs/tp3/MLP.py: batch 64; the device p
   fused        the same with steps_per_call=steps per epoch
   scan         a plain jax.jit(lax.scan) epoch of the same step and batch recipe, no trainer around it: the
                median of --reps epochs after a compiling one
-and, under the table, what the sweep's vectorize='auto' probe (training.group.probe) decides on this machine.
+and, under the table, what the sweep's vectorize='auto' probe (training.probe.probe) decides on this machine.
 Writes vectorized.md and vectorized.json under --out. --quick (2 members, 1 epoch of 256 images) only checks
 that every row runs, in seconds; its ratios mean nothing.
 """
@@ -32,7 +32,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
-from cifar_jax.training import experiment, fused, group, run_dir, steps, trainer  # noqa: E402
+from cifar_jax.training import experiment, fused, group, probe, run_dir, steps, trainer  # noqa: E402
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.config_lib import load_config_file  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
@@ -121,7 +121,7 @@ def _main() -> None:
     label = 'sequential' if timed == args.members else f'sequential ({timed} timed, x {args.members / timed:g})'
     rows.append({'row': label, 'members': args.members, 'timed_members': timed, 'wall_s': sequential, 'ratio': 1.0})
     rows.append({'row': 'vectorized', 'members': args.members, 'wall_s': vectorized, 'ratio': vectorized / sequential})
-    probe = group.probe(configs)  # what vectorize='auto' would decide here, beside what was measured
+    measured = probe.probe(configs)  # what vectorize='auto' would decide here, beside what was measured
     scan = _scan_epoch(configs[0], args.reps)
     steps_per_epoch = cifar10.steps_per_epoch(QUICK_EXAMPLES if args.quick else 50_000, configs[0].batch_size)
     for name, k in (('single', 1), ('fused', steps_per_epoch)):
@@ -139,7 +139,7 @@ def _main() -> None:
       'reps': args.reps,
       'jax': jax.__version__,
       'rows': rows,
-      'probe': dataclasses.asdict(probe) | {'pays_off': probe.pays_off},
+      'probe': dataclasses.asdict(measured) | {'pays_off': measured.pays_off},
   }
   (out / 'vectorized.json').write_text(json.dumps(result, indent=2) + '\n')
   lines = [
@@ -154,7 +154,7 @@ def _main() -> None:
     wall = f'{r["wall_s"]:.1f}' if 'wall_s' in r else ''
     ips = f'{r["images_per_s"]:,.0f}' if 'images_per_s' in r else ''
     lines.append(f'| {r["row"]} | {r["members"]} | {wall} | {ips} | {r["ratio"]:.2f} | {of} |')
-  lines += ['', f"vectorize='auto' probe: {probe}"]
+  lines += ['', f"vectorize='auto' probe: {measured}"]
   (out / 'vectorized.md').write_text('\n'.join(lines) + '\n')
   print('\n'.join(lines))
 

@@ -109,6 +109,9 @@ def check_values(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f'regularization.{key}={config.regularization[key]} must be >= 0')
   if config.log_every_steps < 1:
     raise ConfigError(f'log_every_steps={config.log_every_steps} must be >= 1')
+  for key in ('checkpoint_every_epochs', 'checkpoint_every_seconds'):
+    if config[key] < 0:
+      raise ConfigError(f'{key}={config[key]} must be >= 0 (0: off)')
 
 
 def check_settings(texts: Sequence[str]) -> ml_collections.ConfigDict:

@@ -87,4 +87,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.log_every_steps = 50  # training metrics and the progress line every this many steps
   config.checkpoint_keep = 3  # how many of the latest checkpoints to keep (the best is kept apart)
+  # When the latest checkpoint is written at an epoch's end: every this many epochs, or once this many seconds have
+  # passed since the last one (0 turns either off). It is always written at the last step and on a stop (SIGTERM,
+  # Ctrl-C, the reproduce time box); the best one whenever validation improves. A resume repeats the steps since.
+  config.checkpoint_every_epochs = 1
+  config.checkpoint_every_seconds = 0.0
   return config

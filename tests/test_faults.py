@@ -228,3 +228,80 @@ def test_a_missing_or_mistyped_config_is_one_clear_line(tmp_path, flags, message
   result = helpers.run_cli(*flags, f'--workdir={tmp_path / "run"}')
   assert result.returncode == 1
   assert message in result.stderr and 'Traceback' not in result.stderr
+
+
+# The command line with every train step made slow on purpose: each step also runs SLOW_STEP_ITERATIONS 384 x 384
+# matmuls inside the compiled program, so the main thread waits on the device as it does for a ResNet on a CPU.
+_SLOW_STEPS = """
+import os, runpy
+import jax, jax.numpy as jnp
+from cifar_jax.training import steps
+
+def _busy():
+  x = jnp.full((384, 384), 1e-3, jnp.float32)
+  return jax.lax.fori_loop(0, int(os.environ['SLOW_STEP_ITERATIONS']), lambda i, y: jnp.tanh(y @ y), x).sum()
+
+def _slow_train_step(*args, **kwargs):
+  state, metrics = _train_step(*args, **kwargs)
+  return state.replace(step=state.step + (_busy() > 1e30).astype(state.step.dtype)), metrics
+
+_train_step, steps.train_step = steps.train_step, _slow_train_step
+runpy.run_module('cifar_jax.main', run_name='__main__', alter_sys=True)
+"""
+
+
+def _start_slow(cifar10_dir, workdir, iterations):
+  """The TINY run with slow steps, logging rarely (every 100 steps), so that nothing but the loop's own bound
+  keeps it from dispatching ahead."""
+  flags = helpers.tiny_flags(cifar10_dir, log_every_steps=100)
+  return subprocess.Popen(
+      [sys.executable, '-c', _SLOW_STEPS, *flags, f'--workdir={workdir}'],
+      cwd=helpers.REPO,
+      env={**helpers.cli_env(devices=1), 'SLOW_STEP_ITERATIONS': str(iterations)},
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
+
+
+def test_ctrl_c_on_slow_steps_stops_after_about_one_step(tmp_path, cifar10_dir):
+  """Ctrl-C right after the first step's line: the run stops after the step running and at most the one queued
+  behind it (step 3 at the latest), not where a loop that dispatched ahead catches up (the epoch's end, step 8),
+  and says so only with the checkpoint on disk."""
+  process = _start_slow(cifar10_dir, tmp_path / 'run', iterations=100)
+  helpers.wait_for_step(process, 1)  # the line after the first step; the next would come 30 s later
+  sent = time.monotonic()
+  process.send_signal(signal.SIGINT)
+  helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
+  assert time.monotonic() - sent < 1
+  output, _ = process.communicate(timeout=60)
+  assert process.returncode == 130 and 'Traceback' not in output, output[-3000:]
+  stopped_at = int(output.split('checkpoint written at step ')[1].split(';')[0])
+  assert stopped_at <= 3
+  assert helpers.checkpoint_steps(tmp_path / 'run')[-1] == stopped_at
+
+
+def test_a_second_ctrl_c_stops_a_slow_step_at_once(tmp_path, cifar10_dir):
+  process = _start_slow(cifar10_dir, tmp_path / 'run', iterations=400)
+  helpers.wait_for_step(process, 1)
+  process.send_signal(signal.SIGINT)
+  helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
+  sent = time.monotonic()
+  process.send_signal(signal.SIGINT)  # the main thread waits on a slow step
+  output, _ = process.communicate(timeout=60)
+  assert time.monotonic() - sent < 1
+  assert process.returncode == 130 and 'stopped at once' in output and 'Traceback' not in output, output[-3000:]
+
+
+def test_a_quick_double_ctrl_c_says_checkpoint_written_only_of_one_on_disk(tmp_path, cifar10_dir):
+  path = tmp_path / 'run'
+  process = helpers.start_cli(*helpers.tiny_flags(cifar10_dir), f'--workdir={path}')
+  helpers.wait_for_step(process, 11)
+  process.send_signal(signal.SIGINT)
+  time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  output, _ = process.communicate(timeout=60)
+  assert process.returncode == 130 and 'Traceback' not in output, output[-3000:]
+  if 'checkpoint written at step' in output:
+    stopped_at = int(output.split('checkpoint written at step ')[1].split(';')[0])
+    assert stopped_at in helpers.checkpoint_steps(path)

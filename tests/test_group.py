@@ -8,7 +8,7 @@ import tempfile
 
 import pytest
 
-from cifar_jax.training import group, preemption, trainer
+from cifar_jax.training import group, hyper, preemption, probe, trainer
 from cifar_jax.errors import ConfigError
 from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, summary, tiny_config
 
@@ -101,10 +101,10 @@ def test_grouping_rules(cifar10_dir):
       config(**{'data.pipeline': 'tfdata'}),  # 6: host pipeline -> alone
       config(seed=7, **{'model.dropout': 0.5}),  # 7: dropout rate is structure -> alone
   ]
-  assert group.group_variants(configs, max_members=8) == [[0, 1, 5], [2], [3], [4], [6], [7]]
-  assert group.group_variants(configs, max_members=2) == [[0, 1], [5], [2], [3], [4], [6], [7]]
+  assert hyper.group_variants(configs, max_members=8) == [[0, 1, 5], [2], [3], [4], [6], [7]]
+  assert hyper.group_variants(configs, max_members=2) == [[0, 1], [5], [2], [3], [4], [6], [7]]
   with pytest.raises(ConfigError, match='max_members=0'):
-    group.group_variants(configs, max_members=0)
+    hyper.group_variants(configs, max_members=0)
 
 
 def test_members_that_differ_in_structure_are_refused(cifar10_dir, tmp_path):
@@ -153,13 +153,13 @@ def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(cifar10_
     [(0.79, True), (0.8, True), (0.81, False)],  # 4 members against 0.2 s alone: the break-even is 0.8 s
 )
 def test_a_group_pays_off_when_its_call_takes_at_most_members_times_one_alone(group_seconds, pays_off):
-  assert group.Probe(members=4, steps=4, group_seconds=group_seconds, single_seconds=0.2).pays_off is pays_off
+  assert probe.Probe(members=4, steps=4, group_seconds=group_seconds, single_seconds=0.2).pays_off is pays_off
 
 
 def test_the_probe_times_both_programs_and_leaves_nothing_behind(cifar10_dir, tmp_path, monkeypatch):
   monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
   configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS[:2]]
-  measured = group.probe(configs)
+  measured = probe.probe(configs)
   assert measured.members == 2 and measured.group_seconds > 0 and measured.single_seconds > 0
   assert str(measured).startswith('2 runs together take ')
   assert list(tmp_path.iterdir()) == []  # the throwaway folders are gone

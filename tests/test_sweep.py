@@ -15,7 +15,7 @@ import pytest
 from cifar_jax import sweep as sweep_command
 from cifar_jax.study import report, sweep
 from cifar_jax import config_lib
-from cifar_jax.training import group, preemption, run_dir, trainer
+from cifar_jax.training import preemption, probe, run_dir, trainer
 from cifar_jax.data import cifar10
 from cifar_jax.errors import ConfigError
 
@@ -388,11 +388,11 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
   variants = sweep.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
   probed = []
 
-  def probe(configs):
+  def fake_probe(configs):
     probed.append([c.seed for c in configs])
-    return group.Probe(len(configs), steps=4, group_seconds=group_seconds, single_seconds=1.0)
+    return probe.Probe(len(configs), steps=4, group_seconds=group_seconds, single_seconds=1.0)
 
-  monkeypatch.setattr(group, 'probe', probe)
+  monkeypatch.setattr(probe, 'probe', fake_probe)
   assert sweep._run_groups(config, variants, tmp_path) == batches  # pylint: disable=protected-access
   assert probed == [[0, 1], [0, 1]]  # each learning rate's two seeds, probed once
   assert capsys.readouterr().out.count(printed) == 2

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import helpers
-from cifar_jax.training import trainer
+from cifar_jax.training import run_book, trainer
 from cifar_jax.errors import ConfigError, DataError, UserError
 from configs import default
 
@@ -106,7 +106,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   config = helpers.tiny_config(
       cifar10_dir, log_every_steps=4, **{'schedule.name': 'step', 'schedule.step_epochs': 1, 'schedule.gamma': 1e38}
   )
-  with pytest.raises(trainer.TrainingDiverged, match='between steps 8 and 12'):
+  with pytest.raises(run_book.TrainingDiverged, match='between steps 8 and 12'):
     trainer.train_and_evaluate(config, workdir)
   assert helpers.checkpoint_steps(workdir) == [8]  # the end of the good first epoch
   assert all(np.isfinite(p).all() for p in jax.tree.leaves(helpers.latest_params(workdir)))

@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from cifar_jax import config_lib
 from cifar_jax.study import queue, report, workers
 from cifar_jax.study.text import format_duration, plural
-from cifar_jax.training import group, preemption, run_dir, trainer
+from cifar_jax.training import group, hyper, preemption, probe, run_book, run_dir, trainer
 from cifar_jax.data import cifar10
 from cifar_jax.config_lib import load_config_file, parse_assignment, set_key
 from cifar_jax.errors import ConfigError, UserError, check_choice
@@ -199,7 +199,7 @@ def _record_failure(folder: pathlib.Path, config: ml_collections.ConfigDict, err
     run_dir.write_config(folder, config)
   summary = run_dir.read_json(folder / run_dir.SUMMARY_FILE) or {}
   if summary.get('status') != 'failed' or summary.get('error') != error:
-    run_dir.write_json(folder / run_dir.SUMMARY_FILE, {'status': 'failed', 'error': error})
+    run_book.write_failure(folder, error)
 
 
 def _varied(variants: Sequence[SweepRun]) -> list[str]:
@@ -212,8 +212,8 @@ def _run_groups(
     sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], workdir: pathlib.Path
 ) -> list[list[int]]:
   """The runs' indices in the order they train: with vectorize='on', the runs not finished yet that share a
-  `group.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
-  With 'auto', such a group is kept only where `group.probe` measures that it pays off on this machine."""
+  `hyper.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
+  With 'auto', such a group is kept only where `probe.probe` measures that it pays off on this machine."""
   check_choice('vectorize', sweep.vectorize, VECTORIZE)
   if sweep.vectorize == 'off':
     return [[i] for i in range(len(variants))]
@@ -224,7 +224,7 @@ def _run_groups(
     else:
       unfinished.setdefault(run_dir.checkpoint_step(workdir / v.name), []).append(i)
   for indices in unfinished.values():
-    groups = group.group_variants([variants[i].config for i in indices], sweep.max_members)
+    groups = hyper.group_variants([variants[i].config for i in indices], sweep.max_members)
     for members in groups:
       batch = [indices[k] for k in members]
       batches += [batch] if _worth_grouping(sweep, [variants[i] for i in batch]) else [[i] for i in batch]
@@ -235,7 +235,7 @@ def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRu
   """Whether `variants` (one possible group) train as one: always with vectorize='on', measured with 'auto'."""
   if len(variants) == 1 or sweep.vectorize == 'on':
     return True
-  measured = group.probe([v.config for v in variants])
+  measured = probe.probe([v.config for v in variants])
   print(f'Probe of {", ".join(v.name for v in variants)}: {measured}', flush=True)
   return measured.pays_off
 

@@ -48,11 +48,15 @@ class Checkpoints:
         ),
     )
 
-  def save(self, step: int, state: Any, record: dict[str, Any], val_accuracy: float | None = None) -> None:
-    """Writes `state` and `record` at `step`; also as the best when `val_accuracy` beats the kept one."""
+  def save(
+      self, step: int, state: Any, record: dict[str, Any], val_accuracy: float | None = None, latest: bool = True
+  ) -> None:
+    """Writes `state` and `record` at `step` as the latest (when `latest`) and as the best (when `val_accuracy` is
+    given and beats the kept one), both from one digest of the state. Orbax finishes writing in the background."""
     record = {**record, 'state_sha256': state_digest(state)}
     args = ocp.args.Composite(state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record))
-    self.latest.save(step, args=args)
+    if latest:
+      self.latest.save(step, args=args)
     if val_accuracy is not None:
       self.best.save(step, args=args, metrics={'val_accuracy': float(val_accuracy)})
 
@@ -104,6 +108,11 @@ class Checkpoints:
       target.parent.mkdir(parents=True, exist_ok=True)
       shutil.move(str(source), str(target))
     self.latest.reload()
+
+  def wait(self) -> None:
+    """Returns once every checkpoint being written is complete on disk."""
+    for manager in (self.latest, self.best):
+      manager.wait_until_finished()
 
   def close(self) -> None:
     """Waits for pending writes and releases the managers."""

@@ -31,7 +31,16 @@ SWEEP_FILE = 'sweep.json'  # in a sweep's folder, beside one run folder per vari
 # Keys that may change between a run and its resume without changing what it computes (steps_per_call: the
 # speed, the numbers only within float rounding, so a CPU run resumes on a GPU with fused steps).
 RESUME_SAFE_KEYS = frozenset(
-    {'num_train_steps', 'data.data_dir', 'log_every_steps', 'checkpoint_keep', 'eval_batch_size', 'steps_per_call'}
+    {
+        'num_train_steps',
+        'data.data_dir',
+        'log_every_steps',
+        'checkpoint_keep',
+        'checkpoint_every_epochs',
+        'checkpoint_every_seconds',
+        'eval_batch_size',
+        'steps_per_call',
+    }
 )
 # How to go on, in the flags of `cifar_jax.main` and `cifar_jax.sweep`; another command words its own.
 ALLOW_CHANGE_ADVICE = 'use a new --workdir, or pass --allow_config_change to resume it with the new values'

@@ -19,8 +19,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_samples = 0  # grid only: 0 runs every point, N runs N points drawn at random without replacement
   config.seed = 0  # grid only: the seed of those random draws
   config.seeds = 1  # runs per variant, with run seeds seed, seed + 1, ... (each in variant/seed=K when > 1)
-  # 'on': unfinished runs that share training.group.group_key train as one vmapped group; 'auto': only where
-  # training.group.probe measures that the group is faster than its runs one by one on this machine
+  # 'on': unfinished runs that share training.hyper.group_key train as one vmapped group; 'auto': only where
+  # training.probe.probe measures that the group is faster than its runs one by one on this machine
   config.vectorize = 'off'
   config.max_members = 8  # vectorize='on' or 'auto': at most this many runs in one group
   # Workers and the queue (cifar_jax/study/queue.py, workers.py): every run (or vectorized group) is a trial of
