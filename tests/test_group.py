@@ -6,11 +6,15 @@ import shutil
 import signal
 import tempfile
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 
-from cifar_jax.training import group, hyper, preemption, probe, trainer
-from cifar_jax.errors import ConfigError
-from tests.helpers import assert_same_params, checkpoint_steps, metric_lines, summary, tiny_config
+from cifar_jax.training import group, hyper, preemption, probe, run_book, trainer
+from cifar_jax.errors import ConfigError, UserError
+from tests.helpers import assert_same_params, checkpoint_steps, latest_params, metric_lines, summary, tiny_config
 
 # The device pipeline with crop, flip and dropout, so every member's data order, augmentation and dropout keys
 # matter; 8 steps an epoch, 2 epochs.
@@ -163,3 +167,70 @@ def test_the_probe_times_both_programs_and_leaves_nothing_behind(cifar10_dir, tm
   assert measured.members == 2 and measured.group_seconds > 0 and measured.single_seconds > 0
   assert str(measured).startswith('2 runs together take ')
   assert list(tmp_path.iterdir()) == []  # the throwaway folders are gone
+
+
+# The group engine's rules (which runs may share a group, which checkpoint step they share, what a diverged member
+# leaves, what a resume checks), each against what a sequential run does.
+
+
+@pytest.mark.parametrize('key', hyper._ZERO_MATTERS)  # pylint: disable=protected-access
+def test_a_number_whose_zero_drops_a_term_is_structure(cifar10_dir, key):
+  """Two non-zero values may share a group; zero and non-zero may not (the builders add the term only when it is
+  non-zero, so they are two programs), and the traced value refuses to answer for members that differ."""
+
+  def config(value):
+    return tiny_config(cifar10_dir, **{'data.pipeline': 'device', key: value})
+
+  assert hyper.group_key(config(0.1)) == hyper.group_key(config(0.2))
+  assert hyper.group_key(config(0.0)) != hyper.group_key(config(0.1))
+  with pytest.raises(ConfigError, match=f'differ in the structure of {key}'):
+    bool(hyper.Hyper(key, jnp.zeros(()), (0.0, 0.1)))
+
+
+def test_momentum_zero_is_another_optimizer_state():
+  """Why zero is structure: with momentum 0 optax's SGD keeps no trace, so the state trees differ (as
+  torch.optim.SGD keeps no momentum buffer then)."""
+  params = {'w': jnp.ones(3)}
+  with_momentum = optax.sgd(0.1, momentum=0.9).init(params)
+  without = optax.sgd(0.1, momentum=None).init(params)
+  assert jax.tree.structure(with_momentum) != jax.tree.structure(without)
+
+
+def test_members_without_a_common_checkpoint_step_are_refused(cifar10_dir, tmp_path):
+  configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS[:2]]
+  trainer.train_and_evaluate(tiny_config(cifar10_dir, **BASE, **MEMBERS[0], num_train_steps=4), tmp_path / 'a')
+  trainer.train_and_evaluate(tiny_config(cifar10_dir, **BASE, **MEMBERS[1], num_train_steps=8), tmp_path / 'b')
+  assert (checkpoint_steps(tmp_path / 'a'), checkpoint_steps(tmp_path / 'b')) == ([4], [8])
+  with pytest.raises(UserError, match='no checkpoint at a common step'):
+    group.Group(configs, [tmp_path / 'a', tmp_path / 'b'])
+
+
+def test_a_diverged_member_leaves_what_its_sequential_run_leaves(cifar10_dir, tmp_path):
+  """Member 1's learning rate is multiplied by 1e38 after epoch 1: it diverges between steps 8 and 12. Its folder
+  keeps the finite step-8 checkpoint and nothing after, as the sequential run's does, with the same summary."""
+  diverging = {'schedule.name': 'step', 'schedule.step_epochs': 1}
+  configs = [
+      tiny_config(cifar10_dir, **BASE, **diverging, seed=s, **{'schedule.gamma': g}) for s, g in ((0, 0.5), (1, 1e38))
+  ]
+  summaries = group.Group(configs, [tmp_path / 'ok', tmp_path / 'diverged']).run()
+  assert [s['status'] for s in summaries] == ['completed', 'failed']
+  with pytest.raises(run_book.TrainingDiverged):
+    trainer.train_and_evaluate(configs[1], tmp_path / 'alone')
+  assert summary(tmp_path / 'diverged') == summary(tmp_path / 'alone') == summaries[1]
+  assert 'between steps 8 and 12' in summaries[1]['error'] and summaries[1]['steps'] == 12
+  assert checkpoint_steps(tmp_path / 'diverged') == checkpoint_steps(tmp_path / 'alone') == [8]
+  assert all(np.isfinite(x).all() for x in jax.tree.leaves(latest_params(tmp_path / 'diverged')))
+  assert checkpoint_steps(tmp_path / 'ok') == [8, 16]
+
+
+def test_a_group_resume_checks_each_member_folder_as_a_sequential_resume_does(cifar10_dir, tmp_path):
+  configs = [tiny_config(cifar10_dir, **BASE, **member, num_train_steps=8) for member in MEMBERS[:2]]
+  group.Group(configs, [tmp_path / 'a', tmp_path / 'b']).run()
+  changed = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS[:2]]
+  changed[1].optimizer.learning_rate = 0.03  # a number members may differ in, but not a run and its resume
+  with pytest.raises(ConfigError) as sequential:
+    trainer.train_and_evaluate(changed[1], tmp_path / 'b')
+  with pytest.raises(ConfigError) as grouped:
+    group.Group(changed, [tmp_path / 'a', tmp_path / 'b'])
+  assert str(grouped.value) == str(sequential.value)
+  assert 'optimizer.learning_rate: 0.02 -> 0.03' in str(grouped.value)
