@@ -41,7 +41,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 from cifar_jax import parallel  # noqa: E402
 from cifar_jax.training import experiment, trainer  # noqa: E402
-from cifar_jax.data import augment_jax, cifar10, pipeline, tf_import  # noqa: E402
+from cifar_jax.data import augment_jax, cifar10, normalization, pipeline, tf_import  # noqa: E402
 from configs import default  # noqa: E402
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
@@ -107,7 +107,7 @@ def synthetic_batch(mesh: Mesh, batch_size: int, seed: int = 0) -> dict[str, jax
     image_key, label_key = jax.random.split(jax.random.key(seed))
     images = jax.random.randint(image_key, (batch_size, *cifar10.IMAGE_SHAPE), 0, 256).astype(jnp.uint8)
     return {
-        'image': augment_jax.normalize(images.astype(jnp.float32) / 255),
+        'image': augment_jax.normalize(images.astype(jnp.float32) / 255, normalization.DEFAULT),
         'label': jax.random.randint(label_key, (batch_size,), 0, cifar10.NUM_CLASSES, jnp.int32),
     }
 

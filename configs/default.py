@@ -71,7 +71,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.val_fraction = 0.0  # share of the 50,000 training images held out for validation, in [0, 1)
   config.data.split_seed = 0  # draws the validation images, apart from `seed`; changing it changes them
   config.data.pipeline = 'tfdata'  # tfdata (host tf.data) or device (dataset on the accelerators; no TF)
-  config.data.normalize = True  # per-channel normalization with the training mean and std
+  config.data.normalize = True  # per-channel standardization: (image - mean) / std with data.normalization's
+  # cifar_jax (the training set's), kuangliu (pytorch-cifar's std 0.2023...), tutorial (0.5), imagenet, or custom:
+  # data.mean and data.std. A PyTorch model (init_from) needs the statistics it was trained with.
+  config.data.normalization = 'cifar_jax'
+  config.data.mean = ()  # custom only: per-channel mean (red, green, blue) in [0, 1] units
+  config.data.std = ()  # custom only: per-channel std, each > 0
   config.data.max_train_examples = -1  # -1: all; a small number for quick runs
   config.data.max_eval_examples = -1  # -1: all validation and test images; a small number for quick runs
 

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from cifar_jax.data import augment_jax, augment_tf, cifar10, tfdata
+from cifar_jax.data import augment_jax, augment_tf, cifar10, normalization, tfdata
 from cifar_jax.data.augment_config import AUGMENTATIONS, OPS, Examples, check_augment_config, describe
 from cifar_jax.errors import ConfigError
 from configs import default
@@ -142,11 +142,10 @@ def test_resized_crop_zooms_in() -> None:
   assert np.ptp(output[..., 0]) < 0.6 * np.ptp(image[..., 0])  # A 16x16 window spans less.
 
 
-def test_normalize() -> None:
-  mean = tf.fill([2, 2, 3], 1.0) * cifar10.CIFAR10_MEAN
-  np.testing.assert_allclose(augment_tf.normalize(mean).numpy(), 0, atol=1e-6)
-  one_std = augment_tf.normalize(mean + cifar10.CIFAR10_STD).numpy()
-  np.testing.assert_allclose(one_std, 1, atol=1e-5)
+def test_normalize_is_torchvision_normalize_with_the_statistics_given(image: tf.Tensor) -> None:
+  kuangliu = normalization.PRESETS['kuangliu']
+  expected = (image.numpy() - np.array([0.4914, 0.4822, 0.4465])) / np.array([0.2023, 0.1994, 0.2010])  # main.py's
+  np.testing.assert_allclose(augment_tf.normalize(image, kuangliu).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_build_augment_applies_ops_in_order(image: tf.Tensor) -> None:

@@ -11,7 +11,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import helpers
 from cifar_jax import parallel
-from cifar_jax.data import augment_jax, cifar10, device
+from cifar_jax.data import augment_jax, cifar10, device, normalization
 from cifar_jax.errors import ConfigError
 from configs import default
 
@@ -94,7 +94,7 @@ def test_batch_is_the_augmented_normalized_examples(data: cifar10.Cifar10, mesh:
   for step in (0, 3):
     raw = data.train.images[batches[step]['label']].astype(np.float32) / 255
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(SEED), 1), step)
-    expected = augment_jax.normalize(augment(key, raw))
+    expected = augment_jax.normalize(augment(key, raw), normalization.DEFAULT)
     np.testing.assert_allclose(batches[step]['image'], np.asarray(expected), atol=1e-5)
   config = _config(ops=())
   config.data.normalize = False
@@ -111,7 +111,7 @@ def test_eval_batches_pad_and_mask_each_example_once(pipeline: device.DevicePipe
   labels = np.concatenate([batch['label'] for batch in batches])
   np.testing.assert_array_equal(labels[mask], np.arange(NUM_TEST))
   assert mask.sum() == NUM_TEST and not mask[NUM_TEST:].any()
-  expected = augment_jax.normalize(data.test.images[:EVAL_BATCH_SIZE].astype(np.float32) / 255)
+  expected = augment_jax.normalize(data.test.images[:EVAL_BATCH_SIZE].astype(np.float32) / 255, normalization.DEFAULT)
   np.testing.assert_allclose(batches[0]['image'], np.asarray(expected), atol=1e-6)
   with pytest.raises(ValueError, match='val_fraction'):
     list(pipeline.eval_batches('val'))

@@ -11,18 +11,21 @@ marked `by_example` (alternating_flip) takes the batch's `Examples` (seed, epoch
 """
 
 import dataclasses
+import itertools
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from cifar_jax.data.cifar10 import CIFAR10_MEAN
 from cifar_jax.errors import ConfigError, check_choice
 
 NUM_TRIES = 10  # Draws of a rectangle before giving up, as in torchvision's erasing and resized crop.
 GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's RGB -> grayscale weights.
 EXAMPLE_STREAM = 0x5EED  # folded into a run's seed for per-example draws, apart from its epoch keys (small numbers)
 PADDING_MODES = ('constant', 'reflect')  # torchvision RandomCrop's padding_mode values offered here
+# The 24 orders of color jitter's ops (0 brightness, 1 contrast, 2 saturation, 3 hue): torchvision's ColorJitter
+# draws one per image (get_params: torch.randperm(4)); both backends draw an index into this table.
+JITTER_ORDERS = tuple(itertools.permutations(range(4)))
 
 
 def _are_reals(value: Any, count: int) -> bool:
@@ -60,6 +63,7 @@ class Op:
   keys: tuple[Key, ...]
   arguments: Callable[[Any], tuple[Any, ...]]
   by_example: bool = False
+  fills_with_mean: bool = False  # the run's normalization mean (per channel) is its last argument
 
 
 class Examples(NamedTuple):
@@ -72,7 +76,7 @@ class Examples(NamedTuple):
 
 
 # Every augmentation, in the order of torchvision's transforms of the same names. Random erasing fills with the
-# training mean, so that erasing before normalization equals torchvision's erasing to 0 after Normalize.
+# run's normalization mean, so that erasing before normalization equals torchvision's erasing to 0 after Normalize.
 OPS: tuple[Op, ...] = (
     Op(
         'random_crop',
@@ -123,7 +127,8 @@ OPS: tuple[Op, ...] = (
                 'a pair (low, high) with 0 < low <= high',
             ),
         ),
-        lambda c: (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio), CIFAR10_MEAN),
+        lambda c: (c.erasing_probability, tuple(c.erasing_scale), tuple(c.erasing_ratio)),
+        fills_with_mean=True,
     ),
     Op(
         'random_affine',
@@ -213,18 +218,27 @@ def check_augment_config(augment_config: Any) -> None:
       raise ConfigError(f'augment.{key.name}={value!r} must be {key.requirement}')
 
 
+def _arguments(op: Op, augment_config: Any, mean: Sequence[float]) -> tuple[Any, ...]:
+  """The values op's function takes after its randomness and images: its row's, then `mean` if it fills with it."""
+  return op.arguments(augment_config) + ((tuple(mean),) if op.fills_with_mean else ())
+
+
 def compose(
-    augment_config: Any, functions: Mapping[str, Callable[..., Any]], fold_in: Callable[[Any, int], Any]
+    augment_config: Any,
+    functions: Mapping[str, Callable[..., Any]],
+    fold_in: Callable[[Any, int], Any],
+    mean: Sequence[float],
 ) -> Callable[..., Any]:
   """Checks the config; returns augment(randomness, images, examples=None) applying `augment_config.ops` in order.
 
-  Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS: a
-  backend passes its module's functions (named after the ops) and its way of deriving independent randomness.
-  A `by_example` op takes `examples` (an `Examples`) instead of randomness; without them it raises ValueError.
+  Op i is `functions[name](fold_in(randomness, i), images, *arguments)`, the arguments from its row of OPS (and
+  `mean`, the run's normalization mean, for the ops that fill with it): a backend passes its module's functions
+  (named after the ops) and its way of deriving independent randomness. A `by_example` op takes `examples` (an
+  `Examples`) instead of randomness; without them it raises ValueError.
   """
   check_augment_config(augment_config)
   steps = [(_OPS_BY_NAME[name], functions[name]) for name in augment_config.ops]
-  steps = [(op.by_example, function, op.arguments(augment_config)) for op, function in steps]
+  steps = [(op.by_example, function, _arguments(op, augment_config, mean)) for op, function in steps]
 
   def augment(randomness: Any, images: Any, examples: Examples | None = None) -> Any:
     for index, (by_example, function, arguments) in enumerate(steps):

@@ -15,8 +15,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from cifar_jax.data.augment_config import EXAMPLE_STREAM, GRAY_WEIGHTS, NUM_TRIES, Examples, center_box, compose
-from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
+from cifar_jax.data.augment_config import (
+    EXAMPLE_STREAM,
+    GRAY_WEIGHTS,
+    JITTER_ORDERS,
+    NUM_TRIES,
+    Examples,
+    center_box,
+    compose,
+)
+from cifar_jax.data.normalization import DEFAULT, Normalization
 
 Pair = Sequence[float]
 Augment = Callable[..., jax.Array]  # (key, images, examples=None) -> images
@@ -192,25 +200,51 @@ def adjust_hue(images: jax.Array, deltas: jax.Array) -> jax.Array:
   return _hsv_to_rgb(jnp.mod(hue + deltas[:, None, None], 1.0), saturation, value)
 
 
-def jitter(images: jax.Array, factors: jax.Array) -> jax.Array:
-  """Applies per-example factors [B, 4]: brightness, contrast, saturation, then a hue shift in turns."""
-  images = _blend(images, 0.0, factors[:, 0])
-  images = _blend(images, _grayscale(images).mean(axis=(1, 2, 3), keepdims=True), factors[:, 1])
-  images = _blend(images, _grayscale(images), factors[:, 2])
-  return jnp.clip(adjust_hue(images, factors[:, 3]), 0.0, 1.0)
+def _blend_step(images: jax.Array, ops: jax.Array, factors: jax.Array) -> jax.Array:
+  """Each example's op [B] of 0 brightness (blend with black), 1 contrast (with its mean gray), 2 saturation (with
+  its gray), with its factor from `factors` [B, 4]; op 3 leaves the example as it is (a blend with factor 1)."""
+  gray = _grayscale(images)
+  other = jnp.where(
+      _per_example(ops == 0), 0.0, jnp.where(_per_example(ops == 1), gray.mean(axis=(1, 2, 3), keepdims=True), gray)
+  )
+  factor = jnp.take_along_axis(factors, jnp.minimum(ops, 2)[:, None], axis=1)[:, 0]
+  return _blend(images, other, jnp.where(ops < 3, factor, 1.0))
+
+
+def jitter(images: jax.Array, factors: jax.Array, orders: jax.Array) -> jax.Array:
+  """Applies per-example factors [B, 4] (brightness, contrast, saturation, then a hue shift in turns) in each
+  example's order [B, 4] (a row of JITTER_ORDERS), as torchvision's ColorJitter applies its drawn permutation.
+
+  The hue shift, the one costly op, runs once: the blends ordered before it, then it, then the blends after.
+  """
+  hue_at = jnp.argmax(orders == 3, axis=1)
+  for k in range(3):
+    images = _blend_step(images, jnp.where(k < hue_at, orders[:, k], 3), factors)
+  images = jnp.clip(adjust_hue(images, factors[:, 3]), 0.0, 1.0)
+  for k in range(1, 4):
+    images = _blend_step(images, jnp.where(k > hue_at, orders[:, k], 3), factors)
+  return images
+
+
+def jitter_params(
+    key: jax.Array, batch: int, brightness: float, contrast: float, saturation: float, hue: float
+) -> tuple[jax.Array, jax.Array]:
+  """ColorJitter.get_params per example: factors [B, 4] (uniform in [max(0, 1 - amount), 1 + amount], the hue
+  shift in [-hue, hue]) and orders [B, 4], uniform over the 24 of JITTER_ORDERS."""
+  keys = jax.random.split(key, 5)
+  factors = [
+      _uniform(k, (batch,), max(0.0, 1 - amount), 1 + amount)
+      for k, amount in zip(keys, (brightness, contrast, saturation))
+  ]
+  orders = jnp.array(JITTER_ORDERS, jnp.int32)[jax.random.randint(keys[4], (batch,), 0, len(JITTER_ORDERS))]
+  return jnp.stack([*factors, _uniform(keys[3], (batch,), -hue, hue)], axis=-1), orders
 
 
 def color_jitter(
     key: jax.Array, images: jax.Array, brightness: float, contrast: float, saturation: float, hue: float
 ) -> jax.Array:
-  """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
-  batch = images.shape[0]
-  keys = jax.random.split(key, 4)
-  factors = [
-      _uniform(k, (batch,), max(0.0, 1 - amount), 1 + amount)
-      for k, amount in zip(keys, (brightness, contrast, saturation))
-  ]
-  return jitter(images, jnp.stack([*factors, _uniform(keys[3], (batch,), -hue, hue)], axis=-1))
+  """Random brightness, contrast, saturation and hue shift in [-hue, hue], in a random order (ColorJitter)."""
+  return jitter(images, *jitter_params(key, images.shape[0], brightness, contrast, saturation, hue))
 
 
 def _bilinear_weights(starts: jax.Array, sizes: jax.Array, size: int) -> jax.Array:
@@ -254,12 +288,13 @@ def random_resized_crop(key: jax.Array, images: jax.Array, scale: Pair, ratio: P
   return resized_crop(images, boxes)
 
 
-def normalize(images: jax.Array, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_STD) -> jax.Array:
+def normalize(images: jax.Array, normalization: Normalization) -> jax.Array:
   """Standardizes each channel: (images - mean) / std."""
-  return (images - jnp.array(mean, images.dtype)) / jnp.array(std, images.dtype)
+  return (images - jnp.array(normalization.mean, images.dtype)) / jnp.array(normalization.std, images.dtype)
 
 
-def build_augment(augment_config: Any) -> Augment:
+def build_augment(augment_config: Any, mean: Pair = DEFAULT.mean) -> Augment:
   """Returns augment(key, images, examples=None) applying `augment_config.ops` in order, op i with key
-  fold_in(key, i) (or `examples`, for alternating_flip)."""
-  return compose(augment_config, globals(), jax.random.fold_in)
+  fold_in(key, i) (or `examples`, for alternating_flip); random erasing fills with `mean`, the run's normalization
+  mean."""
+  return compose(augment_config, globals(), jax.random.fold_in, mean)

@@ -10,8 +10,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cifar_jax.data import tf_import
-from cifar_jax.data.augment_config import EXAMPLE_STREAM, GRAY_WEIGHTS, NUM_TRIES, Examples, center_box, compose
-from cifar_jax.data.cifar10 import CIFAR10_MEAN, CIFAR10_STD
+from cifar_jax.data.augment_config import (
+    EXAMPLE_STREAM,
+    GRAY_WEIGHTS,
+    JITTER_ORDERS,
+    NUM_TRIES,
+    Examples,
+    center_box,
+    compose,
+)
+from cifar_jax.data.normalization import DEFAULT, Normalization
 
 tf = tf_import.import_tensorflow()
 
@@ -142,15 +150,43 @@ def _factor(seed: tf.Tensor, amount: float) -> tf.Tensor:
   return _uniform(seed, max(0.0, 1 - amount), 1 + amount)
 
 
+def jitter(image: tf.Tensor, factors: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
+  """Applies factors [4] (brightness, contrast, saturation, then a hue shift in turns) in `order` [4] (a row of
+  JITTER_ORDERS), as torchvision's ColorJitter applies its drawn permutation."""
+  ops = (
+      lambda x: _blend(x, tf.zeros_like(x), factors[0]),
+      lambda x: _blend(x, tf.reduce_mean(_grayscale(x)), factors[1]),
+      lambda x: _blend(x, _grayscale(x), factors[2]),
+      lambda x: tf.clip_by_value(tf.image.adjust_hue(x, factors[3]), 0.0, 1.0),
+  )
+  for k in range(4):
+    image = tf.switch_case(order[k], [lambda op=op, x=image: op(x) for op in ops])
+  return image
+
+
+def jitter_params(
+    seed: tf.Tensor, brightness: float, contrast: float, saturation: float, hue: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+  """ColorJitter.get_params: factors [4] (each uniform in [max(0, 1 - amount), 1 + amount], the hue shift in
+  [-hue, hue]) and an order [4], uniform over the 24 of JITTER_ORDERS."""
+  brightness_seed, contrast_seed, saturation_seed, hue_seed, order_seed = _split_seed(seed, 5)
+  factors = tf.stack(
+      [
+          _factor(brightness_seed, brightness),
+          _factor(contrast_seed, contrast),
+          _factor(saturation_seed, saturation),
+          _uniform(hue_seed, -hue, hue),
+      ]
+  )
+  index = tf.random.stateless_uniform([], order_seed, minval=0, maxval=len(JITTER_ORDERS), dtype=tf.int32)
+  return factors, tf.gather(tf.constant(JITTER_ORDERS, tf.int32), index)
+
+
 def color_jitter(
     seed: tf.Tensor, image: tf.Tensor, brightness: float, contrast: float, saturation: float, hue: float
 ) -> tf.Tensor:
-  """Random brightness, contrast, saturation, then hue shift in [-hue, hue], in that order (ColorJitter)."""
-  brightness_seed, contrast_seed, saturation_seed, hue_seed = _split_seed(seed, 4)
-  image = _blend(image, tf.zeros_like(image), _factor(brightness_seed, brightness))
-  image = _blend(image, tf.reduce_mean(_grayscale(image)), _factor(contrast_seed, contrast))
-  image = _blend(image, _grayscale(image), _factor(saturation_seed, saturation))
-  return tf.clip_by_value(tf.image.adjust_hue(image, _uniform(hue_seed, -hue, hue)), 0.0, 1.0)
+  """Random brightness, contrast, saturation and hue shift in [-hue, hue], in a random order (ColorJitter)."""
+  return jitter(image, *jitter_params(seed, brightness, contrast, saturation, hue))
 
 
 def random_resized_crop(seed: tf.Tensor, image: tf.Tensor, scale: Pair, ratio: Pair) -> tf.Tensor:
@@ -169,12 +205,13 @@ def random_resized_crop(seed: tf.Tensor, image: tf.Tensor, scale: Pair, ratio: P
   return tf.image.resize(crop, [height, width], method='bilinear')
 
 
-def normalize(image: tf.Tensor, mean: Pair = CIFAR10_MEAN, std: Pair = CIFAR10_STD) -> tf.Tensor:
+def normalize(image: tf.Tensor, normalization: Normalization) -> tf.Tensor:
   """Standardizes each channel: (image - mean) / std."""
-  return (image - tf.constant(mean, image.dtype)) / tf.constant(std, image.dtype)
+  return (image - tf.constant(normalization.mean, image.dtype)) / tf.constant(normalization.std, image.dtype)
 
 
-def build_augment(augment_config: Any) -> Callable[..., tf.Tensor]:
+def build_augment(augment_config: Any, mean: Pair = DEFAULT.mean) -> Callable[..., tf.Tensor]:
   """Returns augment(seed, image, examples=None) applying `augment_config.ops` in order, op i with seed
-  fold_in(seed, i) (or `examples`, for alternating_flip)."""
-  return compose(augment_config, globals(), tf.random.experimental.stateless_fold_in)
+  fold_in(seed, i) (or `examples`, for alternating_flip); random erasing fills with `mean`, the run's normalization
+  mean."""
+  return compose(augment_config, globals(), tf.random.experimental.stateless_fold_in, mean)

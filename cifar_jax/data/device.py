@@ -14,9 +14,10 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
-from cifar_jax.data import augment_jax, cifar10
+from cifar_jax.data import augment_jax, cifar10, normalization
 from cifar_jax.data.augment_config import Examples
 from cifar_jax.data.cifar10 import Cifar10, Split
+from cifar_jax.data.normalization import Normalization
 
 Batch = dict[str, jax.Array]
 
@@ -39,11 +40,13 @@ def _auto(mesh: Mesh) -> Mesh:
 
 
 def _to_input(
-    images: jax.Array, normalize: bool, augment: Callable[[jax.Array], jax.Array] = lambda images: images
+    images: jax.Array,
+    normalize: Normalization | None,
+    augment: Callable[[jax.Array], jax.Array] = lambda images: images,
 ) -> jax.Array:
-  """uint8 -> float32 in [0, 1] -> augment -> optionally standardized per channel."""
+  """uint8 -> float32 in [0, 1] -> augment -> standardized per channel with `normalize` (None: not)."""
   images = augment(images.astype(jnp.float32) / 255)
-  return augment_jax.normalize(images) if normalize else images
+  return images if normalize is None else augment_jax.normalize(images, normalize)
 
 
 def epoch_order(seed: int, epoch: int, num_train: int, batch_size: int) -> np.ndarray:
@@ -55,7 +58,7 @@ def epoch_order(seed: int, epoch: int, num_train: int, batch_size: int) -> np.nd
 
 def train_batch(
     augment: Callable[[jax.Array, jax.Array], jax.Array],
-    normalize: bool,
+    normalize: Normalization | None,
     seed: int | jax.Array,
     images: jax.Array,
     labels: jax.Array,
@@ -103,8 +106,8 @@ class DevicePipeline:
     self.splits = {name: self._place(split) for name, split in splits.items() if split is not None}
     self.num_train = len(data.train)
     self._eval_tables = {}
-    self.augment = augment = augment_jax.build_augment(config.augment)
-    self.normalize = normalize = config.data.normalize
+    self.augment = augment = augment_jax.build_augment(config.augment, normalization.statistics(config.data).mean)
+    self.normalize = normalize = normalization.of_inputs(config.data)  # a Normalization, or None
 
     def eval_batch(
         images: jax.Array, labels: jax.Array, table: tuple[jax.Array, jax.Array], step: jax.Array

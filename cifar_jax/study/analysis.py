@@ -17,7 +17,7 @@ from flax import nnx
 from cifar_jax import plotting
 from cifar_jax.plotting import plt
 from cifar_jax.training import checkpoint, experiment, run_dir
-from cifar_jax.data import augment_jax, cifar10
+from cifar_jax.data import augment_jax, cifar10, normalization
 from cifar_jax.errors import UserError
 
 PROGRESS_SECONDS = 30.0  # a progress line at least this often while the test set is evaluated
@@ -59,12 +59,18 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> tu
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _classes(graphdef: nnx.GraphDef, normalize: bool, dtype: Any, state: nnx.State, batch: jax.Array) -> jax.Array:
+def _classes(
+    graphdef: nnx.GraphDef,
+    normalize: normalization.Normalization | None,
+    dtype: Any,
+    state: nnx.State,
+    batch: jax.Array,
+) -> jax.Array:
   """The predicted classes of a uint8 batch. The parameters are an argument, not constants baked into the program:
   every run of one architecture shares one compiled program (and the persistent cache's copy of it)."""
   inputs = batch.astype(jnp.float32) / 255
-  if normalize:
-    inputs = augment_jax.normalize(inputs)
+  if normalize is not None:
+    inputs = augment_jax.normalize(inputs, normalize)
   logits = nnx.merge(graphdef, state)(inputs.astype(dtype), train=False)
   return logits.argmax(-1)
 
@@ -72,7 +78,9 @@ def _classes(graphdef: nnx.GraphDef, normalize: bool, dtype: Any, state: nnx.Sta
 def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """The predicted class of each uint8 image, in batches of the run's eval_batch_size, as the trainer evaluates."""
   graphdef, state = nnx.split(model)
-  classes = functools.partial(_classes, graphdef, bool(config.data.normalize), experiment.DTYPES[config.dtype], state)
+  classes = functools.partial(
+      _classes, graphdef, normalization.of_inputs(config.data), experiment.DTYPES[config.dtype], state
+  )
   size = config.eval_batch_size
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
   predicted, said = [], time.perf_counter()
