@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
 import throughput  # noqa: E402  (beside this file)
-from cifar_jax.data import cifar10, device  # noqa: E402
+from cifar_jax.data import cifar10, device, normalization  # noqa: E402
 from cifar_jax.models import create_model  # noqa: E402
 from cifar_jax.study import stats  # noqa: E402
 from cifar_jax.training import experiment, fused, optim, steps, trainer  # noqa: E402
@@ -95,7 +95,7 @@ class Speedrun:
     model = create_model(
         config.model.name, rngs=nnx.Rngs(params=jax.random.key(seed)), dtype=experiment.DTYPES[config.dtype], **kwargs
     )
-    experiment.init_from_data(model, train_images, config.data.normalize)
+    experiment.init_from_data(model, train_images, normalization.of_inputs(config.data))
     return experiment.create_train_state(model, self.tx)[1]
 
   def _train_epoch(self, state, seed, images, labels, order, epoch):

@@ -29,6 +29,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallelism = 'jit'  # data parallelism: jit (sharded mesh, the default) or pmap (explicit pmean)
   # train steps per dispatch, fused under lax.scan (> 1 needs data.pipeline=device, jit; slower for conv nets on CPU)
   config.steps_per_call = 1
+  # a PyTorch state_dict to start from instead of seed's init: .pth/.pt (needs torch) or .npz (numpy); its whole
+  # training checkpoint does too. num_epochs=0 only evaluates it. Set data.normalization to the recipe it was trained with
+  config.init_from = ''
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = 'sgd'  # sgd, adam, adamw, adagrad, rmsprop, adadelta, muon

@@ -17,7 +17,7 @@ from flax import nnx
 
 import helpers
 
-from cifar_jax.data import augment_jax, augment_tf, cifar10, device, tfdata
+from cifar_jax.data import augment_jax, augment_tf, cifar10, device, normalization, tfdata
 from cifar_jax.data.augment_config import Examples
 from cifar_jax.errors import ConfigError
 from cifar_jax.models import create_model, speedrun
@@ -69,7 +69,7 @@ def test_whitening_filters_make_the_patch_covariance_the_identity(eps):
 def test_the_experiment_whitens_with_the_first_training_images_as_the_net_sees_them():
   train = cifar10.Split((np.random.default_rng(0).random((20, 32, 32, 3)) * 255).astype(np.uint8), np.zeros(20))
   net = create_model('speedrun_net', rngs=nnx.Rngs(0), widths=TINY_WIDTHS, whiten_examples=8)
-  experiment.init_from_data(net, train.images, normalize=True)
+  experiment.init_from_data(net, train.images, normalize=normalization.DEFAULT)
   seen = (train.images[:8] / 255 - np.array(cifar10.CIFAR10_MEAN)) / np.array(cifar10.CIFAR10_STD)
   expected = speedrun.whitening_filters(jnp.asarray(seen, jnp.float32))
   np.testing.assert_allclose(np.asarray(net.whiten.kernel[...]), np.asarray(expected), rtol=1e-4, atol=1e-4)

@@ -42,9 +42,13 @@ def restore_model(folder: pathlib.Path, config: ml_collections.ConfigDict) -> tu
   that checkpoint's step.
 
   The checkpoint holds the whole TrainState, so its shape is built as the trainer builds it (the optimizer's
-  state has the same structure whatever the schedule's steps per epoch, hence 1).
+  state has the same structure whatever the schedule's steps per epoch, hence 1). A finished run that trained no
+  step (num_epochs=0: an evaluation of its initial weights, init_from's) writes no checkpoint: its model is those.
   """
   model = experiment.build_model(config)
+  if (run_dir.read_json(folder / run_dir.SUMMARY_FILE) or {}).get('steps') == 0:
+    experiment.load_initial_weights(model, config)
+    return model, 0
   *_, state = experiment.initial_state(config, steps_per_epoch=1, model=model)
   checkpoints = checkpoint.Checkpoints(folder / run_dir.CHECKPOINTS_DIR, keep=config.checkpoint_keep)
   try:

@@ -17,9 +17,9 @@ from flax import nnx
 
 from cifar_jax import parallel
 from cifar_jax.training import fused, optim, steps
-from cifar_jax.data import augment_jax, cifar10
+from cifar_jax.data import augment_jax, cifar10, normalization
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
-from cifar_jax.models import count_params, create_model
+from cifar_jax.models import count_params, create_model, torch_weights
 
 DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
 
@@ -37,7 +37,7 @@ def init_model(config: ml_collections.ConfigDict) -> nnx.Module:
   return nnx.jit(lambda seed: build_model(config, seed))(jnp.asarray(config.seed, jnp.int32))
 
 
-def init_from_data(model: nnx.Module, train_images: ArrayLike, normalize: bool) -> None:
+def init_from_data(model: nnx.Module, train_images: ArrayLike, normalize: normalization.Normalization | None) -> None:
   """The data-dependent init step: a model with `init_from_data(images)` (the speedrun net's patch whitening) gets
   the first `model.init_examples` of `train_images` (uint8 [N, 32, 32, 3], on the host or already on the device),
   scaled and normalised as every batch is, in one compiled call; other models are left as they are."""
@@ -46,9 +46,30 @@ def init_from_data(model: nnx.Module, train_images: ArrayLike, normalize: bool) 
 
 
 @functools.partial(nnx.jit, static_argnums=2)
-def _init_from_data(model: nnx.Module, images: jax.Array, normalize: bool) -> None:
+def _init_from_data(model: nnx.Module, images: jax.Array, normalize: normalization.Normalization | None) -> None:
   images = images.astype(jnp.float32) / 255
-  model.init_from_data(augment_jax.normalize(images) if normalize else images)
+  model.init_from_data(images if normalize is None else augment_jax.normalize(images, normalize))
+
+
+def check_inputs(config: ml_collections.ConfigDict) -> None:
+  """Refuses a bad data.normalization (data.mean, data.std) and an init_from file that cannot be read here (a missing
+  file, another suffix, a .pth without torch), naming the key or the file, before anything is loaded or compiled."""
+  normalization.statistics(config.data)
+  if config.init_from:
+    torch_weights.check_file(config.init_from)
+
+
+def load_initial_weights(model: nnx.Module, config: ml_collections.ConfigDict) -> str | None:
+  """Copies the PyTorch weights of `config.init_from` (a .pth / .pt, or an .npz of its state_dict) into `model`, in
+  place; returns the banner's line on them, or None when the run starts from `config.seed`'s initialisation."""
+  if not config.init_from:
+    return None
+  state_dict = torch_weights.read_state_dict(config.init_from)
+  torch_weights.load_state_dict(model, state_dict)
+  return (
+      f'initial weights: the {len(state_dict)} PyTorch tensors of {config.init_from}, trained (data.normalization '
+      f'says) on inputs standardised as {config.data.normalization!r}'
+  )
 
 
 def create_train_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[nnx.GraphDef, steps.TrainState]:
@@ -106,6 +127,7 @@ class Experiment:
   steps_per_epoch: int
   total_steps: int  # num_epochs of steps, capped by num_train_steps when that is set
   num_params: int
+  inputs: tuple[str, ...]  # for the banner: how inputs are standardised, and the initial weights when not random
 
   def train_step(self, state: steps.TrainState, batch: steps.Batch) -> tuple[steps.TrainState, steps.TrainMetrics]:
     """One compiled train step of this run (its seed given); the state is donated."""
@@ -131,7 +153,8 @@ def build_experiment(
   dp = parallel.create_parallel(config.parallelism)
   model = init_model(config)
   parallel.set_batch_axis(model, dp.axis_name)
-  init_from_data(model, data.train.images, config.data.normalize)
+  init_from_data(model, data.train.images, normalization.of_inputs(config.data))
+  initial_weights = load_initial_weights(model, config)  # replaces the initialisation, the data-dependent one too
   graphdef, learning_rate_fn, tx, state = initial_state(config, steps_per_epoch, model)
   train_step, eval_step = steps.make_steps(graphdef, tx, step_config(config, dp.axis_name))
   pipeline = pipeline if pipeline is not None else create_pipeline(data, config, dp.mesh)
@@ -149,4 +172,5 @@ def build_experiment(
       steps_per_epoch=steps_per_epoch,
       total_steps=total_steps,
       num_params=count_params(model),
+      inputs=(normalization.describe(config.data),) + ((initial_weights,) if initial_weights else ()),
   )

@@ -198,6 +198,7 @@ class RunBook:
         f'{devices.describe()}, {jax.process_count()} process(es); parallelism {config.parallelism}, {config.dtype}',
         f'model {config.model.name}: {exp.num_params:,} parameters',
         f'data: {sizes} images; {config.data.pipeline} pipeline',
+        *exp.inputs,
         f'batch {config.batch_size}: {exp.steps_per_epoch:,} steps per epoch, {exp.num_epochs} '
         f'epoch{"" if exp.num_epochs == 1 else "s"}, {exp.total_steps:,} steps in total',
     ]

@@ -12,7 +12,7 @@ from flax import nnx
 
 from cifar_jax import config_lib, parallel
 from cifar_jax.training import experiment, fused, optim, preemption, run_book, run_dir, steps
-from cifar_jax.data import cifar10, normalization
+from cifar_jax.data import cifar10
 from cifar_jax.data.augment_config import check_augment_config
 from cifar_jax.data.pipeline import PIPELINES
 from cifar_jax.errors import check_choice
@@ -32,7 +32,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   fused.check_fused_config(config)
   check_augment_config(config.augment)
   check_choice('eval.tta', str(config.eval.tta), map(str, steps.TTA_LEVELS))
-  normalization.statistics(config.data)
+  experiment.check_inputs(config)
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
 
