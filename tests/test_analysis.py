@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cifar_jax.data import augment_jax
+from cifar_jax.data import augment_jax, normalization
 from cifar_jax.study import analysis
 from cifar_jax.training import experiment, trainer
 from tests import helpers
@@ -61,6 +61,7 @@ def test_runs_of_one_architecture_share_the_prediction_program(cifar10_dir):
   for seed in (0, 1):
     config = helpers.tiny_config(cifar10_dir, seed=seed, eval_batch_size=16)
     model = experiment.build_model(config)
-    expected = np.asarray(model(augment_jax.normalize(jnp.asarray(images, jnp.float32) / 255), train=False)).argmax(-1)
+    inputs = augment_jax.normalize(jnp.asarray(images, jnp.float32) / 255, normalization.DEFAULT)
+    expected = np.asarray(model(inputs, train=False)).argmax(-1)
     np.testing.assert_array_equal(analysis.predict(model, images, config), expected)
   assert analysis._classes._cache_size() == 1  # pylint: disable=protected-access
