@@ -21,6 +21,8 @@ holds them all, documented; every sweep imports it):
                cores; 'auto' is one per local GPU (cifar_jax/study/workers.py)
   storage      the queue: '' a journal file in the workdir; a database URL for several machines (study/queue.py)
   study        the study's name in the storage ('' is sweep-<workdir folder>); heartbeat: seconds between beats
+  search       'fixed' (the variants, the grid or its random draws) or 'tpe' (num_samples grid points chosen by TPE)
+  pruner       'none', 'median' or 'hyperband': stops runs that fall behind, recorded as pruned at their epoch
 
 A variant's config is its config file, then `overrides`, then its own overrides, then every `--set=key=value`
 of the command line (which therefore can shrink a whole sweep: `--set=num_epochs=1`). A key the run config

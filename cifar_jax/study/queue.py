@@ -27,6 +27,7 @@ from cifar_jax.errors import UserError
 JOURNAL_FILE = 'optuna.journal'  # the default storage, inside the workdir
 GRACE = 3  # heartbeats missed before a running trial counts as dead
 UNIT = 'unit'  # the user attribute naming the trial's unit of work
+POINT = 'point'  # the user attribute of a trial a search sampled: its grid point
 LIVE = (TrialState.WAITING, TrialState.RUNNING)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial otherwise
@@ -135,6 +136,15 @@ def is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
   return any(t.number < trial.number and unit_of(t) == unit for t in trials_of(study, (TrialState.RUNNING,)))
 
 
+def sampled(study: optuna.Study, before: int | None = None) -> int:
+  """How many points a search sampled (retries of a trial aside), among the trials numbered below `before`."""
+  return sum(
+      POINT in t.user_attrs and 'retry_of' not in t.user_attrs and 'failed_trial' not in t.system_attrs
+      for t in trials_of(study)
+      if before is None or t.number < before
+  )
+
+
 def busy(study: optuna.Study) -> bool:
   """Whether any trial runs (in any worker), so that one finishing or dying may leave work behind."""
   return bool(trials_of(study, (TrialState.RUNNING,)))
@@ -156,6 +166,6 @@ def finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, value: f
 
 def requeue(study: optuna.Study, trial: optuna.Trial) -> None:
   """Gives back a trial its worker stopped (Ctrl-C, SIGTERM): failed, and its unit waiting for another worker."""
-  params, attrs = dict(trial.params), dict(trial.user_attrs)
+  params, attrs = dict(trial.params), {**trial.user_attrs, 'retry_of': trial.number}
   finish(study, trial, TrialState.FAIL, None, stopped=True)
   study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)

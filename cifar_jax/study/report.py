@@ -67,7 +67,8 @@ class Run:
 
   @property
   def status(self) -> str:
-    """completed or failed (from summary.json), incomplete while it has none."""
+    """completed, pruned (a sweep's pruner stopped it early) or failed, from summary.json; incomplete while it
+    has none."""
     return self.results.get('status', 'incomplete')
 
   def curve(self, kind: str, key: str) -> tuple[list[int], list[float]]:
@@ -124,7 +125,7 @@ def load_runs(workdir: pathlib.Path) -> list[Run]:
 def sort_runs(runs: Sequence[Run]) -> list[Run]:
   """Completed runs best first, then unfinished ones, then failed ones."""
   metric = aggregate.ranking_metric(runs)
-  group = {'completed': 0, 'incomplete': 1}
+  group = {'completed': 0, 'pruned': 1, 'incomplete': 2}
 
   def key(run: Run) -> tuple[Any, ...]:
     value = run.results.get(metric)
@@ -135,6 +136,8 @@ def sort_runs(runs: Sequence[Run]) -> list[Run]:
 
 def _status_cell(run: Run) -> str:
   error = run.results.get('error')
+  if run.status == 'pruned':
+    return f'pruned at epoch {run.results.get("epochs")}'
   return f'{run.status}: {error}' if error else run.status
 
 
@@ -433,6 +436,12 @@ def _mean_curve(runs: Sequence[Run], kind: str, key: str) -> tuple[np.ndarray, n
   return epochs, mean, std, max((len(v) for v in values), default=0)
 
 
+def _pruned_note(runs: Sequence[Run]) -> str:
+  """' (pruned at epoch 3)' for a variant whose runs a sweep's pruner stopped, '' otherwise."""
+  epochs = sorted({str(r.results.get('epochs')) for r in runs if r.status == 'pruned'})
+  return f' (pruned at epoch {", ".join(epochs)})' if epochs else ''
+
+
 def _plot_accuracy_curves(path: pathlib.Path, study: str, groups: Mapping[str, Sequence[Run]]) -> None:
   """Validation accuracy per epoch of every variant, its mean with a ± std band over seeds (training accuracy
   when no run has a validation split)."""
@@ -451,15 +460,18 @@ def _plot_accuracy_curves(path: pathlib.Path, study: str, groups: Mapping[str, S
         color=color,
         linestyle=('-', '--', ':', '-.')[i // len(colors) % 4],
         marker='.' if len(epochs) <= 30 else None,
-        label=name if n == 1 else f'{name} (n={n})',
+        label=(name if n == 1 else f'{name} (n={n})') + _pruned_note(runs),
     )
+    if _pruned_note(runs):  # where the pruner stopped it
+      ax.plot(epochs[-1:], 100 * mean[-1:], 'x', color=color, markersize=9)
     if n > 1:
       ax.fill_between(epochs, 100 * (mean - std), 100 * (mean + std), color=color, alpha=0.15, linewidth=0)
     plotted.append(name)
     counts.append(n)
   band = ', mean ± std' if max(counts, default=1) > 1 else ''
   what = 'validation accuracy' if kind == 'val' else 'training accuracy (no run has a validation split)'
-  title = f'{study}: {what} per epoch{band}\n{_n_label(counts)}'
+  pruned = any(r.status == 'pruned' for runs in groups.values() for r in runs)
+  title = f'{study}: {what} per epoch{band}\n{_n_label(counts)}' + (', x: pruned there' if pruned else '')
   _style(ax, title, 'epoch', 'accuracy (%)')
   _epoch_axis(ax)
   if plotted:

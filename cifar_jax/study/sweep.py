@@ -30,6 +30,8 @@ from cifar_jax.errors import ConfigError, UserError, check_choice
 
 VARIANT_KEYS = ('name', 'config', 'overrides')
 VECTORIZE = ('off', 'on', 'auto')  # the sweep key vectorize: never group, always group, group where it pays off
+SEARCHES = ('fixed', 'tpe')  # the listed variants, the grid or its random draws; or points Optuna's TPE samples
+PRUNERS = ('none', 'median', 'hyperband')  # Optuna's pruner that stops runs by their validation accuracy per epoch
 
 
 @dataclasses.dataclass
@@ -138,10 +140,12 @@ def seed_folder(variant: str, seed: int, seeds: int) -> str:
 
 def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[SweepRun]:
   """Every run of the sweep (each variant once per seed) with resolved configs and unique safe folder names;
-  a bad key or value raises ConfigError."""
+  a bad key or value raises ConfigError. A TPE search has none before it samples them (`sampled_run`)."""
   if not isinstance(sweep.seeds, int) or sweep.seeds < 1:
     raise ConfigError(f'seeds={sweep.seeds!r} must be a whole number >= 1 (runs per variant)')
-  shared = config_lib.flatten(sweep.overrides.to_dict())
+  check_search(sweep)
+  if sweep.search == 'tpe':
+    return []
   loaded, variants, seen = {}, [], set()
   for name, source, overrides in _specs(sweep):
     name = base_name = safe_name(name)
@@ -150,18 +154,61 @@ def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) 
       suffix += 1
       name = f'{base_name}-{suffix}'
     seen.add(name)
-    if source not in loaded:
-      loaded[source] = load_config_file(source)
-    config = copy.deepcopy(loaded[source])
-    _apply(config, shared, 'sweep overrides')
-    _apply(config, overrides, f'variant {name}')
-    for text in cli_overrides:
-      _apply(config, dict([parse_assignment(text, config)]), f'--set={text}')
-    for seed in range(config.seed, config.seed + sweep.seeds):
-      seeded = copy.deepcopy(config)
-      seeded.seed = seed
-      variants.append(SweepRun(seed_folder(name, seed, sweep.seeds), source, overrides, seeded, name, seed))
+    variants += _runs_of(sweep, name, source, overrides, cli_overrides, loaded)
   return variants
+
+
+def _runs_of(
+    sweep: ml_collections.ConfigDict,
+    name: str,
+    source: str,
+    overrides: dict[str, Any],
+    cli_overrides: Sequence[str],
+    loaded: dict[str, ml_collections.ConfigDict],
+) -> list[SweepRun]:
+  """The runs of variant `name` (one per seed): its config file (cached in `loaded`), then the sweep's shared
+  overrides, then its own, then the command line's."""
+  if source not in loaded:
+    loaded[source] = load_config_file(source)
+  config = copy.deepcopy(loaded[source])
+  _apply(config, config_lib.flatten(sweep.overrides.to_dict()), 'sweep overrides')
+  _apply(config, overrides, f'variant {name}')
+  for text in cli_overrides:
+    _apply(config, dict([parse_assignment(text, config)]), f'--set={text}')
+  runs = []
+  for seed in range(config.seed, config.seed + sweep.seeds):
+    seeded = copy.deepcopy(config)
+    seeded.seed = seed
+    runs.append(SweepRun(seed_folder(name, seed, sweep.seeds), source, overrides, seeded, name, seed))
+  return runs
+
+
+def sampled_run(sweep: ml_collections.ConfigDict, point: dict[str, Any], cli_overrides: Sequence[str]) -> SweepRun:
+  """The run of a grid point a search sampled, named after its values as a grid's variant is."""
+  return _runs_of(sweep, safe_name(name_from_values(point)), sweep.base, point, cli_overrides, {})[0]
+
+
+def check_search(sweep: ml_collections.ConfigDict) -> None:
+  """Refuses a search or pruner the sweep cannot have, naming the key."""
+  check_choice('search', sweep.search, SEARCHES)
+  check_choice('pruner', sweep.pruner, PRUNERS)
+  if sweep.search == 'tpe':
+    if not sweep.grid or sweep.num_samples < 1:
+      raise ConfigError("search='tpe' samples num_samples >= 1 points of a grid: set grid and num_samples")
+    if sweep.seeds != 1:
+      raise ConfigError(f"search='tpe' runs each sampled point once: seeds={sweep.seeds} must be 1")
+    for key, values in grid_values(sweep).items():
+      if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
+        raise ConfigError(f"search='tpe' samples numbers or text: grid.{key}={values!r} holds other values")
+  if sweep.pruner != 'none' and sweep.vectorize != 'off':
+    raise ConfigError(f"pruner={sweep.pruner!r} stops runs one by one: vectorize={sweep.vectorize!r} must be 'off'")
+
+
+def search_checks(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str]) -> list[SweepRun]:
+  """What a TPE search checks before it runs: points of its grid that take each value of every key once."""
+  grid = grid_values(sweep)
+  points = [{key: values[j % len(values)] for key, values in grid.items()} for j in range(max(map(len, grid.values())))]
+  return [sampled_run(sweep, point, cli_overrides) for point in points]
 
 
 def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
@@ -257,19 +304,31 @@ class _Sweep:
   def update(self, indices: Sequence[int], **fields: Any) -> None:
     """Sets `fields` in the sweep.json records of runs `indices`, under a lock that every worker takes."""
     names = {self.variants[i].name for i in indices}
-    lock = JournalFileOpenLock(str(self.sweep_file))
-    lock.acquire()
-    try:
-      state = run_dir.read_json(self.sweep_file)
+    with self._locked() as state:
       for record in state['variants']:
         if record['name'] in names:
           if 'status' in fields:  # a new status replaces the last one's details
             record.pop('error', None)
             record.pop('pruned_at_epoch', None)
           record.update(fields)
+
+  @contextlib.contextmanager
+  def _locked(self) -> Iterator[dict[str, Any]]:
+    """sweep.json's content to change, written back when the body ends, under a lock every worker takes."""
+    lock = JournalFileOpenLock(str(self.sweep_file))
+    lock.acquire()
+    try:
+      state = run_dir.read_json(self.sweep_file)
+      yield state
       run_dir.write_json(self.sweep_file, state)
     finally:
       lock.release()
+
+  def add(self, variant: SweepRun) -> None:
+    """Adds a sampled run's record to sweep.json (under the lock), unless another worker did."""
+    with self._locked() as state:
+      if variant.name not in {r['name'] for r in state['variants']}:
+        state['variants'].append(_record_of(variant))
 
 
 def _finished(folder: pathlib.Path, config: ml_collections.ConfigDict) -> bool:
@@ -371,24 +430,83 @@ def _value(summaries: Sequence[dict[str, Any]]) -> float | None:
   return sum(values) / len(values) if values else None
 
 
+def _record_of(variant: SweepRun) -> dict[str, Any]:
+  """A run's sweep.json record before it ran."""
+  return {
+      'name': variant.name,
+      'variant': variant.variant,
+      'seed': variant.seed,
+      'config': variant.source,
+      'overrides': variant.overrides,
+      'status': 'pending',
+  }
+
+
+def _sample(run: _Sweep, study: optuna.Study) -> optuna.Trial | None:
+  """A new trial at a grid point the sampler (TPE) chooses, while the search has fewer than num_samples points;
+  its run joins the sweep. None when the budget is spent (points sampled at once by two workers beyond it fail)."""
+  if run.sweep.search != 'tpe' or queue.sampled(study) >= run.sweep.num_samples:
+    return None
+  trial = study.ask()
+  if queue.sampled(study, before=trial.number) >= run.sweep.num_samples:
+    queue.finish(study, trial, TrialState.FAIL, None, skipped='over the search budget')
+    return None
+  point = {key: trial.suggest_categorical(key, list(values)) for key, values in grid_values(run.sweep).items()}
+  variant = sampled_run(run.sweep, point, run.cli_overrides)
+  trial.set_user_attr(queue.UNIT, variant.name)
+  trial.set_user_attr(queue.POINT, point)
+  return trial
+
+
+def _indices(run: _Sweep, units: dict[str, list[int]], trial: optuna.Trial) -> list[int] | None:
+  """The runs of the trial's unit: an enqueued unit's, or the sampled point's (added to the sweep if new)."""
+  point = trial.user_attrs.get(queue.POINT)
+  if point is None:
+    return units.get(queue.unit_of(trial))
+  variant = sampled_run(run.sweep, point, run.cli_overrides)
+  names = [v.name for v in run.variants]
+  if variant.name not in names:
+    run.variants.append(variant)
+    run.add(variant)
+    names.append(variant.name)
+  return [names.index(variant.name)]
+
+
+def _pruning_hook(run: _Sweep, study: optuna.Study, trial: optuna.Trial) -> Callable[[int, float | None], bool] | None:
+  """Reports each epoch's validation accuracy to the trial; True when the study's pruner stops the run."""
+  if run.sweep.pruner == 'none':
+    return None
+
+  def on_epoch(epoch: int, val_accuracy: float | None) -> bool:
+    if val_accuracy is None:
+      return False
+    trial.report(val_accuracy, epoch)
+    return trial.should_prune()
+
+  return on_epoch
+
+
 def _work(run: _Sweep, study: optuna.Study, units: dict[str, list[int]]) -> None:
-  """One worker: takes the next waiting unit of the queue and trains it, until none waits and none runs (a unit
-  another worker holds may come back to the queue if that worker dies)."""
+  """One worker: takes the next waiting unit of the queue (or samples a point, for a search) and trains it, until
+  none waits and none runs (a unit another worker holds may come back to the queue if that worker dies)."""
   poll = min(1.0, run.sweep.heartbeat)
   while True:
-    trial = queue.take(study)
+    trial = queue.take(study) or _sample(run, study)
     if trial is None:
       if not queue.busy(study):
         return
       time.sleep(poll)
       continue
-    indices = units.get(queue.unit_of(trial))
+    indices = _indices(run, units, trial)
     if indices is None or queue.is_duplicate(study, trial):  # another config's unit, or enqueued twice
       queue.finish(study, trial, TrialState.FAIL, None, skipped='duplicate' if indices else 'not in this sweep')
       continue
     with queue.alive(study, trial):
       try:
-        summaries = _train_group(run, indices) if len(indices) > 1 else [_train_one(run, indices[0], None)]
+        if len(indices) > 1:
+          summaries = _train_group(run, indices)
+        else:
+          summaries = [_train_one(run, indices[0], _pruning_hook(run, study, trial))]
       except (preemption.Stopped, KeyboardInterrupt):
         queue.requeue(study, trial)
         raise
@@ -404,8 +522,24 @@ def _study_name(sweep: ml_collections.ConfigDict, workdir: pathlib.Path) -> str:
   return sweep.study or f'sweep-{workdir.resolve().name}'
 
 
-def _open(run: _Sweep) -> optuna.Study:
-  return queue.open_study(run.workdir, run.sweep.storage, _study_name(run.sweep, run.workdir), run.sweep.heartbeat)
+def _open(run: _Sweep, worker: int = 0) -> optuna.Study:
+  """The sweep's study with its sampler (TPE seeded by the sweep's seed and the worker) and pruner."""
+  sweep = run.sweep
+  sampler = optuna.samplers.TPESampler(seed=sweep.seed + worker) if sweep.search == 'tpe' else None
+  pruner = {
+      'none': optuna.pruners.NopPruner,
+      'median': lambda: optuna.pruners.MedianPruner(n_startup_trials=sweep.pruner_startup_trials),
+      'hyperband': lambda: optuna.pruners.HyperbandPruner(min_resource=1),
+  }[sweep.pruner]()
+  return queue.open_study(run.workdir, sweep.storage, _study_name(sweep, run.workdir), sweep.heartbeat, sampler, pruner)
+
+
+def _runs(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str], workdir: pathlib.Path) -> list[SweepRun]:
+  """The sweep's runs: expanded, or for a search those it sampled so far (sweep.json lists them)."""
+  if sweep.search != 'tpe':
+    return expand(sweep, cli_overrides)
+  earlier = (run_dir.read_json(workdir / run_dir.SWEEP_FILE) or {}).get('variants', [])
+  return [sampled_run(sweep, r['overrides'], cli_overrides) for r in earlier]
 
 
 def worker_main(
@@ -419,9 +553,10 @@ def worker_main(
   """A worker process of `run_sweep` (cifar_jax/study/workers.py starts it): trains units until the queue is
   empty; returns its exit status (0, or 130 / 143 when stopped by Ctrl-C / SIGTERM)."""
   config = ml_collections.ConfigDict(sweep)
-  run = _Sweep(config, pathlib.Path(workdir), cli_overrides, allow_config_change, expand(config, cli_overrides))
+  path = pathlib.Path(workdir)
+  run = _Sweep(config, path, cli_overrides, allow_config_change, _runs(config, cli_overrides, path))
   try:
-    _work(run, _open(run), units)
+    _work(run, _open(run, index), units)
   except preemption.Stopped as e:
     print(f'worker {index}: {e}', file=sys.stderr, flush=True)
     return e.exit_status
@@ -436,14 +571,7 @@ def _start_records(run: _Sweep, command: str | None) -> None:
   earlier = {r['name']: r for r in (run_dir.read_json(run.sweep_file) or {}).get('variants', [])}
   records = []
   for v in run.variants:
-    record = {
-        'name': v.name,
-        'variant': v.variant,
-        'seed': v.seed,
-        'config': v.source,
-        'overrides': v.overrides,
-        'status': 'pending',
-    }
+    record = _record_of(v)
     before = earlier.get(v.name, {})
     if before.get('config') == v.source and before.get('overrides') == v.overrides:
       record |= {k: before[k] for k in ('status', 'error', 'pruned_at_epoch') if k in before}
@@ -452,10 +580,29 @@ def _start_records(run: _Sweep, command: str | None) -> None:
       'command': command,
       'sweep': config_lib.config_as_json(run.sweep),
       'set': list(run.cli_overrides),
-      'varied': _varied(run.variants),
+      'varied': list(grid_values(run.sweep)) if run.sweep.search == 'tpe' else _varied(run.variants),
       'variants': records,
   }
   run_dir.write_json(run.sweep_file, state)
+
+
+def _announce(run: _Sweep, count: int) -> None:
+  """Says what the sweep runs, in one line."""
+  sweep, variants = run.sweep, run.variants
+  size = grid_size(sweep) if sweep.grid else 0
+  by = f' by {count} workers' if count > 1 else ''
+  if sweep.search == 'tpe':
+    pruned = f', pruned by the {sweep.pruner} pruner' if sweep.pruner != 'none' else ''
+    print(f'TPE search of {sweep.num_samples} points of a grid of {size:,}{pruned}{by} in {run.workdir}', flush=True)
+    return
+  names = list(dict.fromkeys(v.variant for v in variants))
+  drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
+  seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
+  pruned = f', pruned by the {sweep.pruner} pruner' if sweep.pruner != 'none' else ''
+  print(
+      f'Sweep of {plural(len(names), "variant")}{drawn}{seeds}{pruned}{by} in {run.workdir}: {", ".join(names)}',
+      flush=True,
+  )
 
 
 def run_sweep(
@@ -466,25 +613,23 @@ def run_sweep(
     command: str | None = None,
     allow_config_change: bool = False,
 ) -> list[dict[str, Any]]:
-  """Runs every variant not finished yet with `workers` processes taking units from the sweep's Optuna queue,
-  records each status in sweep.json, writes the report; returns the records."""
+  """Runs every variant not finished yet with `workers` processes taking units from the sweep's Optuna queue
+  (or sampling points, for a search), records each status in sweep.json, writes the report; returns the records."""
   count = workers.worker_count(sweep.workers)
   variants = expand(sweep, cli_overrides)
-  check_variants(variants, pathlib.Path(workdir), allow_config_change)
+  checked = search_checks(sweep, cli_overrides) if sweep.search == 'tpe' else variants
+  check_variants(checked, pathlib.Path(workdir), allow_config_change)
   if sweep.storage:  # a database: refused before the workdir is made
     queue.open_study(pathlib.Path(workdir), sweep.storage, _study_name(sweep, pathlib.Path(workdir)), sweep.heartbeat)
   workdir = run_dir.prepare(workdir, needed_bytes=0)
-  run = _Sweep(sweep, workdir, list(cli_overrides), allow_config_change, variants)
+  run = _Sweep(sweep, workdir, list(cli_overrides), allow_config_change, _runs(sweep, cli_overrides, workdir))
   study = _open(run)
   _start_records(run, command)
-  size = grid_size(sweep) if sweep.grid else 0
-  names = list(dict.fromkeys(v.variant for v in variants))
-  drawn = f', drawn at random from a grid of {size:,} points' if len(names) < size else ''
-  seeds = f' x {sweep.seeds} seeds = {len(variants)} runs' if sweep.seeds > 1 else ''
-  by = f' by {count} workers' if count > 1 else ''
-  print(f'Sweep of {plural(len(names), "variant")}{drawn}{seeds}{by} in {workdir}: {", ".join(names)}', flush=True)
-  units = {_unit_key(run, batch): batch for batch in _run_groups(sweep, variants, workdir)}
-  queue.enqueue_missing(study, list(units))
+  _announce(run, count)
+  units = {}
+  if sweep.search != 'tpe':
+    units = {_unit_key(run, batch): batch for batch in _run_groups(sweep, run.variants, workdir)}
+    queue.enqueue_missing(study, list(units))
   if count == 1:
     _work(run, study, units)
   else:

@@ -33,4 +33,11 @@ def get_config() -> ml_collections.ConfigDict:
   )
   config.study = ''  # the Optuna study's name in the storage; '' is sweep-<workdir's folder name>
   config.heartbeat = 10  # seconds between a worker's heartbeats; a run silent for 3 of them is taken over by another
+  # Search and pruning: 'fixed' runs the variants, the grid or its num_samples random draws; 'tpe' samples
+  # num_samples points of the grid with Optuna's TPE sampler (seeded by seed), each run once
+  config.search = 'fixed'
+  # 'median' or 'hyperband': Optuna's pruner gets each epoch's validation accuracy and stops a run that cannot catch
+  # up; it is recorded as pruned at that epoch (not failed). 'none' trains every run to its end
+  config.pruner = 'none'
+  config.pruner_startup_trials = 5  # median: runs that finish before any is pruned
   return config
