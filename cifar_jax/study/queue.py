@@ -130,6 +130,13 @@ def take(study: optuna.Study) -> optuna.Trial | None:
   return None
 
 
+def ask(study: optuna.Study) -> optuna.Trial:
+  """A new trial from the study's sampler (a search's next point), kept alive by `alive` as a taken one is."""
+  with warnings.catch_warnings():  # Optuna warns that ask() does not beat the heartbeat: `alive` does
+    warnings.filterwarnings('ignore', message='Heartbeat of storage is supposed to be used with Study.optimize')
+    return study.ask()
+
+
 def is_duplicate(study: optuna.Study, trial: optuna.Trial) -> bool:
   """Whether an earlier trial for the same unit is running: the unit was enqueued twice, and that one trains it."""
   unit = unit_of(trial)

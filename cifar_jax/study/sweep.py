@@ -447,7 +447,7 @@ def _sample(run: _Sweep, study: optuna.Study) -> optuna.Trial | None:
   its run joins the sweep. None when the budget is spent (points sampled at once by two workers beyond it fail)."""
   if run.sweep.search != 'tpe' or queue.sampled(study) >= run.sweep.num_samples:
     return None
-  trial = study.ask()
+  trial = queue.ask(study)
   if queue.sampled(study, before=trial.number) >= run.sweep.num_samples:
     queue.finish(study, trial, TrialState.FAIL, None, skipped='over the search budget')
     return None
