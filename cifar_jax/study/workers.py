@@ -60,14 +60,16 @@ def assignment(index: int, count: int, gpus: Sequence[str], cores: Sequence[int]
 
 def _start(target: Callable[..., int], args: tuple[Any, ...], cores: set[int]) -> None:
   """The worker process: pinned to `cores` before anything in it starts JAX, then `target(*args)`."""
-  os.sched_setaffinity(0, cores)
+  if hasattr(os, 'sched_setaffinity'):  # Linux; elsewhere the workers share every core
+    os.sched_setaffinity(0, cores)
   raise SystemExit(target(*args))
 
 
 def run(count: int, target: Callable[..., int], args: tuple[Any, ...]) -> list[int]:
   """Runs `target(*args, index)` in `count` spawned processes, each with its devices, and returns their exit
   codes; Ctrl-C (which the terminal sends to every worker too) waits for them to checkpoint and stop."""
-  gpus, cores = local_gpus(), sorted(os.sched_getaffinity(0))
+  cores = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else list(range(os.cpu_count() or 1))
+  gpus = local_gpus()
   context = multiprocessing.get_context('spawn')  # a fresh interpreter: JAX starts there, on its own devices
   processes = []
   for index in range(count):
