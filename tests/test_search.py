@@ -79,14 +79,14 @@ def test_tpe_needs_numbers_or_text_in_the_grid():
 
 
 def test_a_pruned_run_is_pruned_in_every_output(tmp_path, cifar10_dir):
-  # The first run learns (learning rate 0.05, 1,024 images, two epochs); the second cannot (learning rate 0), so
+  # The first run learns (learning rate 0.05, 1,024 images, two epochs); the second cannot (learning rate 1e-6), so
   # after its first epoch the median pruner, which compares it with the first from the start, stops it.
-  grid = {'optimizer': {'learning_rate': [0.05, 0.0]}}
+  grid = {'optimizer': {'learning_rate': [0.05, 1e-6]}}
   config = _smoke(grid, pruner='median', pruner_startup_trials=1)
   workdir = tmp_path / 'pruned'
   cli = [f'data.data_dir={cifar10_dir}', 'num_epochs=2', 'data.max_train_examples=1024']
   records = sweep.run_sweep(config, workdir, cli)
-  good, bad = 'learning_rate=0.05', 'learning_rate=0'
+  good, bad = 'learning_rate=0.05', 'learning_rate=1e-06'
   assert [(r['name'], r['status']) for r in records] == [(good, 'completed'), (bad, 'pruned')]
   assert records[1]['pruned_at_epoch'] == 1 and 'error' not in records[1]
   summary = json.loads((workdir / bad / 'summary.json').read_text())
