@@ -66,6 +66,8 @@ class Trainer:
     state, self.pending = self.book.resume(self.exp.state, allow_config_change)
     self.step = int(state.step)
     self.state = self.exp.dp.put_state(state)
+    if self.pending is not None:  # restored on the host: placed like the steps' metrics, explicitly (transfer guard)
+      self.pending = self.exp.dp.put_state(self.pending)
 
   def run(self) -> dict[str, Any]:
     """Trains to the end (or the step cap, or until `on_epoch` prunes it), evaluates on the test set, writes
