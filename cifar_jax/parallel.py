@@ -73,11 +73,13 @@ class JitParallel:
 
   def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
     """Assembles this process's slice of a host batch into one array sharded over every device;
-    a batch already on the devices (the device pipeline's) passes through."""
-    return {
-        k: v if isinstance(v, jax.Array) else jax.make_array_from_process_local_data(self.sharded, v)
-        for k, v in batch.items()
-    }
+    a batch already on the devices (the device pipeline's) passes through. The copy is explicit, so the training
+    loop's transfer guard allows it."""
+    with jax.transfer_guard_host_to_device('allow'):
+      return {
+          k: v if isinstance(v, jax.Array) else jax.make_array_from_process_local_data(self.sharded, v)
+          for k, v in batch.items()
+      }
 
   def compile_train(self, step: Callable) -> Callable:
     """step(state, batch, seed) compiled with the state donated; the seed is replicated like the state."""

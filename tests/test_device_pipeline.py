@@ -133,7 +133,7 @@ def test_gather_needs_no_cross_device_traffic(pipeline: device.DevicePipeline) -
   order = jax.device_put(np.zeros((2, BATCH_SIZE), np.int32), pipeline.per_step)
   counter = jax.device_put(np.zeros(2, np.int32), pipeline.replicated)
   train_batch = pipeline._train_batch  # pylint: disable=protected-access
-  hlo = train_batch.lower(*pipeline.splits['train'], order, counter).compile().as_text()
+  hlo = train_batch.lower(pipeline.seed_array, *pipeline.splits['train'], order, counter).compile().as_text()
   assert not re.findall(r'all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter', hlo)
 
 

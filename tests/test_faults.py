@@ -139,6 +139,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one_with_a_warni
   reference_path, path = tmp_path / 'reference', tmp_path / 'run'
   trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), reference_path)
   shutil.copytree(reference_path, path)
+  (path / 'summary.json').unlink()  # killed after its last checkpoint: a finished run would not be resumed at all
   damage(_largest_file(path / 'checkpoints' / 'latest' / str(STEPS) / 'state'))
   capsys.readouterr()
   trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), path)
@@ -154,6 +155,7 @@ def test_no_usable_checkpoint_is_an_error_not_a_fresh_start(tmp_path, cifar10_di
   trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
   for step in helpers.checkpoint_steps(path):
     _truncate(_largest_file(path / 'checkpoints' / 'latest' / str(step) / 'state'))
+  (path / 'summary.json').unlink()  # killed after its last checkpoint: a finished run would not be resumed at all
   metrics_before = (path / 'metrics.jsonl').read_text()
   with pytest.raises(UserError, match='no usable checkpoint'):
     trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_epochs=2), path)
@@ -206,13 +208,14 @@ def test_bad_input_on_an_existing_run_exits_non_zero_without_traceback_and_damag
   for flags, message in (
       (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'optimizer.learning_rate': -1}), 'optimizer.learning_rate=-1'),
       (helpers.tiny_flags(cifar10_dir, num_epochs=1, **{'model.dropout': 1.5}), 'model.dropout'),
-      (helpers.tiny_flags(bad_data.parent, num_epochs=1), 'data_batch_3'),
       (helpers.tiny_flags(cifar10_dir, num_epochs=1, batch_size=0), 'batch_size=0'),
   ):
     result = helpers.run_cli(*flags, f'--workdir={path}')
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.count('error: ') == 1 and message in result.stderr, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
+  finished = helpers.run_cli(*helpers.tiny_flags(bad_data.parent, num_epochs=1), f'--workdir={path}')
+  assert finished.returncode == 0 and 'nothing to do' in finished.stdout  # a finished run reads no data
   assert _tree_digest(path) == before
 
 

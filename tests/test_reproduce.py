@@ -146,7 +146,7 @@ def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_
     [
         (
             'optimizer.learnig_rate=1',
-            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate?",
+            "unknown config key 'optimizer.learnig_rate'; did you mean optimizer.learning_rate ",
         ),
         ('oops', "--set='oops' must read key=value"),
     ],
