@@ -42,6 +42,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 from cifar_jax import parallel  # noqa: E402
 from cifar_jax.training import experiment, trainer  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10, normalization, pipeline, tf_import  # noqa: E402
+from cifar_jax.data.batch import Batch  # noqa: E402
 from configs import default  # noqa: E402
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
@@ -89,7 +90,6 @@ COLUMNS = (  # (JSON key, Markdown header, format, text when the value is missin
     ('note', 'note', '{}', ''),
 )
 
-Batch = dict[str, Any]
 # Dense (no sparsity) peak TFLOP/s by device kind and compute dtype, from NVIDIA's H100 and H200 datasheets (the
 # sparse figures halved). float32: TF32 tensor cores, which XLA uses for float32 convolutions and matrix products on
 # these GPUs at JAX's default precision. First match of the device kind wins, so 'H100 PCIe' comes before 'H100'.

@@ -14,6 +14,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from cifar_jax.data.batch import Batch
 from cifar_jax.errors import ConfigError, check_choice
 from cifar_jax.models import layers
 
@@ -43,7 +44,7 @@ class DataParallel(Protocol):
   def get_state(self, state: Any) -> Any:
     ...
 
-  def put_batch(self, batch: dict[str, np.ndarray]) -> Any:
+  def put_batch(self, batch: Batch) -> Batch:
     ...
 
   def compile_train(self, step: Callable) -> Callable:
@@ -71,7 +72,7 @@ class JitParallel:
     """The state as one logical copy (already so under jit)."""
     return state
 
-  def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
+  def put_batch(self, batch: Batch) -> Batch:
     """Assembles this process's slice of a host batch into one array sharded over every device;
     a batch already on the devices (the device pipeline's) passes through. The copy is explicit, so the training
     loop's transfer guard allows it."""
@@ -115,7 +116,7 @@ class PmapParallel:
     """The first device's copy (all copies are identical)."""
     return jax.tree.map(lambda x: x[0], state)
 
-  def put_batch(self, batch: dict[str, np.ndarray | jax.Array]) -> dict[str, jax.Array]:
+  def put_batch(self, batch: Batch) -> Batch:
     """The batch split along a leading device axis, one slice per device: an explicit copy, allowed under
     `jax.transfer_guard('disallow')` (which the training loop runs under)."""
     n = len(self.devices)

@@ -16,10 +16,9 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from cifar_jax import parallel
 from cifar_jax.data import augment_jax, cifar10, normalization
 from cifar_jax.data.augment_config import Examples
+from cifar_jax.data.batch import Batch
 from cifar_jax.data.cifar10 import Cifar10, Split
 from cifar_jax.data.normalization import Normalization
-
-Batch = dict[str, jax.Array]
 
 
 def _put(array: np.ndarray, sharding: NamedSharding) -> jax.Array:

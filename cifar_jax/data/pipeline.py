@@ -8,18 +8,17 @@ pipeline is chosen, so a device-pipeline run works where TensorFlow is not insta
 """
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import jax
 import ml_collections
 
 from cifar_jax.data import device
+from cifar_jax.data.batch import Batch
 from cifar_jax.data.cifar10 import Cifar10
 from cifar_jax.errors import check_choice
 
 PIPELINES = ('tfdata', 'device')
-
-Batch = dict[str, Any]  # numpy arrays (tfdata) or sharded jax arrays (device); `dp.put_batch` takes both
 
 
 class Pipeline(Protocol):

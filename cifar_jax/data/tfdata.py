@@ -10,13 +10,12 @@ import numpy as np
 
 from cifar_jax.data import augment_tf, cifar10, normalization, tf_import
 from cifar_jax.data.augment_config import Examples
+from cifar_jax.data.batch import Batch
 from cifar_jax.data.cifar10 import Cifar10, Split
 from cifar_jax.data.normalization import Normalization
 from cifar_jax.errors import ConfigError
 
 tf = tf_import.import_tensorflow()
-
-Batch = dict[str, np.ndarray]
 
 
 def _local_batch_size(batch_size: int, process_count: int) -> int:

@@ -18,6 +18,7 @@ from flax import nnx
 from cifar_jax import parallel
 from cifar_jax.training import fused, optim, steps
 from cifar_jax.data import augment_jax, cifar10, normalization
+from cifar_jax.data.batch import Batch
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model, torch_weights
 
@@ -119,8 +120,8 @@ class Experiment:
   graphdef: nnx.GraphDef
   state: steps.TrainState  # on the host: restore a checkpoint into it, then `dp.put_state`
   seed: jax.Array  # config.seed on the devices: an argument of the compiled steps, not a constant in them
-  step_program: Callable[[steps.TrainState, steps.Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
-  eval_step: Callable[[steps.TrainState, steps.Batch], steps.EvalMetrics]
+  step_program: Callable[[steps.TrainState, Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
+  eval_step: Callable[[steps.TrainState, Batch], steps.EvalMetrics]
   learning_rate_fn: optim.LearningRate  # the schedule, and the plateau's update after each validation
   pipeline: Pipeline
   fused: fused.FusedSteps | None  # steps_per_call > 1: that many train steps per dispatch (device pipeline only)
@@ -129,7 +130,7 @@ class Experiment:
   num_params: int
   inputs: tuple[str, ...]  # for the banner: how inputs are standardised, and the initial weights when not random
 
-  def train_step(self, state: steps.TrainState, batch: steps.Batch) -> tuple[steps.TrainState, steps.TrainMetrics]:
+  def train_step(self, state: steps.TrainState, batch: Batch) -> tuple[steps.TrainState, steps.TrainMetrics]:
     """One compiled train step of this run (its seed given); the state is donated."""
     return self.step_program(state, batch, self.seed)
 

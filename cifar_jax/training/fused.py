@@ -18,11 +18,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 from cifar_jax import parallel
 from cifar_jax.training import steps
 from cifar_jax.data import device
+from cifar_jax.data.batch import Batch
 from cifar_jax.errors import ConfigError
 
-StepFn = Callable[[steps.TrainState, steps.Batch], tuple[steps.TrainState, steps.TrainMetrics]]
-SeededStepFn = Callable[[steps.TrainState, steps.Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
-BatchFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[steps.Batch, jax.Array]]
+StepFn = Callable[[steps.TrainState, Batch], tuple[steps.TrainState, steps.TrainMetrics]]
+SeededStepFn = Callable[[steps.TrainState, Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
+BatchFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[Batch, jax.Array]]
 
 
 def check_fused_config(config: ml_collections.ConfigDict) -> None:

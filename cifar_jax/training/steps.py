@@ -18,9 +18,8 @@ import optax
 from clu import metrics
 from flax import nnx
 
+from cifar_jax.data.batch import Batch
 from cifar_jax.training import optim
-
-Batch = dict[str, jax.Array]
 
 
 @flax.struct.dataclass
