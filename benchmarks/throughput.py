@@ -39,7 +39,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
-from cifar_jax import parallel  # noqa: E402
+from cifar_jax import config_check, parallel  # noqa: E402
 from cifar_jax.training import experiment, trainer  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10, normalization, pipeline, tf_import  # noqa: E402
 from cifar_jax.data.batch import Batch  # noqa: E402
@@ -121,7 +121,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--model-kwargs', help='JSON keyword arguments for every model, e.g. {"width": 8}')
   parser.add_argument('--batch-sizes', help=f'comma-separated global batch sizes (default {DEFAULTS["batch_sizes"]})')
   parser.add_argument('--dtypes', default=','.join(experiment.DTYPES), help='comma-separated compute dtypes')
-  parser.add_argument('--parallelism', default=','.join(parallel.PARALLELISMS), help='comma-separated: jit, pmap')
+  parser.add_argument('--parallelism', default=','.join(config_check.PARALLELISMS), help='comma-separated: jit, pmap')
   parser.add_argument('--pipelines', default=','.join(PIPELINES), help='comma-separated: ' + ', '.join(PIPELINES))
   parser.add_argument('--num-examples', type=int, help='training images per epoch (default: all 50,000)')
   parser.add_argument(

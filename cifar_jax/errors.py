@@ -1,6 +1,7 @@
 """User-facing errors: bad config values, bad data. Every command prints them as one line, no traceback
 (cifar_jax/cli.py)."""
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -17,7 +18,9 @@ class DataError(UserError):
 
 
 def check_choice(key: str, value: object, choices: Iterable[str]) -> None:
-  """Raises ConfigError naming `key` and listing `choices` unless `value` is one of them."""
+  """Raises ConfigError naming `key`, listing `choices` and the closest ones unless `value` is one of them."""
   choices = sorted(choices)
   if value not in choices:
-    raise ConfigError(f'{key}={value!r} is not one of: {", ".join(choices)}')
+    close = difflib.get_close_matches(str(value), choices, n=2)
+    hint = f'; did you mean {" or ".join(close)}?' if close else ''
+    raise ConfigError(f'{key}={value!r} is not one of: {", ".join(choices)}{hint}')

@@ -12,7 +12,7 @@ import functools
 from absl import app, flags
 from ml_collections import config_flags
 
-from cifar_jax import cli, config_lib
+from cifar_jax import cli, config_check, config_lib
 from cifar_jax.data import cifar10
 
 # Unlocked and open to new keys, so that a mistyped override reaches check_config, which names the closest keys.
@@ -32,9 +32,9 @@ flags.mark_flags_as_required(['config', 'workdir'])
 
 
 def train() -> None:
-  """Checks the config's keys, plain values and named data folder (before JAX, Flax and Orbax are imported, so
-  that a typo is refused in well under two seconds), then trains."""
-  config_lib.check_values(_CONFIG.value)
+  """Checks the config's keys, names, plain values and named data folder (before JAX, Flax and Orbax are imported,
+  so that a typo or an unknown name is refused in well under two seconds), then trains."""
+  config_check.check_config(_CONFIG.value)
   if _CONFIG.value.data.source != 'tfds':
     cifar10.check_named_folder(_CONFIG.value.data.data_dir or None)
   import jax  # pylint: disable=import-outside-toplevel

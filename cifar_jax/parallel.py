@@ -14,12 +14,12 @@ import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from cifar_jax import config_check
 from cifar_jax.data.batch import Batch
 from cifar_jax.errors import ConfigError, check_choice
 from cifar_jax.models import layers
 
 AXIS = 'data'
-PARALLELISMS = ('jit', 'pmap')
 
 
 def check_batch_size(key: str, batch_size: int) -> None:
@@ -134,7 +134,7 @@ class PmapParallel:
 
 def create_parallel(name: str) -> DataParallel:
   """The strategy for `config.parallelism`."""
-  check_choice('parallelism', name, PARALLELISMS)
+  check_choice('parallelism', name, config_check.PARALLELISMS)
   return JitParallel() if name == 'jit' else PmapParallel()
 
 

@@ -53,6 +53,7 @@ from ml_collections import config_flags
 
 from cifar_jax import cli, config_lib
 from cifar_jax.data import cifar10
+from cifar_jax.study import expansion
 from cifar_jax.config_lib import parse_flags
 
 
@@ -85,11 +86,13 @@ class _Flags:
 
 
 def sweep(cli_flags: _Flags) -> int:
-  """Runs the sweep; 1 when a variant failed. The --set lines and a data folder they name are checked first,
-  before the sweep library (and JAX) is imported."""
+  """Runs the sweep; 1 when a variant failed. The --set lines, a data folder they name, the sweep's own names and
+  every run config's keys, names and plain values are checked first, before the sweep library (and JAX) is
+  imported."""
   settings = config_lib.check_settings(cli_flags.assignments.value)
   if any(text.startswith('data.data_dir=') for text in cli_flags.assignments.value):
     cifar10.check_named_folder(settings.data.data_dir or None)
+  expansion.check_configs(cli_flags.config.value, cli_flags.assignments.value)
   from cifar_jax.study.sweep import run_sweep  # pylint: disable=import-outside-toplevel  # after the flags parsed
 
   records = run_sweep(

@@ -12,8 +12,12 @@ GROUPS = ('model', 'optimizer', 'schedule', 'regularization', 'data', 'augment',
 
 
 def _run(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+  return _python('-m', module, *args, env=env)
+
+
+def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
   return subprocess.run(
-      [sys.executable, '-m', module, *args],
+      [sys.executable, *args],
       cwd=helpers.REPO,
       env=env or helpers.cli_env(),
       capture_output=True,
@@ -164,3 +168,59 @@ def test_the_one_wrapper_exits_1_on_bad_input_and_128_plus_the_signal_on_a_stop(
   _, err = process.communicate(timeout=60)
   assert process.returncode == status
   assert len(err.strip().splitlines()) == 1 and err.startswith(said), err
+
+
+# Runs the command named by argv[1] (its arguments after it) with every heavy library refused at import: an import
+# of one raises an exception no `except ImportError` catches, so the command can only give its one error line if it
+# refused its input before importing any of them.
+WITHOUT_HEAVY_IMPORTS = """
+import runpy, sys
+
+HEAVY = ('jax', 'jaxlib', 'flax', 'optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'clu', 'optuna')
+
+class HeavyImport(BaseException):
+  pass
+
+class Refuse:
+  def find_spec(self, name, path=None, target=None):
+    if name.split('.')[0] in HEAVY:
+      raise HeavyImport(name)
+
+sys.meta_path.insert(0, Refuse())
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)
+"""
+
+SWEEP_OF_AN_UNKNOWN_OPTIMIZER = """
+from configs.sweeps import default
+
+def get_config():
+  config = default.get_config()
+  config.base = 'configs/mlp.py'
+  config.variants = [{'name': 'fine', 'overrides': {}}, {'name': 'lion', 'overrides': {'optimizer.name': 'lion'}}]
+  return config
+"""
+
+
+@pytest.mark.parametrize(
+    ('module', 'args', 'said'),
+    [
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.model.name=resnet99'], "model.name='resnet99'"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.optimizer.name=lion'], "optimizer.name='lion'"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.schedule.name=cyclic'], "schedule.name='cyclic'"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.dtype=float16'], "dtype='float16'"),
+        ('cifar_jax.sweep', ['--config={sweep}'], "variant lion: optimizer.name='lion'"),
+        ('cifar_jax.sweep', ['--config={sweep}', '--set=data.pipeline=dali'], "data.pipeline='dali'"),
+    ],
+)
+def test_an_unknown_name_is_refused_before_jax_flax_tensorflow_orbax_or_optuna_are_imported(
+    tmp_path, module, args, said
+):
+  sweep = tmp_path / 'sweep_config.py'
+  sweep.write_text(SWEEP_OF_AN_UNKNOWN_OPTIMIZER)
+  run = tmp_path / 'run'
+  result = _python('-c', WITHOUT_HEAVY_IMPORTS, module, *(a.format(sweep=sweep) for a in args), f'--workdir={run}')
+  assert result.returncode == 1, result.stderr[-2000:]
+  assert result.stderr.startswith('error: ') and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
+  assert said in result.stderr and ' is not one of: ' in result.stderr
+  assert not run.exists()

@@ -6,7 +6,7 @@ from flax import nnx
 import pytest
 
 from cifar_jax import config_lib
-from cifar_jax.study import sweep
+from cifar_jax.study import expansion, sweep
 from cifar_jax.training import experiment, trainer
 from cifar_jax.errors import ConfigError
 from cifar_jax.models import count_params
@@ -138,7 +138,7 @@ def test_sweep_config_expands_to_checked_variants(path, tmp_path, cifar10_dir, m
   monkeypatch.setenv('CIFAR10_DIR', str(cifar10_dir))  # check_variants also checks that the data is there
   config = config_lib.load_config_file(path)
   config.num_samples = min(config.num_samples, 4)  # random draws differ only in numbers: four show they hold
-  variants = sweep.expand(config)
+  variants = expansion.expand(config)
   sweep.check_variants(variants, tmp_path)
   assert f'python -m cifar_jax.sweep --config={path}' in pathlib.Path(path).read_text()
 
@@ -159,11 +159,11 @@ def test_sweep_config_expands_to_checked_variants(path, tmp_path, cifar10_dir, m
     ],
 )
 def test_sweeps_hold_the_reports_variants_in_order(path, names):
-  assert [v.name for v in sweep.expand(config_lib.load_config_file(path))] == names
+  assert [v.name for v in expansion.expand(config_lib.load_config_file(path))] == names
 
 
 def test_tp3_studies_change_one_thing_against_the_stage_baseline():
-  activations = sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_activations.py'))
+  activations = expansion.expand(config_lib.load_config_file('configs/sweeps/tp3_activations.py'))
   assert {v.config.model.activation for v in activations} == {
       'relu',
       'leaky_relu',
@@ -175,15 +175,15 @@ def test_tp3_studies_change_one_thing_against_the_stage_baseline():
       'softmax',
   }
   for study in ('tp3_optimizers', 'tp3_schedules'):
-    variants = sweep.expand(config_lib.load_config_file(f'configs/sweeps/{study}.py'))
+    variants = expansion.expand(config_lib.load_config_file(f'configs/sweeps/{study}.py'))
     assert all(v.config.model.activation == 'relu6' and v.config.model.name == 'resnet18' for v in variants)
   regularizers = {
-      v.name: v.config for v in sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_regularizers.py'))
+      v.name: v.config for v in expansion.expand(config_lib.load_config_file('configs/sweeps/tp3_regularizers.py'))
   }
   assert regularizers['data_augmentation'].augment.ops == ('random_crop', 'horizontal_flip', 'random_erasing')
   assert regularizers['dropout'].augment.ops == () and regularizers['dropout'].model.dropout > 0
   assert regularizers['Ridge'].regularization.l2 > 0 and regularizers['Lasso'].regularization.l1 > 0
-  drawn = sweep.expand(config_lib.load_config_file('configs/sweeps/tp3_hyperparameters.py'))
+  drawn = expansion.expand(config_lib.load_config_file('configs/sweeps/tp3_hyperparameters.py'))
   assert len(drawn) == 24 and all(v.config.augment.ops == () for v in drawn)
 
 

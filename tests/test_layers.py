@@ -1,7 +1,8 @@
 """The package's import rule: imports only run downward through the layers the folders name.
 
-commands -> reproduce, cli -> study -> training -> data, models, parallel, devices, plotting -> config_lib -> errors. A module may import
-its own layer or any layer below; never one above. Every import counts, including those inside functions.
+commands -> reproduce, cli -> study -> training -> data, models, parallel, devices, plotting, config_check -> config_lib
+-> errors. A module may import its own layer or any layer below; never one above. Every import counts, including those
+inside functions.
 """
 
 import ast
@@ -14,6 +15,7 @@ COMMANDS = ('main', 'sweep', 'report', 'analysis', 'figures')
 RANKS = {
     'errors': 0,
     'config_lib': 1,
+    'config_check': 2,
     'data': 2,
     'models': 2,
     'parallel': 2,

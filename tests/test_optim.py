@@ -7,6 +7,7 @@ import pytest
 
 import helpers
 
+from cifar_jax import config_check
 from cifar_jax.training import optim
 from cifar_jax.errors import ConfigError
 from configs import default
@@ -86,19 +87,19 @@ def test_plateau_scale_multiplies_every_update():
 )
 def test_bad_optimizer_settings_name_the_key(key, value, message):
   with pytest.raises(ConfigError, match=message):
-    optim.check_optim_config(_config(**{key: value}))
+    config_check.check_optim_config(_config(**{key: value}))
 
 
 def test_unknown_optimizer_lists_the_choices():
   with pytest.raises(ConfigError, match='adadelta, adagrad, adam, adamw, muon, rmsprop, sgd'):
-    optim.check_optim_config(_config(**{'optimizer.name': 'lbfgs'}))
+    config_check.check_optim_config(_config(**{'optimizer.name': 'lbfgs'}))
 
 
 def test_plateau_needs_a_validation_split():
   with pytest.raises(ConfigError, match='val_fraction'):
-    optim.check_optim_config(_config(**{'schedule.name': 'plateau', 'data.val_fraction': 0.0}))
+    config_check.check_optim_config(_config(**{'schedule.name': 'plateau', 'data.val_fraction': 0.0}))
 
 
 def test_nesterov_without_momentum_is_refused_like_pytorch():
   with pytest.raises(ConfigError, match='optimizer.nesterov.*optimizer.momentum'):
-    optim.check_optim_config(_config(**{'optimizer.nesterov': True, 'optimizer.momentum': 0.0}))
+    config_check.check_optim_config(_config(**{'optimizer.nesterov': True, 'optimizer.momentum': 0.0}))

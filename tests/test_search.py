@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 from optuna.trial import TrialState
 
-from cifar_jax.study import queue, sweep
+from cifar_jax import config_lib
+from cifar_jax.study import expansion, queue, sweep
 from cifar_jax.errors import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ def _in_repo(monkeypatch):
 
 
 def _smoke(grid, **fields):
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.grid = ml_collections.ConfigDict(grid)
   for key, value in fields.items():
     config[key] = value
@@ -47,7 +48,7 @@ def test_tpe_samples_num_samples_points_of_the_grid_and_stops(tmp_path, cifar10_
   assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
   for record, trial in zip(records, trials):  # each run is the point its trial sampled, valued by its accuracy
     assert record['overrides'] == trial.params == trial.user_attrs[queue.POINT]
-    assert record['name'] == sweep.name_from_values(trial.params)
+    assert record['name'] == expansion.name_from_values(trial.params)
     summary = json.loads((workdir / record['name'] / 'summary.json').read_text())
     assert trial.value == summary['val_accuracy']
   assert len((workdir / 'results.csv').read_text().splitlines()) == 4
@@ -69,13 +70,13 @@ def test_tpe_samples_num_samples_points_of_the_grid_and_stops(tmp_path, cifar10_
 def test_a_search_the_sweep_cannot_have_is_refused(fields, message):
   config = _smoke({'optimizer': {'learning_rate': [0.01, 0.05]}}, **fields)
   with pytest.raises(ConfigError, match=message):
-    sweep.expand(config)
+    expansion.expand(config)
 
 
 def test_tpe_needs_numbers_or_text_in_the_grid():
   config = _smoke({'model': {'hidden_sizes': [(8,), (16,)]}}, search='tpe', num_samples=2)
   with pytest.raises(ConfigError, match='grid.model.hidden_sizes'):
-    sweep.expand(config)
+    expansion.expand(config)
 
 
 def test_a_pruned_run_is_pruned_in_every_output(tmp_path, cifar10_dir):

@@ -17,6 +17,7 @@ from flax import nnx
 
 import helpers
 
+from cifar_jax import config_check
 from cifar_jax.data import augment_jax, augment_tf, cifar10, device, normalization, tfdata
 from cifar_jax.data.augment_config import Examples
 from cifar_jax.errors import ConfigError
@@ -410,4 +411,4 @@ def test_speedrun_benchmark_quick_mode_runs_and_writes_its_table(tmp_path, cifar
 )
 def test_bad_muon_settings_name_the_key(key, value):
   with pytest.raises(ConfigError, match=f'optimizer.{key}'):
-    optim.check_optim_config(_muon_config(**{f'optimizer.{key}': value}))
+    config_check.check_optim_config(_muon_config(**{f'optimizer.{key}': value}))

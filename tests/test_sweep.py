@@ -13,7 +13,7 @@ from PIL import Image
 import pytest
 
 from cifar_jax import sweep as sweep_command
-from cifar_jax.study import report, sweep
+from cifar_jax.study import expansion, report, sweep
 from cifar_jax import config_lib
 from cifar_jax.training import preemption, probe, run_dir, trainer
 from cifar_jax.data import cifar10
@@ -54,7 +54,7 @@ def test_variant_config_is_base_then_shared_overrides_then_its_own_then_set():
           {'config': 'configs/tp3/CNN_LeNet-5.py'},
       ],
   )
-  tanh, shared, lenet = sweep.expand(config, ['num_epochs=2', 'augment.ops=random_crop,horizontal_flip'])
+  tanh, shared, lenet = expansion.expand(config, ['num_epochs=2', 'augment.ops=random_crop,horizontal_flip'])
   assert (tanh.name, tanh.config.model.activation, tanh.config.model.name) == ('tanh', 'tanh', 'mlp')
   assert (shared.config.model.activation, shared.config.optimizer.learning_rate) == ('relu6', 0.5)
   assert (lenet.name, lenet.config.model.name, lenet.source) == ('CNN_LeNet-5', 'lenet5', 'configs/tp3/CNN_LeNet-5.py')
@@ -70,8 +70,8 @@ def test_grid_runs_every_point_in_product_order():
           {'optimizer': {'learning_rate': [0.1, 0.2]}, 'model': {'hidden_sizes': [(8,), (16, 8)]}}
       )
   )
-  variants = sweep.expand(config)
-  assert sweep.grid_size(config) == 4
+  variants = expansion.expand(config)
+  assert expansion.grid_size(config) == 4
   assert [v.name for v in variants] == [
       'hidden_sizes=8_learning_rate=0.1',
       'hidden_sizes=8_learning_rate=0.2',
@@ -89,33 +89,33 @@ def test_grid_runs_every_point_in_product_order():
 
 def test_seeds_run_every_variant_once_per_seed_in_its_own_folder():
   config = _sweep(variants=[{'name': 'a'}, {'name': 'b', 'overrides': {'model.activation': 'tanh'}}], seeds=3)
-  runs = sweep.expand(config, ['seed=10'])
+  runs = expansion.expand(config, ['seed=10'])
   assert [r.name for r in runs] == ['a/seed=10', 'a/seed=11', 'a/seed=12', 'b/seed=10', 'b/seed=11', 'b/seed=12']
   assert [(r.variant, r.seed, r.config.seed) for r in runs[3:]] == [('b', 10, 10), ('b', 11, 11), ('b', 12, 12)]
   assert {r.config.data.split_seed for r in runs} == {0}  # one validation split for every seed and variant
   assert {r.config.model.activation for r in runs[3:]} == {'tanh'}
   config.seeds = 1
-  assert [(r.name, r.seed) for r in sweep.expand(config)] == [('a', 0), ('b', 0)]  # one seed: the plain layout
+  assert [(r.name, r.seed) for r in expansion.expand(config)] == [('a', 0), ('b', 0)]  # one seed: the plain layout
   config.seeds = 0
   with pytest.raises(ConfigError, match='seeds=0 must be a whole number >= 1'):
-    sweep.expand(config)
+    expansion.expand(config)
 
 
 def test_random_draws_from_the_tp3_grid_are_distinct_repeatable_points():
   config = config_lib.load_config_file('configs/sweeps/tp3_hyperparameters.py')
-  assert sweep.grid_size(config) == 7 * 7 * 14 * 4 * 7 == 19_208
-  grid = sweep.grid_values(config)
+  assert expansion.grid_size(config) == 7 * 7 * 14 * 4 * 7 == 19_208
+  grid = expansion.grid_values(config)
   config.num_samples = 10
-  drawn = sweep.expand(config)
+  drawn = expansion.expand(config)
   assert len({v.name for v in drawn}) == 10
   for variant in drawn:
     assert all(variant.overrides[key] in values for key, values in grid.items())
     assert variant.config.optimizer.learning_rate == variant.overrides['optimizer.learning_rate']
-  assert [v.name for v in sweep.expand(config)] == [v.name for v in drawn]
+  assert [v.name for v in expansion.expand(config)] == [v.name for v in drawn]
   config.seed = 1
-  assert [v.name for v in sweep.expand(config)] != [v.name for v in drawn]
-  assert sweep.grid_point(grid, 0) == {key: values[0] for key, values in grid.items()}
-  assert sweep.grid_point(grid, 19_207) == {key: values[-1] for key, values in grid.items()}
+  assert [v.name for v in expansion.expand(config)] != [v.name for v in drawn]
+  assert expansion.grid_point(grid, 0) == {key: values[0] for key, values in grid.items()}
+  assert expansion.grid_point(grid, 19_207) == {key: values[-1] for key, values in grid.items()}
 
 
 @pytest.mark.parametrize('where', ['shared', 'variant', 'set'])
@@ -166,7 +166,7 @@ def test_names_become_safe_unique_folder_names():
           {'name': '...'},
       ]
   )
-  assert [v.name for v in sweep.expand(config)] == [
+  assert [v.name for v in expansion.expand(config)] == [
       '+DA_+LRA',
       'up_one',
       'same',
@@ -178,12 +178,12 @@ def test_names_become_safe_unique_folder_names():
 
 def test_set_values_are_read_by_the_type_of_the_key():
   config = config_lib.load_config_file('configs/tp3/MLP.py')
-  assert sweep.parse_assignment('schedule.name=step', config) == ('schedule.name', 'step')
-  assert sweep.parse_assignment('data.data_dir=123', config) == ('data.data_dir', '123')
-  assert sweep.parse_assignment('optimizer.learning_rate=1e-3', config) == ('optimizer.learning_rate', 1e-3)
-  assert sweep.parse_assignment('model.hidden_sizes=(64, 32)', config) == ('model.hidden_sizes', (64, 32))
-  assert sweep.parse_assignment('augment.ops=', config) == ('augment.ops', ())
-  assert sweep.parse_assignment('data.normalize=False', config) == ('data.normalize', False)
+  assert config_lib.parse_assignment('schedule.name=step', config) == ('schedule.name', 'step')
+  assert config_lib.parse_assignment('data.data_dir=123', config) == ('data.data_dir', '123')
+  assert config_lib.parse_assignment('optimizer.learning_rate=1e-3', config) == ('optimizer.learning_rate', 1e-3)
+  assert config_lib.parse_assignment('model.hidden_sizes=(64, 32)', config) == ('model.hidden_sizes', (64, 32))
+  assert config_lib.parse_assignment('augment.ops=', config) == ('augment.ops', ())
+  assert config_lib.parse_assignment('data.normalize=False', config) == ('data.normalize', False)
 
 
 def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, cifar10_dir, monkeypatch, capsys):
@@ -365,6 +365,7 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
     raise preemption.Stopped(f'{signal_name} received: checkpoint written', signal_name)
 
   monkeypatch.setattr(sweep, 'run_sweep', stopped)  # the command imports it when it runs
+  monkeypatch.setattr(expansion, 'check_configs', lambda *args: None)  # no sweep config to check
   flags = {'config': None, 'workdir': 'unused', 'assignments': [], 'allow_config_change': False}
   cli = types.SimpleNamespace(**{name: types.SimpleNamespace(value=value) for name, value in flags.items()})
   with pytest.raises(SystemExit) as exited:
@@ -385,7 +386,7 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
 ):
   config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.seeds, config.vectorize, config.max_members = 2, 'auto', 2
-  variants = sweep.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
+  variants = expansion.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
   probed = []
 
   def fake_probe(configs):

@@ -14,6 +14,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from cifar_jax import config_lib
 from cifar_jax.study import queue, sweep, workers
 from cifar_jax.errors import ConfigError, UserError
 
@@ -27,7 +28,7 @@ def _in_repo(monkeypatch):
 
 
 def _smoke(rates=(0.01, 0.02, 0.05), **fields):
-  config = sweep.load_config_file('configs/sweeps/smoke.py')
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
   config.grid = ml_collections.ConfigDict({'optimizer': {'learning_rate': list(rates)}})
   for key, value in fields.items():
     config[key] = value

@@ -13,12 +13,11 @@ from typing import Protocol
 import jax
 import ml_collections
 
+from cifar_jax import config_check
 from cifar_jax.data import device
 from cifar_jax.data.batch import Batch
 from cifar_jax.data.cifar10 import Cifar10
 from cifar_jax.errors import check_choice
-
-PIPELINES = ('tfdata', 'device')
 
 
 class Pipeline(Protocol):
@@ -35,7 +34,7 @@ class Pipeline(Protocol):
 
 def create_pipeline(data: Cifar10, config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh) -> Pipeline:
   """The pipeline `config.data.pipeline` names, over `data`, feeding batches sharded over `mesh`."""
-  check_choice('data.pipeline', config.data.pipeline, PIPELINES)
+  check_choice('data.pipeline', config.data.pipeline, config_check.PIPELINES)
   if config.data.pipeline == 'device':
     return device.DevicePipeline(data, config, mesh)
   from cifar_jax.data import tfdata  # pylint: disable=import-outside-toplevel  (imports TensorFlow)

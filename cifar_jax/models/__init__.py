@@ -10,8 +10,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
+from cifar_jax import config_check
 from cifar_jax.errors import ConfigError, check_choice
-from cifar_jax.models import layers, lenet, resnet, speedrun, upv, vgg
+from cifar_jax.models import lenet, resnet, speedrun, upv, vgg
 from cifar_jax.models.mlp import MLP
 
 MODELS: dict[str, Callable[..., nnx.Module]] = {
@@ -48,7 +49,7 @@ def create_model(name: str, *, rngs: nnx.Rngs, dtype: DTypeLike = jnp.float32, *
   for key in kwargs:
     if key not in options:
       raise ConfigError(f'model.{key} is not an option of model {name!r}; it accepts: {", ".join(options)}')
-  layers.check_dropout(kwargs.get('dropout', 0.0))
+  config_check.check_dropout(kwargs.get('dropout', 0.0))
   return MODELS[name](rngs=rngs, dtype=dtype, **kwargs)
 
 

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from cifar_jax.errors import ConfigError, check_choice
+from cifar_jax.config_check import check_dropout
+from cifar_jax.errors import check_choice
 
 IMAGE_SIZE = 32
 IMAGE_CHANNELS = 3
@@ -162,12 +163,6 @@ class ResidualBlock(nnx.Module):
     y = self.conv2(self.conv1(x, train=train), train=train)
     shortcut = x if self.shortcut is None else self.shortcut(x, train=train)
     return self.act(y + shortcut)
-
-
-def check_dropout(rate: float) -> None:
-  """Raises ConfigError unless 0 <= rate < 1 (a rate of 1 would drop everything)."""
-  if not 0.0 <= rate < 1.0:
-    raise ConfigError(f'model.dropout={rate!r} is outside [0, 1)')
 
 
 class Dropout(nnx.Module):

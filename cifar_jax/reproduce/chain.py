@@ -15,7 +15,7 @@ import ml_collections
 
 from cifar_jax import config_lib, devices
 from cifar_jax.reproduce import plan, records, results_page
-from cifar_jax.study import analysis, sweep
+from cifar_jax.study import analysis, expansion, sweep
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import preemption, run_dir
 from cifar_jax.data import cifar10
@@ -65,7 +65,7 @@ def study_sweep(study: Study, quick: bool = False, vectorize: bool = False) -> m
   if vectorize:
     config.vectorize = 'auto'
   if study.variants:
-    config.variants = [e for e in config.variants if sweep.entry_name(e) in study.variants]
+    config.variants = [e for e in config.variants if expansion.entry_name(e) in study.variants]
   if quick:
     _shrink(config)
   config.seeds = min(study.seeds, QUICK_SEEDS) if quick else study.seeds
@@ -112,7 +112,7 @@ class Options:
 
 def expand_study(study: Study, options: Options) -> list[Any]:
   """Every run of `study` (each variant once per seed) with its resolved config."""
-  return sweep.expand(study_sweep(study, options.quick, options.vectorize), options.settings())
+  return expansion.expand(study_sweep(study, options.quick, options.vectorize), options.settings())
 
 
 # ---- Progress and the estimate of the time left.
@@ -285,7 +285,7 @@ def run_chain(studies: Sequence[Study], options: Options) -> preemption.TimeBox:
       sweep_config = study_sweep(study, options.quick, options.vectorize)
       print(f'\n=== {study.name}: {study.title}', flush=True)
       record_invocation(folder, options.command)
-      runs = sweep.expand(sweep_config, options.settings())
+      runs = expansion.expand(sweep_config, options.settings())
       analyse_finished(folder, runs, options.data_dir, box)  # runs finished by a slice that stopped mid-study
       try:
         sweep.run_sweep(sweep_config, folder, options.settings(), command=options.command)
@@ -303,7 +303,7 @@ PUBLISHED_PAGE = pathlib.Path('docs/results.md')
 
 def variant_names(study: Study) -> list[str]:
   """The study's variants in the plan's order (the full plan's, whatever --quick or --set say)."""
-  return list(dict.fromkeys(run.variant for run in sweep.expand(study_sweep(study))))
+  return list(dict.fromkeys(run.variant for run in expansion.expand(study_sweep(study))))
 
 
 def write_docs(page: pathlib.Path, options: Options, sources: dict[str, pathlib.Path]) -> None:

@@ -1,16 +1,13 @@
-"""Sweeps as a library: expands a sweep config into runs, trains them (one by one or as groups), records them.
+"""Sweeps as a library: trains the runs of a sweep config (cifar_jax/study/expansion.py reads them) one by one or as
+groups, and records them.
 
 The sweep config keys and what a sweep writes are documented in the command, `cifar_jax/sweep.py`.
 """
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 import contextlib
-import copy
 import dataclasses
-import math
 import pathlib
-import random
-import re
 import sys
 import time
 from typing import Any
@@ -21,208 +18,22 @@ from optuna.storages.journal import JournalFileOpenLock
 from optuna.trial import TrialState
 
 from cifar_jax import config_lib
-from cifar_jax.study import queue, report, workers
+from cifar_jax.study import expansion, queue, report, workers
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import group, hyper, preemption, probe, run_book, run_dir, trainer
 from cifar_jax.data import cifar10
-from cifar_jax.config_lib import load_config_file, parse_assignment, set_key
-from cifar_jax.errors import ConfigError, UserError, check_choice
-
-VARIANT_KEYS = ('name', 'config', 'overrides')
-VECTORIZE = ('off', 'on', 'auto')  # the sweep key vectorize: never group, always group, group where it pays off
-SEARCHES = ('fixed', 'tpe')  # the listed variants, the grid or its random draws; or points Optuna's TPE samples
-PRUNERS = ('none', 'median', 'hyperband')  # Optuna's pruner that stops runs by their validation accuracy per epoch
-
-
-@dataclasses.dataclass
-class SweepRun:
-  """One run of a sweep: its folder (relative to the workdir), the config file it starts from, its variant's own
-  changes, its resolved config, and the variant it belongs to (the variant's folder name) with its seed."""
-
-  name: str
-  source: str
-  overrides: dict[str, Any]
-  config: ml_collections.ConfigDict
-  variant: str = ''
-  seed: int = 0
-
-
-def _apply(config: ml_collections.ConfigDict, items: dict[str, Any], where: str) -> None:
-  """Sets every dotted key of `items`, naming `where` they come from in any error."""
-  for key, value in items.items():
-    try:
-      set_key(config, key, value)
-    except ConfigError as e:
-      raise ConfigError(f'{where}: {e}') from e
-
-
-def _short(value: Any) -> str:
-  """A value as part of a folder name."""
-  if isinstance(value, (tuple, list)):
-    return '-'.join(map(_short, value)) or 'none'
-  return f'{value:g}' if isinstance(value, float) else str(value)
-
-
-def name_from_values(values: dict[str, Any]) -> str:
-  """`learning_rate=0.01_momentum=0.9`: each key by its last part, or whole where two keys share it."""
-  leaves = [key.rsplit('.', 1)[-1] for key in values]
-  return '_'.join(
-      f'{leaf if leaves.count(leaf) == 1 else key}={_short(value)}'
-      for leaf, (key, value) in zip(leaves, values.items())
-  )
-
-
-def safe_name(name: str) -> str:
-  """`name` made safe as a folder name on every common file system."""
-  return re.sub(r'[^A-Za-z0-9._=+-]+', '_', name).strip('._-') or 'variant'
-
-
-def grid_values(sweep: ml_collections.ConfigDict) -> dict[str, tuple[Any, ...]]:
-  """The grid as {dotted.key: values}, each a non-empty list."""
-  grid = config_lib.flatten(sweep.grid.to_dict())
-  for key, values in grid.items():
-    if not isinstance(values, tuple) or not values:
-      raise ConfigError(f'grid.{key}={values!r} must be a non-empty list of values')
-  return grid
-
-
-def grid_size(sweep: ml_collections.ConfigDict) -> int:
-  """How many points the grid has (the product of its value counts)."""
-  return math.prod(len(values) for values in grid_values(sweep).values())
-
-
-def grid_point(grid: dict[str, tuple[Any, ...]], index: int) -> dict[str, Any]:
-  """Point `index` of the grid's product, in itertools.product order (the last key varies fastest)."""
-  point = {}
-  for key, values in reversed(grid.items()):
-    index, i = divmod(index, len(values))
-    point[key] = values[i]
-  return {key: point[key] for key in grid}
-
-
-def _specs(sweep: ml_collections.ConfigDict) -> list[tuple[str, str, dict[str, Any]]]:
-  """(name, config file, overrides) of each variant, from the list or from the grid."""
-  if bool(sweep.variants) == bool(sweep.grid):
-    raise ConfigError('a sweep config sets exactly one of variants or grid')
-  if sweep.num_samples < 0:
-    raise ConfigError(f'num_samples={sweep.num_samples} must be >= 0')
-  if sweep.grid:
-    grid = grid_values(sweep)
-    size = grid_size(sweep)
-    indices = range(size)
-    if 0 < sweep.num_samples < size:
-      indices = sorted(random.Random(sweep.seed).sample(range(size), sweep.num_samples))
-    return [(name_from_values(point), sweep.base, point) for point in (grid_point(grid, i) for i in indices)]
-  specs = []
-  for entry in sweep.variants:
-    unknown = sorted(set(entry) - set(VARIANT_KEYS))
-    if unknown:
-      raise ConfigError(
-          f'variant {entry.get("name", entry)!r} has unknown fields {unknown}; a variant has '
-          f'{", ".join(VARIANT_KEYS)}'
-      )
-    specs.append((entry_name(entry), entry.get('config', sweep.base), config_lib.flatten(entry.get('overrides', {}))))
-  return specs
-
-
-def entry_name(entry: Mapping[str, Any]) -> str:
-  """A listed variant's folder name (before a repeated one gets a suffix): its own name, else its config file's
-  stem, else its values; the one place it is derived."""
-  overrides = config_lib.flatten(entry.get('overrides', {}))
-  default = pathlib.Path(entry['config']).stem if 'config' in entry else name_from_values(overrides)
-  return safe_name(entry.get('name') or default)
-
-
-def seed_folder(variant: str, seed: int, seeds: int) -> str:
-  """The folder of one run of `variant`: the variant's own folder with one seed, `variant/seed=K` with several."""
-  return variant if seeds == 1 else f'{variant}/seed={seed}'
-
-
-def expand(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str] = ()) -> list[SweepRun]:
-  """Every run of the sweep (each variant once per seed) with resolved configs and unique safe folder names;
-  a bad key or value raises ConfigError. A TPE search has none before it samples them (`sampled_run`)."""
-  if not isinstance(sweep.seeds, int) or sweep.seeds < 1:
-    raise ConfigError(f'seeds={sweep.seeds!r} must be a whole number >= 1 (runs per variant)')
-  check_search(sweep)
-  if sweep.search == 'tpe':
-    return []
-  loaded, variants, seen = {}, [], set()
-  for name, source, overrides in _specs(sweep):
-    name = base_name = safe_name(name)
-    suffix = 1
-    while name in seen:
-      suffix += 1
-      name = f'{base_name}-{suffix}'
-    seen.add(name)
-    variants += _runs_of(sweep, name, source, overrides, cli_overrides, loaded)
-  return variants
-
-
-def _runs_of(
-    sweep: ml_collections.ConfigDict,
-    name: str,
-    source: str,
-    overrides: dict[str, Any],
-    cli_overrides: Sequence[str],
-    loaded: dict[str, ml_collections.ConfigDict],
-) -> list[SweepRun]:
-  """The runs of variant `name` (one per seed): its config file (cached in `loaded`), then the sweep's shared
-  overrides, then its own, then the command line's."""
-  if source not in loaded:
-    loaded[source] = load_config_file(source)
-  config = copy.deepcopy(loaded[source])
-  _apply(config, config_lib.flatten(sweep.overrides.to_dict()), 'sweep overrides')
-  _apply(config, overrides, f'variant {name}')
-  for text in cli_overrides:
-    _apply(config, dict([parse_assignment(text, config)]), f'--set={text}')
-  runs = []
-  for seed in range(config.seed, config.seed + sweep.seeds):
-    seeded = copy.deepcopy(config)
-    seeded.seed = seed
-    runs.append(SweepRun(seed_folder(name, seed, sweep.seeds), source, overrides, seeded, name, seed))
-  return runs
-
-
-def sampled_run(sweep: ml_collections.ConfigDict, point: dict[str, Any], cli_overrides: Sequence[str]) -> SweepRun:
-  """The run of a grid point a search sampled, named after its values as a grid's variant is."""
-  return _runs_of(sweep, safe_name(name_from_values(point)), sweep.base, point, cli_overrides, {})[0]
-
-
-def check_search(sweep: ml_collections.ConfigDict) -> None:
-  """Refuses a search or pruner the sweep cannot have, naming the key."""
-  check_choice('search', sweep.search, SEARCHES)
-  check_choice('pruner', sweep.pruner, PRUNERS)
-  if sweep.search == 'tpe':
-    if not sweep.grid or sweep.num_samples < 1:
-      raise ConfigError("search='tpe' samples num_samples >= 1 points of a grid: set grid and num_samples")
-    if sweep.seeds != 1:
-      raise ConfigError(f"search='tpe' runs each sampled point once: seeds={sweep.seeds} must be 1")
-    for key, values in grid_values(sweep).items():
-      if not all(v is None or isinstance(v, (bool, int, float, str)) for v in values):
-        raise ConfigError(f"search='tpe' samples numbers or text: grid.{key}={values!r} holds other values")
-  if sweep.pruner != 'none' and sweep.vectorize != 'off':
-    raise ConfigError(f"pruner={sweep.pruner!r} stops runs one by one: vectorize={sweep.vectorize!r} must be 'off'")
-
-
-def search_checks(sweep: ml_collections.ConfigDict, cli_overrides: Sequence[str]) -> list[SweepRun]:
-  """What a TPE search checks before it runs: points of its grid that take each value of every key once."""
-  grid = grid_values(sweep)
-  points = [{key: values[j % len(values)] for key, values in grid.items()} for j in range(max(map(len, grid.values())))]
-  return [sampled_run(sweep, point, cli_overrides) for point in points]
+from cifar_jax.errors import UserError
+from cifar_jax.study.expansion import SweepRun, expand, grid_size, grid_values, sampled_run
 
 
 def check_variants(variants: Sequence[SweepRun], workdir: pathlib.Path, allow_config_change: bool = False) -> None:
   """Checks every variant's config, that a folder already there holds a run of the same config, and, once per
   data setting, that the data is there: a bad input stops the sweep before any run."""
   for variant in variants:
-    try:
+    with expansion.naming_variant(variant.name):
       trainer.check_config(variant.config)
-      if (workdir / variant.name).is_dir():
-        run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
-    except run_dir.ConfigChanged:  # it names the variant's folder, and the command words its own way out
-      raise
-    except ConfigError as e:
-      raise ConfigError(f'variant {variant.name}: {e}') from e
+    if (workdir / variant.name).is_dir():  # ConfigChanged names the folder, and the command words its own way out
+      run_dir.check_resumable(workdir / variant.name, variant.config, allow_config_change)
   for data_dir, source in dict.fromkeys((v.config.data.data_dir or None, v.config.data.source) for v in variants):
     cifar10.check_available(data_dir, source)
 
@@ -261,7 +72,6 @@ def _run_groups(
   """The runs' indices in the order they train: with vectorize='on', the runs not finished yet that share a
   `hyper.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
   With 'auto', such a group is kept only where `probe.probe` measures that it pays off on this machine."""
-  check_choice('vectorize', sweep.vectorize, VECTORIZE)
   if sweep.vectorize == 'off':
     return [[i] for i in range(len(variants))]
   batches, unfinished = [], {}
@@ -616,9 +426,7 @@ def run_sweep(
   """Runs every variant not finished yet with `workers` processes taking units from the sweep's Optuna queue
   (or sampling points, for a search), records each status in sweep.json, writes the report; returns the records."""
   count = workers.worker_count(sweep.workers)
-  variants = expand(sweep, cli_overrides)
-  checked = search_checks(sweep, cli_overrides) if sweep.search == 'tpe' else variants
-  check_variants(checked, pathlib.Path(workdir), allow_config_change)
+  check_variants(expansion.runs_to_check(sweep, cli_overrides), pathlib.Path(workdir), allow_config_change)
   if sweep.storage:  # a database: refused before the workdir is made
     queue.open_study(pathlib.Path(workdir), sweep.storage, _study_name(sweep, pathlib.Path(workdir)), sweep.heartbeat)
   workdir = run_dir.prepare(workdir, needed_bytes=0)

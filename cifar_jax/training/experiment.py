@@ -22,7 +22,7 @@ from cifar_jax.data.batch import Batch
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model, torch_weights
 
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # config_check.DTYPES names them
 
 
 def build_model(config: ml_collections.ConfigDict, seed: jax.Array | int | None = None) -> nnx.Module:

@@ -11,7 +11,6 @@ preemption and resume keep their meaning; one program is compiled per distinct c
 from collections.abc import Callable
 
 import jax
-import ml_collections
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
@@ -19,27 +18,10 @@ from cifar_jax import parallel
 from cifar_jax.training import steps
 from cifar_jax.data import device
 from cifar_jax.data.batch import Batch
-from cifar_jax.errors import ConfigError
 
 StepFn = Callable[[steps.TrainState, Batch], tuple[steps.TrainState, steps.TrainMetrics]]
 SeededStepFn = Callable[[steps.TrainState, Batch, jax.Array], tuple[steps.TrainState, steps.TrainMetrics]]
 BatchFn = Callable[[jax.Array, jax.Array, jax.Array, jax.Array], tuple[Batch, jax.Array]]
-
-
-def check_fused_config(config: ml_collections.ConfigDict) -> None:
-  """Fused steps need the on-device pipeline (tf.data batches come from the host, one per step: nothing to
-  fuse without stacking K host batches, which costs K times the transfer memory and gains nothing on a
-  host-bound pipeline) and the jit mesh (pmap augments each device's slice with the whole batch's key)."""
-  k = config.steps_per_call
-  if k < 1:
-    raise ConfigError(f'steps_per_call={k} must be >= 1')
-  if k > 1 and config.data.pipeline != 'device':
-    raise ConfigError(
-        f'steps_per_call={k} needs data.pipeline=device (got {config.data.pipeline!r}): '
-        f'only the on-device pipeline makes its batches inside the fused program'
-    )
-  if k > 1 and config.parallelism != 'jit':
-    raise ConfigError(f'steps_per_call={k} needs parallelism=jit (got {config.parallelism!r})')
 
 
 def call_length(step: int, steps_per_epoch: int, log_every: int, total_steps: int, steps_per_call: int) -> int:

@@ -4,7 +4,7 @@ Each optimizer follows its torch.optim update rule and defaults; each schedule i
 closed form (tests/test_parity.py writes them out). Epoch-based schedules (step, multistep, exponential,
 cosine_epoch) hold their rate for a whole epoch, as a PyTorch scheduler stepped once per epoch does; cosine,
 warmup_cosine and onecycle change it every step. A new optimizer or schedule is one entry in OPTIMIZERS or
-SCHEDULES.
+SCHEDULES, and its name in cifar_jax/config_check.py (which checks a config's names and values without JAX).
 """
 
 import dataclasses
@@ -15,8 +15,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-
-from cifar_jax.errors import ConfigError, check_choice
 
 PlateauState = optax.contrib.ReduceLROnPlateauState
 Hyper = float | optax.Schedule  # a constant, or a function of the step (OneCycleLR cycles the momentum)
@@ -38,7 +36,7 @@ ONECYCLE_MOMENTUM = (0.85, 0.95)  # base_momentum, max_momentum
 # Muon's quintic Newton-Schulz iteration X <- a X + (b A + c A^2) X, A = X X^T (Jordan, 2024), and airbench's eps.
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
 NEWTON_SCHULZ_EPS = 1e-7
-MUON_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}
+MUON_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # config_check.DTYPES names them
 
 
 def _value(hyper: Hyper, count: jax.Array) -> jax.Array:
@@ -366,36 +364,3 @@ def create_optimizer(config: ml_collections.ConfigDict, learning_rate: LearningR
     parts.append(optax.add_decayed_weights(cfg.weight_decay))
   parts.append(OPTIMIZERS[cfg.name](learning_rate, learning_rate.schedule.momentum, cfg))
   return optax.chain(*parts)
-
-
-def _check_muon_config(cfg: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError for a muon setting out of range."""
-  check_choice('optimizer.muon_dtype', cfg.muon_dtype, MUON_DTYPES)
-  if not cfg.muon_learning_rate > 0:
-    raise ConfigError(f'optimizer.muon_learning_rate={cfg.muon_learning_rate!r} must be > 0')
-  if cfg.muon_ns_steps < 1:
-    raise ConfigError(f'optimizer.muon_ns_steps={cfg.muon_ns_steps!r} must be >= 1')
-  for key in ('muon_momentum', 'head_learning_rate', 'whiten_bias_epochs'):
-    if cfg[key] < 0:
-      raise ConfigError(f'optimizer.{key}={cfg[key]!r} must be >= 0')
-
-
-def check_optim_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError for an unknown optimizer or schedule or an out-of-range value."""
-  check_choice('optimizer.name', config.optimizer.name, OPTIMIZERS)
-  check_choice('schedule.name', config.schedule.name, SCHEDULES)
-  if not config.optimizer.learning_rate > 0:
-    raise ConfigError(f'optimizer.learning_rate={config.optimizer.learning_rate!r} must be > 0')
-  for key in ('momentum', 'weight_decay', 'grad_clip_norm'):
-    if config.optimizer[key] < 0:
-      raise ConfigError(f'optimizer.{key}={config.optimizer[key]!r} must be >= 0')
-  if config.optimizer.nesterov and not config.optimizer.momentum > 0:
-    raise ConfigError('optimizer.nesterov=True needs optimizer.momentum > 0 (PyTorch refuses Nesterov without it)')
-  if not 0 < config.schedule.plateau_threshold < 1:
-    raise ConfigError(f'schedule.plateau_threshold={config.schedule.plateau_threshold!r} is outside (0, 1)')
-  if config.optimizer.name == 'muon':
-    _check_muon_config(config.optimizer)
-  if config.schedule.plateau_cooldown < 0:
-    raise ConfigError(f'schedule.plateau_cooldown={config.schedule.plateau_cooldown!r} must be >= 0')
-  if config.schedule.name == 'plateau' and config.data.val_fraction <= 0:
-    raise ConfigError('schedule.name=plateau watches the validation loss: set data.val_fraction > 0')

@@ -59,7 +59,7 @@ class StepConfig:
   label_smoothing: float = 0.0
   dtype: Any = jnp.float32
   axis_name: str | None = None  # set under pmap
-  tta: int = 0  # test-time augmentation of evaluations: a level of TTA_LEVELS
+  tta: int = 0  # test-time augmentation of evaluations: a level of config_check.TTA_LEVELS
 
 
 def split_model(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
@@ -124,15 +124,6 @@ def train_step(
   new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
   step_metrics = TrainMetrics.single_from_model_output(loss=loss, accuracy=accuracy, grad_norm=optax.tree.norm(grads))
   return new_state, step_metrics
-
-
-# Test-time augmentation, airbench's levels: the weight of each view's logits in their average.
-TTA_LEVELS = {
-    0: 'none',
-    1: 'mirror: 1/2 each of the image and its mirror',
-    2: 'mirror + translate: 1/4 each of the image and its mirror, 1/8 each of the image shifted by one pixel '
-    'up-left and down-right (reflect padding) and of their mirrors',
-}
 
 
 def tta_logits(model: Callable[[jax.Array], jax.Array], images: jax.Array, level: int) -> jax.Array:

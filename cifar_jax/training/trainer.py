@@ -10,28 +10,20 @@ import jax
 import ml_collections
 from flax import nnx
 
-from cifar_jax import config_lib, parallel
-from cifar_jax.training import experiment, fused, optim, preemption, run_book, run_dir, steps
+from cifar_jax import config_check, parallel
+from cifar_jax.training import experiment, fused, preemption, run_book, run_dir, steps
 from cifar_jax.data import cifar10
-from cifar_jax.data.augment_config import check_augment_config
-from cifar_jax.data.pipeline import PIPELINES
-from cifar_jax.errors import check_choice
 from cifar_jax.models import count_params
 from cifar_jax.training.preemption import Stopped
 from cifar_jax.training.run_book import TrainingDiverged
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-  """Refuses unknown names and out-of-range values, naming the key, before anything is loaded or compiled."""
-  config_lib.check_values(config)
-  check_choice('dtype', config.dtype, experiment.DTYPES)
-  nnx.eval_shape(lambda: experiment.build_model(config))  # model name, its keys, activation, dropout; no memory spent
-  check_choice('parallelism', config.parallelism, parallel.PARALLELISMS)
-  check_choice('data.pipeline', config.data.pipeline, PIPELINES)
-  optim.check_optim_config(config)
-  fused.check_fused_config(config)
-  check_augment_config(config.augment)
-  check_choice('eval.tta', str(config.eval.tta), map(str, steps.TTA_LEVELS))
+  """Refuses unknown names and out-of-range values, naming the key, before anything is loaded or compiled: first
+  what needs no JAX (cifar_jax/config_check.py, which the commands run before the heavy imports), then the model's
+  own options (built abstractly), an init_from file and the batch sizes against the device count."""
+  config_check.check_config(config)
+  nnx.eval_shape(lambda: experiment.build_model(config))  # the model's options; no memory spent
   experiment.check_inputs(config)
   parallel.check_batch_size('batch_size', config.batch_size)
   parallel.check_batch_size('eval_batch_size', config.eval_batch_size)
