@@ -40,10 +40,14 @@ def test_a_fresh_clone_regenerates_the_published_page_with_every_measured_row(tm
   assert 'tp3_cnn: 2 of 4 variants measured before, 2 after' in out
   # The published rows come from the records (the 5-seed dense study and the two small CNNs), not from runs here.
   rows = [line for line in page.read_text().splitlines() if line.startswith(('| MLP |', '| CNN_LeNet-5 |'))]
+  # Each accuracy with its 95 % interval: t over the 5 seeds (MLP: 49.06 ± 2.776 * 0.89 / sqrt(5)), Wilson on the
+  # 10,000 validation or test images for one run (tests/test_results_page.py checks both against scipy).
   assert rows == [
-      '| MLP |  | 49.06 ± 0.89 % (n=5) | 48.79 ± 0.60 % (n=5) | 50.95 ± 0.25 % (n=5), epoch 8, 8, 9, 15, 9 | 25 '
-      '| 0:00:46 |',
-      '| CNN_LeNet-5 |  | 59.90 % (n=1) | 59.80 % (n=1) | 62.48 % (n=1), epoch 12 | 25 | 0:08:14 |',
+      '| MLP |  | 49.06 ± 0.89 % [47.95, 50.17] (t, n=5) | 48.79 ± 0.60 % [48.05, 49.53] (t, n=5) '
+      '| 50.95 ± 0.25 % [50.63, 51.26] (t, n=5), epoch 8, 8, 9, 15, 9 | 25 | 0:00:46 |',
+      '| CNN_LeNet-5 |  | 59.90 % [58.94, 60.86] (Wilson, n=1 on 10,000 images) '
+      '| 59.80 % [58.84, 60.76] (Wilson, n=1 on 10,000 images) '
+      '| 62.48 % [61.53, 63.42] (Wilson, n=1 on 10,000 images), epoch 12 | 25 | 0:08:14 |',
   ]
   assert '/work/' not in page.read_text()  # no machine path in a published command
 
@@ -96,7 +100,7 @@ def test_runs_on_this_machine_fill_an_unmeasured_row_and_the_change_is_printed(t
   assert 'tp3_cnn: 2 of 4 variants measured before, 3 after' in out
   assert 'CNN_VGG16: not measured -> n=1, 25 epochs' in out
   row = next(line for line in page.read_text().splitlines() if line.startswith('| CNN_VGG16 |'))
-  assert '80.00 % (n=1)' in row
-  assert '| CNN_LeNet-5 |  | 59.90 % (n=1)' in page.read_text()  # the recorded rows stay
+  assert '| 80.00 % [' in row and '(Wilson, n=1 on 10,000 images)' in row
+  assert '| CNN_LeNet-5 |  | 59.90 % [' in page.read_text()  # the recorded rows stay
   assert set(records.load(page.parent / 'results' / 'tp3_cnn')) == {'cnn_lessvalues', 'CNN_LeNet-5', 'CNN_VGG16'}
   assert '3 of 4 variants measured.' in page.read_text()

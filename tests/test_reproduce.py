@@ -235,7 +235,7 @@ def test_quick_chain_writes_runs_page_and_figures(tmp_path, cifar10_dir, capsys)
   text = page.read_text()
   assert text.startswith('# Title\n\nHand-written text above.\n') and 'Text between, kept.' in text
   mlp_row = next(line for line in text.splitlines() if line.startswith('| MLP |'))
-  assert '(n=' in mlp_row and results_page.NOT_MEASURED not in mlp_row
+  assert ', n=' in mlp_row and results_page.NOT_MEASURED not in mlp_row
   assert '| 1 | 0:0' in mlp_row  # one epoch, its wall time
   assert results_page.NOT_MEASURED in next(line for line in text.splitlines() if line.startswith('| CNN |'))
   for study in plan.STUDIES:

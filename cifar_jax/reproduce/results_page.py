@@ -4,9 +4,11 @@
 
 Only the text between `<!-- generated:NAME begin -->` and `<!-- generated:NAME end -->` is rewritten (NAME is
 `upv` or `tp3`); everything else in the page is left as it is. Each row gives the report's figure (from
-`plan`, labelled as the report's) and ours as mean ± std over the seeds that finished, with n, the
-epochs, the mean wall time of one run, the device and the command that ran it (from the study's
-reproduce.json and sweep.json). A row without a finished run says "not yet measured".
+`plan`, labelled as the report's) and ours with its 95 % interval (aggregate.Variant.interval: Student t over the
+seeds that finished, cut to 0-100 %, or Wilson on the evaluation set for one run; the method and n named in each
+cell, 'too few to conclude' as the study report flags it), the epochs, the mean wall time of one run, the device
+and the command that ran it (from the study's records). A row without a finished run says "not yet measured",
+in the tables and in the figures, which lay the variants (or the UPV rows) out as rows.
 """
 
 from collections.abc import Mapping, Sequence
@@ -20,7 +22,7 @@ import numpy as np
 from cifar_jax import plotting
 from cifar_jax.plotting import plt
 from cifar_jax.reproduce import plan, records
-from cifar_jax.study import aggregate, report
+from cifar_jax.study import aggregate, report, stats
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import run_dir
 from cifar_jax.study.aggregate import Variant
@@ -29,19 +31,82 @@ from cifar_jax.reproduce.plan import Study
 
 RECORD_FILE = 'reproduce.json'  # in a study's folder: the devices and commands of the invocations that ran it
 NOT_MEASURED = 'not yet measured'
+TOO_FEW = 'too few to conclude'  # beside an interval over fewer than stats.MIN_RUNS seeds, or one cut at 0 or 100 %
+
+
+def interval_method(variant: Variant, key: str) -> str:
+  """Which interval Variant.interval gives for `key`: 't' over seeds, 'Wilson' for one run on a known evaluation
+  set, '' when it gives none."""
+  if variant.interval(key) is None:
+    return ''
+  return 't' if variant.spreads[key].n > 1 else 'Wilson'
+
+
+def too_few(variant: Variant, key: str) -> bool:
+  """Whether the runs are too few to conclude from, as the study report flags it (stats.Spread.too_few, over
+  seeds)."""
+  spread = variant.spreads[key]
+  return spread.n > 1 and spread.too_few
 
 
 def percent(variant: Variant | None, key: str) -> str:
-  """`mean ± std %` of an accuracy over the variant's runs, with n; 'not yet measured' without runs."""
+  """An accuracy over the variant's runs with its 95 % interval, the method and n: `49.06 ± 0.89 % [47.95, 50.17]
+  (t, n=5)` (mean ± std), `59.90 % [58.94, 60.86] (Wilson, n=1 on 10,000 images)`; 'not yet measured' without
+  runs."""
   if variant is None or key not in variant.spreads:
     return NOT_MEASURED
-  spread = variant.spreads[key]
-  std = f' ± {100 * spread.std:.2f}' if spread.n > 1 else ''
-  return f'{100 * spread.mean:.2f}{std} % (n={spread.n})'
+  spread, interval, method = variant.spreads[key], variant.interval(key), interval_method(variant, key)
+  figure = f'{100 * spread.mean:.2f}' + (f' ± {100 * spread.std:.2f}' if spread.n > 1 else '') + ' %'
+  bounds = f' [{100 * interval[0]:.2f}, {100 * interval[1]:.2f}]' if interval else ''
+  if method == 'Wilson':
+    said = f'Wilson, n=1 on {variant.examples[dict(aggregate.METRICS)[key]]:,} images'
+  elif method == 't':
+    said = f't, n={spread.n}' + (f': {TOO_FEW}' if too_few(variant, key) else '')
+  else:
+    said = 'n=1, evaluation set size not recorded'
+  return f'{figure}{bounds} ({said})'
+
+
+def runs_per(variants: Sequence[Variant], noun: str) -> str:
+  """`n = 1 run per row`, `n = 1, 3 runs per variant`: the runs behind each measured one."""
+  n = sorted({v.n for v in variants})
+  return f'n = {", ".join(map(str, n))} run{"" if n == [1] else "s"} per {noun}'
+
+
+def interval_method_note(variants: Sequence[Variant]) -> str:
+  """The 95 % intervals `variants` show, named: Student t over seeds, Wilson for one run, or both."""
+  n = {v.n for v in variants}
+  said = ['Student t over the seeds, cut to 0-100 %'] if max(n) > 1 else []
+  return '; '.join(said + (['Wilson on the evaluation set for one run'] if 1 in n else []))
+
+
+def evaluation_sets(variants: Sequence[Variant]) -> str:
+  """`validation 10,000 images, test 10,000 images`: each split's size where the variants agree on it."""
+  sizes = [
+      f'{label} {found.pop():,} images'
+      for split, label in (('val', 'validation'), ('test', 'test'))
+      if len(found := {v.examples.get(split) for v in variants} - {None}) == 1
+  ]
+  return ', '.join(sizes)
+
+
+def interval_note(variants: Sequence[Variant], noun: str = 'variant') -> str:
+  """The sentence under a table that names its intervals and the n behind them: the runs (seeds) per variant and
+  the evaluation sets' sizes; '' when nothing is measured."""
+  if not variants:
+    return ''
+  sizes = evaluation_sets(variants)
+  return (
+      f'Each accuracy: the mean (± std over the runs), then in brackets its 95 % interval '
+      f'({interval_method_note(variants)}); {runs_per(variants, noun)}'
+      + (f'; evaluation sets: {sizes}' if sizes else '')
+      + '. '
+      f'{TOO_FEW.capitalize()}: fewer than {stats.MIN_RUNS} runs, or a t interval cut at 0 or 100 %.'
+  )
 
 
 def best_epoch(variant: Variant | None) -> str:
-  """The best validation accuracy as mean ± std, and the best epochs of the runs."""
+  """The best validation accuracy with its interval (`percent`), and the best epochs of the runs."""
   if variant is None or 'best_val_accuracy' not in variant.spreads:
     return NOT_MEASURED
   epochs = ', '.join(str(e) for e in variant.values('best_epoch'))
@@ -127,7 +192,11 @@ def upv_table(results: Mapping[str, StudyResults]) -> str:
         f'| {percent(variant, "test_accuracy")} | {best_epoch(variant)} | {epochs} | {wall} '
         f'| {entry.device if entry else "–"} | {_code(entry.command if entry else default_command(study.study))} |'
     )
-  return '\n'.join(lines)
+  measured = [
+      results[row.study].variants[row.variant] for row in plan.UPV_TABLE if row.variant in results[row.study].variants
+  ]
+  note = interval_note(measured, 'row')
+  return '\n'.join(lines) + (f'\n\n{note}' if note else '')
 
 
 def tp3_table(study: StudyResults, names: Sequence[str]) -> str:
@@ -167,108 +236,123 @@ def provenance_sentence(study: StudyResults) -> str:
 
 
 def tp3_section(results: Mapping[str, StudyResults], names: Mapping[str, Sequence[str]], figures: str) -> str:
-  """Every TP3 study: its title, command, device, table, conclusion and plot."""
+  """Every TP3 study: its title, command, device, table, the intervals it shows, conclusion and plot."""
   parts = []
   for study in (s for s in plan.STUDIES if s.report == 'tp3'):
     found = results[study.name]
     _, said = plan.TP3_REPORT.get(study.name, ('', ''))
     conclusion = measured_share(found, names[study.name]) + found.conclusion if found.conclusion else ''
-    parts.append(
-        f'### {study.title}\n\n'
-        f'Report: {said}. {provenance_sentence(found)}\n\n'
-        f'{tp3_table(found, names[study.name])}\n\n{conclusion or "Ours: " + NOT_MEASURED + "."}\n\n'
-        f'![{study.title}]({figures}/{study.name}.png)'
-    )
+    paragraphs = [
+        f'### {study.title}',
+        f'Report: {said}. {provenance_sentence(found)}',
+        tp3_table(found, names[study.name]),
+        interval_note(list(found.variants.values())),
+        conclusion or f'Ours: {NOT_MEASURED}.',
+        f'![{study.title}]({figures}/{study.name}.png)',
+    ]
+    parts.append('\n\n'.join(paragraph for paragraph in paragraphs if paragraph))
   return '\n\n'.join(parts)
 
 
-def _errorbar_points(axis: Any, variants: Sequence[Variant | None], key: str, label: str, offset: float) -> None:
-  """Ours: the mean of `key` with a bar of ± one std over seeds, at each label that has runs."""
-  points = [
-      (i + offset, 100 * v.spreads[key].mean, 100 * np.nan_to_num(v.spreads[key].std))
-      for i, v in enumerate(variants)
-      if v is not None and key in v.spreads
-  ]
-  if points:
-    x, y, err = zip(*points)
-    axis.errorbar(x, y, yerr=err, fmt='o', capsize=4, label=label)
+def _draw_rows(
+    axis: Any,
+    labels: Sequence[str],
+    variants: Sequence[Variant | None],
+    series: Sequence[tuple[str, str]],
+    shift: float,
+) -> list[int]:
+  """One row per label, the first on top: each (key, legend label) of `series` as our mean with its 95 % interval
+  (Variant.interval), placed `shift` off the row; 'not yet measured' written on the rows without runs and 'too
+  few to conclude' beside the intervals that are. Returns each label's row."""
+  rows = list(range(len(labels)))[::-1]
+  offsets = np.linspace(0.12, -0.12, len(series)) + shift
+  for (key, label), offset in zip(series, offsets):
+    points = [(row + offset, v, v.interval(key)) for row, v in zip(rows, variants) if v and key in v.spreads]
+    if not points:
+      continue
+    means = [100 * v.spreads[key].mean for _, v, _ in points]
+    low = [mean - 100 * interval[0] if interval else 0 for mean, (_, _, interval) in zip(means, points)]
+    high = [100 * interval[1] - mean if interval else 0 for mean, (_, _, interval) in zip(means, points)]
+    axis.errorbar(means, [y for y, _, _ in points], xerr=[low, high], fmt='o', capsize=3, label=label)
+    for y, v, interval in points:
+      if too_few(v, key):
+        axis.annotate(TOO_FEW, (100 * interval[1], y), (4, 0), textcoords='offset points', va='center', fontsize=7)
+  axis.set_yticks(rows, labels, fontsize=8)
+  axis.set_ylim(-0.6, len(labels) - 0.4)
+  for row, v in zip(rows, variants):
+    if v is None:
+      axis.text(
+          0.01, row + shift, NOT_MEASURED, transform=axis.get_yaxis_transform(), va='center', color='gray', fontsize=8
+      )
+  axis.grid(alpha=0.3, axis='x')
+  return rows
+
+
+def _measured_title(variants: Sequence[Variant | None], noun: str) -> str:
+  """`n = 5 runs per variant; 7 of 7 variants measured`, or `none measured yet`."""
+  measured = [v for v in variants if v is not None]
+  if not measured:
+    return 'none measured yet'
+  return f'{runs_per(measured, noun)}; {len(measured)} of {plural(len(variants), noun)} measured'
+
+
+def _xlabel(variants: Sequence[Variant | None]) -> str:
+  """The accuracy axis, naming the interval its bars are (both kinds when nothing is measured yet)."""
+  measured = [v for v in variants if v is not None]
+  if not measured:
+    return 'accuracy % (95 % interval: Student t over the seeds; Wilson on the evaluation set for one run)'
+  sizes = evaluation_sets(measured)
+  return f'accuracy % (95 % interval: {interval_method_note(measured)}' + (f'; {sizes}' if sizes else '') + ')'
+
+
+def _legend(axis: Any) -> None:
+  """The legend beside the axis, where it hides no row."""
+  if axis.get_legend_handles_labels()[0]:
+    axis.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
 
 
 def plot_upv(results: Mapping[str, StudyResults], path: pathlib.Path) -> None:
-  """The report's accuracy per row against ours (mean ± std over seeds) on one axis."""
+  """The report's accuracy per row of its Table 1 against ours (final test and best validation accuracy, each
+  with its 95 % interval), one row per row, the rows not yet measured labelled."""
   rows = plan.UPV_TABLE
   variants = [results[row.study].variants.get(row.variant) for row in rows]
-  figure, axis = plt.subplots(figsize=(8, 4.5))
+  figure, axis = plt.subplots(figsize=(9, 1.6 + 0.45 * len(rows)))
+  series = (('test_accuracy', 'ours: final test acc'), ('best_val_accuracy', 'ours: best val acc'))
+  y = _draw_rows(axis, [row.label for row in rows], variants, series, shift=-0.1)
   axis.plot(
-      range(len(rows)),
       [row.report_accuracy for row in rows],
-      's--',
+      [row + 0.25 for row in y],
+      's',
       color='gray',
       label='report: best test acc (selected on test)',
   )
-  _errorbar_points(axis, variants, 'test_accuracy', 'ours: final test acc', 0.05)
-  _errorbar_points(axis, variants, 'best_val_accuracy', 'ours: best val acc', -0.05)
-  _finish(
-      axis,
-      [r.label for r in rows],
-      'UPV progression: test accuracy by row (ours: mean ± std over seeds)',
-      measured=any(variants),
-  )
-  plotting.save(figure, path)
+  axis.set_xlabel(_xlabel(variants))
+  title = f'UPV progression: test accuracy by row, report against ours ({_measured_title(variants, "row")})'
+  axis.set_title(title, fontsize=10)
+  _legend(axis)
+  names = [f'{row.label}: {NOT_MEASURED}' if v is None else row.label for row, v in zip(rows, variants)]
+  plotting.save(figure, path, title=title, names=names)
 
 
 def plot_tp3(study: StudyResults, names: Sequence[str], path: pathlib.Path) -> None:
   """One TP3 study, one row per variant (so that long names and many variants stay readable): validation and test
-  accuracy with their 95 % interval (t over seeds; Wilson on the evaluation set for one run), the report's
-  figure or winner, and the variants not yet measured labelled as such."""
+  accuracy with their 95 % interval, the report's figure or winner, and the variants not yet measured labelled."""
   variants = [study.variants.get(name) for name in names]
   figure, axis = plt.subplots(figsize=(9, 1.6 + 0.32 * len(names)))
-  rows = range(len(names))[::-1]  # the first variant on top
-  for key, label, offset in (('val_accuracy', 'ours: val acc', 0.12), ('test_accuracy', 'ours: test acc', -0.12)):
-    points = [(row + offset, v, v.interval(key)) for row, v in zip(rows, variants) if v and key in v.spreads]
-    if points:
-      y = [p[0] for p in points]
-      x = [100 * p[1].spreads[key].mean for p in points]
-      low = [100 * (p[1].spreads[key].mean - p[2][0]) if p[2] else 0 for p in points]
-      high = [100 * (p[2][1] - p[1].spreads[key].mean) if p[2] else 0 for p in points]
-      axis.errorbar(x, y, xerr=[low, high], fmt='o', capsize=3, label=label)
   winner, _ = plan.TP3_REPORT.get(study.study.name, ('', ''))
+  labels = [f"{name}  (report's winner)" if name == winner else name for name in names]
+  series = (('val_accuracy', 'ours: val acc'), ('test_accuracy', 'ours: test acc'))
+  _draw_rows(axis, labels, variants, series, shift=0.0)
   if study.study.name == 'tp3_final':
     axis.axvline(plan.TP3_FINAL_ACCURACY, color='gray', linestyle='--', label='report: 83 %')
-  labels = [f"{name}  (report's winner)" if name == winner else name for name in names]
-  axis.set_yticks(list(rows), labels, fontsize=8)
-  axis.set_ylim(-0.6, len(names) - 0.4)
-  measured = [v for v in variants if v is not None]
-  if measured:
-    for row, v in zip(rows, variants):
-      if v is None:
-        axis.text(0.01, row, NOT_MEASURED, transform=axis.get_yaxis_transform(), va='center', color='gray', fontsize=8)
-  else:
-    axis.text(0.5, 0.5, f'ours: {NOT_MEASURED}', transform=axis.transAxes, ha='center', color='gray')
-  n = sorted({v.n for v in measured})
-  said = 'none measured yet'
-  if n:
-    runs = f'n = {", ".join(map(str, n))} run{"" if n == [1] else "s"} per variant'
-    said = f'{runs}; {len(measured)} of {plural(len(names), "variant")} measured'
-  axis.set_xlabel('accuracy % (95 % interval: t over seeds; Wilson on the evaluation set for one run)')
-  axis.set_title(f'{study.study.title} ({said})', fontsize=10)
-  axis.grid(alpha=0.3, axis='x')
-  if axis.get_legend_handles_labels()[0]:
-    axis.legend(fontsize=8, loc='best')
-  plotting.save(figure, path)
-
-
-def _finish(axis: Any, labels: Sequence[str], title: str, measured: bool) -> None:
-  """Labels, title and a note when nothing of ours is measured yet; the y axis is left zoomed to the data."""
-  axis.set_xticks(range(len(labels)), labels, rotation=30, ha='right')
-  axis.set_xlim(-0.5, len(labels) - 0.5)
-  axis.set_ylabel('accuracy %')
+  elif not study.variants:  # no number to place: the whole range
+    axis.set_xlim(0, 100)
+  axis.set_xlabel(_xlabel(variants))
+  title = f'{study.study.title} ({_measured_title(variants, "variant")})'
   axis.set_title(title, fontsize=10)
-  if not measured:
-    axis.text(0.5, 0.5, f'ours: {NOT_MEASURED}', transform=axis.transAxes, ha='center', color='gray')
-  if axis.get_legend_handles_labels()[0]:
-    axis.legend(fontsize=8)
-  axis.grid(alpha=0.3)
+  _legend(axis)
+  shown = [f'{label}: {NOT_MEASURED}' if v is None else label for label, v in zip(labels, variants)]
+  plotting.save(figure, path, title=title, names=shown)
 
 
 def replace_generated(text: str, name: str, body: str) -> str:
