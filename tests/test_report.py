@@ -244,6 +244,13 @@ def test_seeds_are_aggregated_per_variant_with_t_intervals(seeded_runs):
   assert sorted(r['seed'] for r in runs if r['variant'] == 'c') == ['10', '11', '12', '13', '14']
 
 
+def test_one_variant_tested_against_the_best_is_said_in_the_singular(tmp_path):
+  _write_run(tmp_path / 'a', lr=0.1, final=0.6, examples=1000)
+  _write_run(tmp_path / 'b', lr=0.01, final=0.5, examples=1000)  # one run each: the two-proportion z-test
+  report.write_report(tmp_path)
+  assert "Holm's correction across the 1 variant tested against the best" in (tmp_path / 'results.md').read_text()
+
+
 def test_the_table_and_conclusion_say_which_differences_are_real(seeded_runs):
   report.write_report(seeded_runs)
   markdown = (seeded_runs / 'results.md').read_text()

@@ -186,7 +186,7 @@ def _tests_used(variants: Sequence[aggregate.Variant], metric: str) -> str:
   tested = sum(v.versus_best is not None for v in variants)
   return (
       f"'vs best': {' and '.join(said)} on the {aggregate.METRIC_LABELS[metric]}, two-sided, "
-      f"α = {stats.ALPHA:g} after Holm's correction across the {tested} variants tested against the best "
+      f"α = {stats.ALPHA:g} after Holm's correction across the {plural(tested, 'variant')} tested against the best "
       '(Holm p); a difference is the best minus the variant ± the half-width of its 95 % interval. '
       'P(best > it) is the chance that a run of the best beats a run of the variant (over every pair of their '
       'runs, ties half); where a difference is not significant, the seeds per variant that would detect it with '
