@@ -8,8 +8,10 @@ data settings: `data.max_eval_examples` and normalization), with BatchNorm's run
 """
 
 import argparse
+import pathlib
 
 from cifar_jax import cli
+from cifar_jax.training import run_dir
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
 
   def analyse() -> None:
+    for folder in args.run_folder:  # every folder refused before the heavy imports
+      run_dir.saved_config(pathlib.Path(folder))
     from cifar_jax.study.analysis import confusion  # pylint: disable=import-outside-toplevel  # after the flags
 
     for folder in args.run_folder:

@@ -15,6 +15,7 @@ band over seeds, and the best variant's training and validation loss.
 import argparse
 
 from cifar_jax import cli
+from cifar_jax.training import run_dir
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
   args = parser.parse_args(argv)
 
   def report() -> None:
+    run_dir.existing_folder(args.workdir)  # refused before the heavy imports
     from cifar_jax.study.report import write_report  # pylint: disable=import-outside-toplevel  # after the flags
 
     print(f'Wrote {", ".join(str(p) for p in write_report(args.workdir))}')

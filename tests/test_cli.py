@@ -176,7 +176,8 @@ def test_the_one_wrapper_exits_1_on_bad_input_and_128_plus_the_signal_on_a_stop(
 WITHOUT_HEAVY_IMPORTS = """
 import runpy, sys
 
-HEAVY = ('jax', 'jaxlib', 'flax', 'optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'clu', 'optuna')
+HEAVY = ('jax', 'jaxlib', 'flax', 'optax', 'orbax', 'tensorflow', 'tensorflow_datasets', 'clu', 'optuna', 'matplotlib',
+         'scipy')
 
 class HeavyImport(BaseException):
   pass
@@ -205,12 +206,12 @@ def get_config():
 @pytest.mark.parametrize(
     ('module', 'args', 'said'),
     [
-        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.model.name=resnet99'], "model.name='resnet99'"),
-        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.optimizer.name=lion'], "optimizer.name='lion'"),
-        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.schedule.name=cyclic'], "schedule.name='cyclic'"),
-        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.dtype=float16'], "dtype='float16'"),
-        ('cifar_jax.sweep', ['--config={sweep}'], "variant lion: optimizer.name='lion'"),
-        ('cifar_jax.sweep', ['--config={sweep}', '--set=data.pipeline=dali'], "data.pipeline='dali'"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.model.name=resnet99'], "model.name='resnet99' is not"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.optimizer.name=lion'], "optimizer.name='lion' is not"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.schedule.name=cyclic'], "schedule.name='cyclic' is"),
+        ('cifar_jax.main', ['--config=configs/mlp.py', '--config.dtype=float16'], "dtype='float16' is not one of"),
+        ('cifar_jax.sweep', ['--config={sweep}'], "variant lion: optimizer.name='lion' is not one of"),
+        ('cifar_jax.sweep', ['--config={sweep}', '--set=data.pipeline=dali'], "data.pipeline='dali' is not one of"),
     ],
 )
 def test_an_unknown_name_is_refused_before_jax_flax_tensorflow_orbax_or_optuna_are_imported(
@@ -218,9 +219,20 @@ def test_an_unknown_name_is_refused_before_jax_flax_tensorflow_orbax_or_optuna_a
 ):
   sweep = tmp_path / 'sweep_config.py'
   sweep.write_text(SWEEP_OF_AN_UNKNOWN_OPTIMIZER)
+  _refused_without_heavy_imports(tmp_path, module, *(a.format(sweep=sweep) for a in args), said=said)
+
+
+@pytest.mark.parametrize(
+    ('module', 'said'), [('cifar_jax.report', 'is not a folder'), ('cifar_jax.analysis', 'holds no run')]
+)
+def test_a_missing_run_folder_is_refused_before_the_heavy_imports(tmp_path, module, said):
+  _refused_without_heavy_imports(tmp_path, module, str(tmp_path / 'missing'), said=said, workdir=False)
+
+
+def _refused_without_heavy_imports(tmp_path, module: str, *args: str, said: str, workdir: bool = True) -> None:
   run = tmp_path / 'run'
-  result = _python('-c', WITHOUT_HEAVY_IMPORTS, module, *(a.format(sweep=sweep) for a in args), f'--workdir={run}')
+  result = _python('-c', WITHOUT_HEAVY_IMPORTS, module, *args, *([f'--workdir={run}'] if workdir else []))
   assert result.returncode == 1, result.stderr[-2000:]
   assert result.stderr.startswith('error: ') and len(result.stderr.strip().splitlines()) == 1, result.stderr[-2000:]
-  assert said in result.stderr and ' is not one of: ' in result.stderr
+  assert said in result.stderr
   assert not run.exists()

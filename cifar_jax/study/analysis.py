@@ -132,9 +132,7 @@ def confusion(folder: str | pathlib.Path, data_dir: str | None = None) -> tuple[
   `data_dir` replaces the config's data.data_dir (a run's relative path may not hold from here).
   """
   folder = pathlib.Path(folder)
-  saved = run_dir.read_json(folder / run_dir.CONFIG_FILE)
-  if saved is None:
-    raise UserError(f'{folder} holds no run: it has no {run_dir.CONFIG_FILE}')
+  saved = run_dir.saved_config(folder)
   config = ml_collections.ConfigDict(saved)
   if data_dir is not None:
     config.data.data_dir = data_dir

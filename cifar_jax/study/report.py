@@ -554,9 +554,7 @@ def study_name(workdir: pathlib.Path) -> str:
 def write_report(workdir: str | pathlib.Path) -> list[pathlib.Path]:
   """Writes results.md, results.csv, aggregates.csv and the three PNGs into `workdir` from its run folders;
   returns their paths."""
-  workdir = pathlib.Path(workdir)
-  if not workdir.is_dir():
-    raise UserError(f'{workdir} is not a folder')
+  workdir = run_dir.existing_folder(workdir)
   runs = sort_runs(load_runs(workdir))
   if not runs:
     raise UserError(f'{workdir} holds no run folders (subfolders with a config.json or summary.json)')

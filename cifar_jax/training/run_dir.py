@@ -14,7 +14,6 @@ import shutil
 from collections.abc import Mapping
 from typing import Any
 
-import jax
 import ml_collections
 
 from cifar_jax import config_lib
@@ -58,12 +57,36 @@ class ConfigChanged(ConfigError):
     return ConfigChanged(self.path, self.differences, advice)
 
 
+def _process_index() -> int:
+  """This process's index among the hosts; JAX is imported here only, so that the commands can read a run folder
+  (`existing_folder`, `saved_config`) before the heavy imports."""
+  import jax  # pylint: disable=import-outside-toplevel
+
+  return jax.process_index()
+
+
+def existing_folder(path: str | pathlib.Path) -> pathlib.Path:
+  """`path`, refused with a UserError unless it is a folder."""
+  path = pathlib.Path(path)
+  if not path.is_dir():
+    raise UserError(f'{path} is not a folder')
+  return path
+
+
+def saved_config(folder: pathlib.Path) -> dict[str, Any]:
+  """The config.json of the run in `folder`, refused with a UserError when it has none."""
+  saved = read_json(folder / CONFIG_FILE)
+  if saved is None:
+    raise UserError(f'{folder} holds no run: it has no {CONFIG_FILE}')
+  return saved
+
+
 def prepare(workdir: str | pathlib.Path, needed_bytes: int) -> pathlib.Path:
   """Creates `workdir`, proves it writable and checks it has room for `needed_bytes`, before any training."""
   path = pathlib.Path(workdir)
   try:
     path.mkdir(parents=True, exist_ok=True)
-    probe = path / f'.write_probe.{jax.process_index()}'
+    probe = path / f'.write_probe.{_process_index()}'
     probe.write_text('ok')
     probe.unlink()
   except OSError as e:
@@ -114,7 +137,7 @@ def holds_completed_run(path: pathlib.Path, config: ml_collections.ConfigDict) -
 
 def write_config(path: pathlib.Path, config: ml_collections.ConfigDict) -> None:
   """Writes the resolved config as JSON, atomically (process 0 only)."""
-  if jax.process_index() == 0:
+  if _process_index() == 0:
     write_json(path / CONFIG_FILE, config_lib.config_as_json(config))
 
 
