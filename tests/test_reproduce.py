@@ -157,6 +157,15 @@ def test_a_bad_set_stops_the_chain_with_one_line(tmp_path, capsys, setting, mess
   assert err.startswith('error: ') and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_an_unknown_name_stops_the_chain_before_any_study_makes_its_folder(tmp_path, capsys):
+  args = ['--quick', '--only=tp3_dense', '--only=tp3_cnn', f'--workdir={tmp_path / "chain"}']
+  assert _exit_status([*args, '--set=optimizer.name=lion']) == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: tp3_dense: variant ') and "optimizer.name='lion' is not one of" in err
+  assert len(err.strip().splitlines()) == 1
+  assert not (tmp_path / 'chain').exists()
+
+
 SWEEP = """
 import ml_collections
 from configs.sweeps import smoke

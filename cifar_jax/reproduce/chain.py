@@ -19,7 +19,7 @@ from cifar_jax.study import analysis, expansion, sweep
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import preemption, run_dir
 from cifar_jax.data import cifar10
-from cifar_jax.errors import UserError
+from cifar_jax.errors import ConfigError, UserError
 from cifar_jax.models import MODELS, model_options
 from cifar_jax.training.preemption import Stopped
 from cifar_jax.reproduce.plan import Study
@@ -276,7 +276,13 @@ def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | 
 
 
 def run_chain(studies: Sequence[Study], options: Options) -> preemption.TimeBox:
-  """Runs the studies in order until done or stopped; returns the time box, which says why it ended."""
+  """Checks every run config of every study (keys, names, plain numbers), then runs the studies in order until done
+  or stopped; returns the time box, which says why it ended."""
+  for study in studies:  # before any study runs or a folder is made
+    try:
+      expansion.check_configs(study_sweep(study, options.quick, options.vectorize), options.settings())
+    except ConfigError as e:
+      raise ConfigError(f'{study.name}: {e}') from e
   with preemption.TimeBox(deadline_seconds(options.max_minutes, options.margin_seconds)) as box:
     for study in studies:
       if box.requested:
