@@ -34,6 +34,8 @@ MODELS = (
 )
 # cifar_jax/models/layers.py ACTIVATIONS
 ACTIVATIONS = ('relu', 'leaky_relu', 'relu6', 'elu', 'tanh', 'silu', 'sigmoid', 'softmax', 'gelu')
+# The kinds of a UPV net's plan steps (models/upv.py): ConvBlock, ResBlock, and layers.py POOLS
+PLAN_KINDS = ('conv', 'res', 'max', 'avg')
 # training/experiment.py DTYPES (the compute dtype) and training/optim.py MUON_DTYPES (muon's Newton-Schulz dtype)
 DTYPES = ('float32', 'bfloat16')
 # training/optim.py OPTIMIZERS and SCHEDULES
@@ -68,6 +70,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   if 'activation' in config.model:
     check_choice('model.activation', config.model.activation, ACTIVATIONS)
   check_dropout(config.model.get('dropout', 0.0))
+  for kind, *_ in config.model.get('plan', ()):
+    check_choice('model.plan', kind, PLAN_KINDS)
   check_choice('dtype', config.dtype, DTYPES)
   check_choice('parallelism', config.parallelism, PARALLELISMS)
   check_choice('data.source', config.data.source, cifar10.SOURCES)

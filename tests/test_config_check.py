@@ -14,12 +14,13 @@ from cifar_jax.training import experiment, optim
     [
         (config_check.MODELS, MODELS),
         (config_check.ACTIVATIONS, layers.ACTIVATIONS),
+        (config_check.PLAN_KINDS, ('conv', 'res', *layers.POOLS)),  # the blocks upv.py builds, and the pools
         (config_check.DTYPES, experiment.DTYPES),
         (config_check.DTYPES, optim.MUON_DTYPES),
         (config_check.OPTIMIZERS, optim.OPTIMIZERS),
         (config_check.SCHEDULES, optim.SCHEDULES),
     ],
-    ids=['models', 'activations', 'dtypes', 'muon_dtypes', 'optimizers', 'schedules'],
+    ids=['models', 'activations', 'plan_kinds', 'dtypes', 'muon_dtypes', 'optimizers', 'schedules'],
 )
 def test_each_list_of_names_is_exactly_the_table_that_implements_them(names, table):
   assert len(set(names)) == len(names)
@@ -47,3 +48,10 @@ def test_an_unknown_name_lists_the_choices_and_the_closest_ones(value, hint):
     check_choice('optimizer.name', value, optim.OPTIMIZERS)
   choices = ', '.join(sorted(optim.OPTIMIZERS))
   assert str(error.value) == f'optimizer.name={value!r} is not one of: {choices}{hint}'
+
+
+def test_a_plan_step_of_an_unknown_kind_is_refused_by_the_light_check():
+  config = config_lib.load_config_file('configs/upv/cnn.py')
+  config.model.plan = (('conv', 8), ('dense', 4))
+  with pytest.raises(ConfigError, match=r"model.plan='dense' is not one of: avg, conv, max, res"):
+    config_check.check_config(config)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
+from cifar_jax import config_check
 from cifar_jax.errors import check_choice
 from cifar_jax.models import layers
 
@@ -45,7 +46,7 @@ class UPVNet(nnx.Module):
     act = layers.activation(activation)
     body, channels, size = [], layers.IMAGE_CHANNELS, layers.IMAGE_SIZE
     for kind, n in plan:
-      check_choice('model.plan', kind, ('conv', 'res', *layers.POOLS))
+      check_choice('model.plan', kind, config_check.PLAN_KINDS)
       if kind == 'conv':
         body += [layers.ConvNormAct(channels, n, 3, act=act, dtype=dtype, rngs=rngs), layers.Pool('max', 2)]
         channels, size = n, size // 2
