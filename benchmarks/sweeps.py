@@ -59,7 +59,7 @@ def workers_rows(data_dir: str, runs: int, scratch: pathlib.Path) -> list[str]:
 def _results(workdir: pathlib.Path) -> list[list[str]]:
   """results.csv without its timing columns (wall time and images/s differ from one sweep to the next)."""
   rows = [line.split(',') for line in (workdir / 'results.csv').read_text().splitlines()]
-  keep = [i for i, name in enumerate(rows[0]) if name not in ('wall_seconds', 'images_per_second')]
+  keep = [i for i, name in enumerate(rows[0]) if name not in ('wall_seconds', 'steady_images_per_second')]
   return [[row[i] for i in keep] for row in rows]
 
 

@@ -75,7 +75,7 @@ def _write_run(
         'test_loss': 2.4 - 2 * final,
         'test_accuracy': final,
         'wall_seconds': 3725.0,
-        'images_per_second': 1234.5,
+        'steady_images_per_second': 1234.5,
     }
     if examples is not None:
       summary |= {'val_examples': examples if val else 0, 'test_examples': 2 * examples}
@@ -122,6 +122,7 @@ def test_table_is_sorted_by_validation_accuracy_with_failed_and_unfinished_runs_
   assert 'Sorted by mean final validation accuracy' in markdown
   assert '| lr_0.05 | 0.05 | 72.00 | 77.00 | 72.00 |' in markdown
   assert '98,666 | 5 | 1:02:05 | 1,234 | completed |' in markdown
+  assert '| wall time | steady img/s (compilation left out) | status |' in markdown and report.STEADY_NOTE in markdown
   assert '| failed: the training loss became nan |' in markdown
   # The conclusion covers 3 of the 5 variants (one diverged, one is still running) and says so.
   assert '**Conclusion.** 3 of 5 variants have a completed run; the others are not part of this conclusion.' in markdown
@@ -323,3 +324,14 @@ def test_a_seeded_sweep_over_an_old_single_seed_run_counts_only_its_own_runs(see
   runs = _csv_rows(seeded_runs)
   assert sorted(r['name'] for r in runs) == sorted(r['name'] for r in listed)
   assert {r['n'] for r in _aggregates(seeded_runs).values()} == {'5'}
+
+
+def test_a_summary_from_before_the_steady_rate_leaves_its_cell_empty(tmp_path):
+  """summary.json's old images_per_second counted the first step's compilation: never shown as the steady rate."""
+  _write_run(tmp_path / 'a', lr=0.1, final=0.4)
+  summary = json.loads((tmp_path / 'a' / 'summary.json').read_text())
+  summary['images_per_second'] = summary.pop('steady_images_per_second')
+  (tmp_path / 'a' / 'summary.json').write_text(json.dumps(summary))
+  report.write_report(tmp_path)
+  assert _csv_rows(tmp_path)[0]['steady_images_per_second'] == ''
+  assert '| 1:02:05 |  | completed |' in (tmp_path / 'results.md').read_text()

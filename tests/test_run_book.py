@@ -1,15 +1,17 @@
 """The run book both engines share: a group prints and writes what its sequential runs do; pruning; a finished
 run; checkpoints on an interval; metrics.jsonl after a crash; the averages of log lines that do not divide the
-epoch."""
+epoch; the steady images/s of summary.json across a resume."""
 
+import functools
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 
 import helpers
-from cifar_jax.training import group, run_dir, trainer
+from cifar_jax.training import group, run_dir, trainer, writers
 from tests.test_group import BASE, MEMBERS
 
 # Both engines end every call at a log point (the group fuses up to an epoch, the sequential runs up to 8 steps),
@@ -79,12 +81,17 @@ def test_a_pruned_group_member_leaves_like_a_pruned_sequential_run(cifar10_dir, 
   assert helpers.checkpoint_steps(tmp_path / 'g1') == [8, 16]
 
 
-def test_a_finished_run_run_again_says_so_and_changes_nothing(cifar10_dir, tmp_path, capsys):
+def test_a_finished_run_run_again_says_so_and_changes_nothing(cifar10_dir, tmp_path, capsys, monkeypatch):
   config = helpers.tiny_config(cifar10_dir, num_epochs=1, num_train_steps=4)
   first = trainer.train_and_evaluate(config, tmp_path / 'run')
   files = {p.name: p.read_bytes() for p in (tmp_path / 'run').iterdir() if p.is_file()}
   capsys.readouterr()
-  again = trainer.train_and_evaluate(config, tmp_path / 'run')
+  with monkeypatch.context() as patched:
+    patched.setattr(trainer, 'load_data', lambda config: pytest.fail('a finished run loaded its data'))
+    finished = trainer.Trainer(config, tmp_path / 'run')  # what the class docstring promises of a finished run
+    assert (finished.finished, finished.step, finished.workdir) == (first, 4, tmp_path / 'run')
+    assert (finished.data, finished.exp, finished.book, finished.state, finished.pending) == (None,) * 5
+    again = finished.run()
   out = capsys.readouterr().out
   assert again == first
   assert out == f'{tmp_path / "run"} holds this run finished (4 steps, test accuracy ' + (
@@ -157,3 +164,93 @@ def test_a_log_line_averages_exactly_the_steps_since_the_previous_one(cifar10_di
     previous = line['step']
   history = json.loads((tmp_path / 'three' / 'summary.json').read_text())
   assert history['train_loss'] == pytest.approx(np.mean([per_step[s]['loss'] for s in range(17, 25)]), rel=1e-5)
+
+
+class _FakeClock:
+  """The Progress clock, moved only by the fake step calls: step g takes STEP_SECONDS(g), and an engine's first
+  call also waits COMPILE_SECONDS."""
+
+  COMPILE_SECONDS = 100.0
+
+  def __init__(self) -> None:
+    self.now, self.compiled = 0.0, set()
+
+  def __call__(self) -> float:
+    return self.now
+
+  def take(self, engine: object, first_step: int, length: int) -> None:
+    if id(engine) not in self.compiled:
+      self.compiled.add(id(engine))
+      self.now += self.COMPILE_SECONDS
+    self.now += sum(_step_seconds(g) for g in range(first_step, first_step + length))
+
+
+def _step_seconds(g: int) -> float:
+  return 1.0 + 0.1 * g  # every step a different duration, so that the wrong steps give a different rate
+
+
+def _steady(timed_steps, batch_size=32):
+  """The expected steady rate: the listed steps' images over their seconds."""
+  return len(timed_steps) * batch_size / sum(_step_seconds(g) for g in timed_steps)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+  """Every run book's Progress reads the fake clock; each train call (sequential or group) moves it."""
+  clock = _FakeClock()
+  monkeypatch.setattr(writers, 'Progress', functools.partial(writers.Progress, clock=clock))
+  take_steps, train_call = trainer.take_steps, group.Group.train_call
+
+  def timed_take_steps(exp, state, pending, epoch, batch, length, batches):
+    result = take_steps(exp, state, pending, epoch, batch, length, batches)
+    clock.take(exp, epoch * 8 + batch + 1, length)
+    return result
+
+  def timed_train_call(self, epoch, batch, length):
+    result = train_call(self, epoch, batch, length)
+    clock.take(self, epoch * 8 + batch + 1, length)
+    return result
+
+  monkeypatch.setattr(trainer, 'take_steps', timed_take_steps)
+  monkeypatch.setattr(group.Group, 'train_call', timed_train_call)
+  return clock
+
+
+def test_the_steady_rate_leaves_out_each_stretchs_first_step_and_counts_every_stretch_of_a_resume(
+    cifar10_dir, tmp_path, fake_clock
+):
+  """8-step epochs, one step a call. Stopped at step 12 and resumed: the stretches are 1-8, 9-12 | 13-16, 17-24;
+  the first step of each (compilation, or the pipeline after an evaluation) is not timed."""
+  first = trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir, num_train_steps=12), tmp_path / 'run')
+  assert first['steady_images_per_second'] == pytest.approx(_steady([*range(2, 9), *range(10, 13)]))
+  old = tmp_path / 'old'
+  shutil.copytree(tmp_path / 'run', old)
+  resumed = trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), tmp_path / 'run')
+  timed = [*range(2, 9), *range(10, 13), *range(14, 17), *range(18, 25)]
+  assert resumed['steady_images_per_second'] == pytest.approx(_steady(timed))
+  compile_included = 24 * 32 / (2 * _FakeClock.COMPILE_SECONDS + sum(_step_seconds(g) for g in range(1, 25)))
+  assert resumed['steady_images_per_second'] > 1.5 * compile_included
+
+  # A checkpoint written before the record kept the timed steps (it kept train_seconds) resumes; only the
+  # stretches after it are timed.
+  (record_file,) = old.glob('checkpoints/latest/12/record/metadata')
+  record = json.loads(record_file.read_text())
+  del record['timed_steps'], record['timed_seconds']
+  record_file.write_text(json.dumps({**record, 'train_seconds': 3.5}))
+  from_old = trainer.train_and_evaluate(helpers.tiny_config(cifar10_dir), old)
+  assert from_old['steps'] == 24 and from_old['test_accuracy'] == pytest.approx(resumed['test_accuracy'])
+  assert from_old['steady_images_per_second'] == pytest.approx(_steady([*range(14, 17), *range(18, 25)]))
+
+
+def test_a_group_members_steady_rate_counts_every_stretch_of_a_resume(cifar10_dir, tmp_path, fake_clock):
+  """Calls of 4 steps (log every 4), stopped at step 12 and resumed: stretches 1-8, 9-12 | 13-16, 17-24; the
+  first call of each is not timed, so steps 5-8 and 21-24 are."""
+  configs = [
+      helpers.tiny_config(cifar10_dir, **{**BASE, 'num_epochs': 3}, **m, num_train_steps=12) for m in MEMBERS[:2]
+  ]
+  folders = [tmp_path / 'g0', tmp_path / 'g1']
+  group.Group(configs, folders).run()
+  summaries = group.Group([helpers.override(c, num_train_steps=-1) for c in configs], folders).run()
+  for summary in summaries:
+    assert summary['steps'] == 24
+    assert summary['steady_images_per_second'] == pytest.approx(_steady([*range(5, 9), *range(21, 25)]))

@@ -61,7 +61,7 @@ def test_command_line_run_writes_every_output(tmp_path, cifar10_dir):
       'test_accuracy',
       'test_loss',
       'wall_seconds',
-      'images_per_second',
+      'steady_images_per_second',
   ):
     assert summary[key] is not None, key
   assert summary['steps'] == 16 and summary['epochs'] == 2  # 512 training images // 64, twice

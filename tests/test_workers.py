@@ -19,7 +19,10 @@ from cifar_jax.study import queue, sweep, workers
 from cifar_jax.errors import ConfigError, UserError
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-TIMING = {'wall_seconds', 'images_per_second'}  # the only columns that differ between two sweeps of the same runs
+TIMING = {
+    'wall_seconds',
+    'steady_images_per_second',
+}  # the only columns that differ between two sweeps of the same runs
 
 
 @pytest.fixture(autouse=True)

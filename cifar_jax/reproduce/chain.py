@@ -126,8 +126,9 @@ def expected_steps(config: ml_collections.ConfigDict) -> int:
 
 
 def seconds_per_image(folder: pathlib.Path) -> tuple[str, float] | None:
-  """A finished run's device (as its summary names it) and wall time per training image (compilation and
-  evaluation included)."""
+  """A finished run's device (as its summary names it) and wall time per training image, compilation and evaluation
+  included: what a remaining run costs (summary.json's steady_images_per_second leaves them out and would
+  underestimate it)."""
   summary, config = run_dir.read_json(folder / run_dir.SUMMARY_FILE), run_dir.read_json(folder / run_dir.CONFIG_FILE)
   if not summary or summary.get('status') != 'completed' or not summary.get('steps') or not config:
     return None

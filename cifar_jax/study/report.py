@@ -42,9 +42,15 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ('params', 'params', '{:,}'.format),
     ('epochs', 'epochs', str),
     ('wall_seconds', 'wall time', format_duration),
-    ('images_per_second', 'img/s (training time, compilation included)', '{:,.0f}'.format),
+    ('steady_images_per_second', 'steady img/s (compilation left out)', '{:,.0f}'.format),
 )
 _HEADERS = {key: header for key, header, _ in METRICS}
+# What the steady img/s column counts (summary.json's steady_images_per_second; runs written before it was
+# defined have none and show an empty cell).
+STEADY_NOTE = (
+    'steady img/s counts the training steps after the first of each stretch of training (the first waits for '
+    'compilation), over their time, every stretch of a resumed run included.'
+)
 
 
 def format_value(value: Any) -> str:
@@ -301,7 +307,8 @@ def _markdown(
       '',
       '## Runs',
       '',
-      f'One row per run, sorted by {aggregate.METRIC_LABELS[metric]}; wall time is h:mm:ss.',
+      f'One row per run, sorted by {aggregate.METRIC_LABELS[metric]}; wall time is h:mm:ss, compilation and '
+      f'evaluations included; {STEADY_NOTE}',
       '',
       *_run_table(runs, [*keys, 'seed'] if multi else keys),
       '',

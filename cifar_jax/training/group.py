@@ -16,7 +16,6 @@ whose loss or gradient becomes non-finite is recorded failed (its last good chec
 
 import functools
 import pathlib
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -147,7 +146,6 @@ class Group:
   def _train_epoch(self) -> None:
     """Trains every member to the end of the epoch (or the cap), then validates and checkpoints each."""
     epoch = self.step // self.steps_per_epoch
-    segment_start = time.perf_counter()
     for book in self.books:
       book.progress.start(self.step)
     while True:
@@ -166,8 +164,6 @@ class Group:
       if self.step % self.steps_per_epoch == 0 or self.step >= self.total_steps:
         break
       self._stop_if_requested()
-    for book in self.books:
-      book.record.train_seconds += time.perf_counter() - segment_start
 
     saving, val_accuracy = self._training(), {}
     if not saving:

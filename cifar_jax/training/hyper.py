@@ -41,8 +41,6 @@ _ZERO_MATTERS = (
     'regularization.l2',
     'regularization.label_smoothing',
 )
-# Keys that change neither the computation nor its shapes (a group may mix them).
-_FREE_KEYS = run_dir.RESUME_SAFE_KEYS | {'steps_per_call'}
 
 
 def group_key(config: ml_collections.ConfigDict) -> tuple[Any, ...] | None:
@@ -50,7 +48,9 @@ def group_key(config: ml_collections.ConfigDict) -> tuple[Any, ...] | None:
   if config.schedule.name == 'plateau' or config.data.pipeline != 'device' or config.parallelism != 'jit':
     return None
   flat = config_lib.flatten(config_lib.config_as_json(config))
-  shared = tuple(sorted((k, v) for k, v in flat.items() if k not in VECTOR_KEYS and k not in _FREE_KEYS))
+  # The keys a resume may change (run_dir.RESUME_SAFE_KEYS) change neither the computation nor its shapes: a group
+  # may mix them.
+  shared = tuple(sorted((k, v) for k, v in flat.items() if k not in VECTOR_KEYS and k not in run_dir.RESUME_SAFE_KEYS))
   return shared + tuple((k, flat[k] != 0) for k in _ZERO_MATTERS)
 
 

@@ -46,8 +46,16 @@ class RunRecord:
   history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one entry per finished epoch
   epoch_sums: dict[str, float] = dataclasses.field(default_factory=lambda: dict(_EMPTY_EPOCH))  # logged so far
   pending: dict[str, Any] | None = None  # train metrics of steps not yet logged (clu sums, exact)
-  train_seconds: float = 0.0
   wall_seconds: float = 0.0
+  # The steady rate's steps (those after the first of each stretch of training) and their seconds, so far.
+  timed_steps: int = 0
+  timed_seconds: float = 0.0
+
+  @classmethod
+  def from_saved(cls, saved: dict[str, Any]) -> 'RunRecord':
+    """The record a checkpoint holds; fields an older checkpoint lacks take their defaults, and fields this version
+    no longer keeps (train_seconds, which counted compilation) are dropped."""
+    return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls) if f.name in saved})
 
   def add_interval(self, values: dict[str, float], num_steps: int) -> None:
     """Folds one logged interval's mean loss and accuracy into the epoch's running sums."""
@@ -174,7 +182,8 @@ class RunBook:
       self.checkpoints.drop_after(at)
     state, saved = self.checkpoints.restore_latest(template)
     self.checkpoints.drop_after(int(state.step))
-    self.record = RunRecord(**saved)
+    self.record = RunRecord.from_saved(saved)
+    self.progress.carry(self.record.timed_steps, self.record.timed_seconds)
     pending = metrics_from_json(self.record.pending)
     self.pending_start = int(state.step) - (int(pending.loss.count) if pending is not None else 0)
     return state, pending
@@ -280,6 +289,7 @@ class RunBook:
     best = val_accuracy is not None and all(val_accuracy > a for a in earlier)
     if latest or best:
       self.record.pending = metrics_to_json(pending)
+      self.record.timed_steps, self.record.timed_seconds = self.progress.timed()
       self.checkpoints.save(step, state(), dataclasses.asdict(self.record), val_accuracy if best else None, latest)
       self.saved_at = time.perf_counter()
     if wait:
@@ -295,7 +305,7 @@ class RunBook:
     config, data, exp, history = self.config, self.data, self.exp, self.record.history
     last = history[-1] if history else {}
     val_accuracies = [h['val_accuracy'] for h in history if 'val_accuracy' in h]
-    train_seconds = self.record.train_seconds
+    steady = self.progress.steps_per_second()
     return {
         'status': 'completed' if test is not None else 'pruned',
         'model': config.model.name,
@@ -315,7 +325,9 @@ class RunBook:
         'test_examples': len(data.test),
         'wall_seconds': self.record.wall_seconds + time.perf_counter() - self.started,
         'device': devices.describe(),  # what the wall time was measured on (the reproduce chain's estimate per device)
-        'images_per_second': step * config.batch_size / train_seconds if train_seconds else None,
+        # Training images per second after the first step (or fused call) of each stretch of training, over
+        # every stretch since step 0 (writers.Progress): compilation and evaluations left out.
+        'steady_images_per_second': steady * config.batch_size if steady else None,
     }
 
   def finish(self, step: int, test: dict[str, float] | None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 run keeps and writes is its run book's."""
 
 import pathlib
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +30,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 
 class Trainer:
   """One run in one workdir: built from the config, resumed from the latest checkpoint, trained epoch by epoch;
-  what it keeps and writes is its run book's (cifar_jax/training/run_book.py)."""
+  what it keeps and writes is its run book's (cifar_jax/training/run_book.py).
+
+  A workdir that holds this run finished builds nothing: `finished` is its summary, `step` its last step, `data`,
+  `exp`, `book`, `state` and `pending` are None, and `run` only says so. Otherwise `finished` is None."""
 
   def __init__(
       self,
@@ -46,7 +48,8 @@ class Trainer:
     # A finished run is said so, before any data is loaded or anything compiled (see `run`).
     self.finished = run_book.finished_summary(pathlib.Path(workdir), config)
     if self.finished is not None:
-      self.workdir = pathlib.Path(workdir)
+      self.workdir, self.step = pathlib.Path(workdir), self.finished['steps']
+      self.data = self.exp = self.book = self.state = self.pending = None
       return
     if run_dir.checkpoint_step(pathlib.Path(workdir)) is not None:  # refused before the data is loaded
       run_dir.check_resumable(pathlib.Path(workdir), config, allow_config_change)
@@ -90,7 +93,6 @@ class Trainer:
     """Trains from the current step to the end of its epoch (or the cap), then evaluates and checkpoints."""
     config, exp, book = self.config, self.exp, self.book
     epoch = self.step // exp.steps_per_epoch
-    segment_start = time.perf_counter()
     book.progress.start(self.step)
     batches = None if exp.fused else iter(exp.pipeline.train_batches(epoch, self.step - epoch * exp.steps_per_epoch))
     while True:
@@ -111,7 +113,6 @@ class Trainer:
       if self.step % exp.steps_per_epoch == 0 or self.step >= exp.total_steps:
         break
       self._stop_if_requested()
-    book.record.train_seconds += time.perf_counter() - segment_start
 
     val, pruned = None, False
     if self.step % exp.steps_per_epoch == 0:

@@ -116,7 +116,8 @@ class Progress:
   A line is printed at each log step, right after the run's first step (which waits for compilation)
   and at least every `every_seconds` in between. Images/s and the time left count only the steps after
   the first of each stretch of training (the first waits for compilation, or for the pipeline after an
-  evaluation), so the estimate is the steady rate's.
+  evaluation), so the estimate is the steady rate's. That rate, over every stretch of the run (a resumed run's
+  earlier ones through `carry`), is the one images/s figure summary.json reports.
   """
 
   def __init__(
@@ -151,11 +152,21 @@ class Progress:
     if self._first is None:
       self._first = self._last
 
-  def steps_per_second(self) -> float | None:
-    """The steady training rate so far, or None before a step past the first of a stretch has completed."""
+  def carry(self, timed_steps: int, timed_seconds: float) -> None:
+    """Counts the timed steps and seconds of earlier stretches (a resumed run's, kept in its record)."""
+    self._timed_steps += timed_steps
+    self._timed_seconds += timed_seconds
+
+  def timed(self) -> tuple[int, float]:
+    """The steps after the first of each stretch so far, and their seconds (the open stretch included)."""
     steps, seconds = self._timed_steps, self._timed_seconds
     if self._first is not None:
       steps, seconds = steps + self._last[1] - self._first[1], seconds + self._last[0] - self._first[0]
+    return steps, seconds
+
+  def steps_per_second(self) -> float | None:
+    """The steady training rate so far, or None before a step past the first of a stretch has completed."""
+    steps, seconds = self.timed()
     return steps / seconds if steps and seconds > 0 else None
 
   def images_per_second(self, step: int) -> float:
