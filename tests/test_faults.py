@@ -233,12 +233,15 @@ def test_a_missing_or_mistyped_config_is_one_clear_line(tmp_path, flags, message
   assert message in result.stderr and 'Traceback' not in result.stderr
 
 
-# The command line with every train step made slow on purpose: each step also runs SLOW_STEP_ITERATIONS 384 x 384
-# matmuls inside the compiled program, so the main thread waits on the device as it does for a ResNet on a CPU.
+# The command line with every train step made slow on purpose, as a ResNet's is on a CPU: each step also runs
+# SLOW_STEP_ITERATIONS 384 x 384 matmuls inside the compiled program. That is device work only, so the main thread is
+# free to dispatch ahead of it, as it was in the issue; a step made slow by a host callback would not be (JAX's CPU
+# client runs a program with a host callback synchronously: no loop can dispatch ahead of it, the old one included).
+# PROGRESS_SECONDS, when set, is the progress line's interval (users get writers.Progress's 30 s).
 _SLOW_STEPS = """
 import os, runpy
 import jax, jax.numpy as jnp
-from cifar_jax.training import steps
+from cifar_jax.training import steps, writers
 
 def _busy():
   x = jnp.full((384, 384), 1e-3, jnp.float32)
@@ -249,34 +252,44 @@ def _slow_train_step(*args, **kwargs):
   return state.replace(step=state.step + (_busy() > 1e30).astype(state.step.dtype)), metrics
 
 _train_step, steps.train_step = steps.train_step, _slow_train_step
+if 'PROGRESS_SECONDS' in os.environ:
+  writers.Progress.__init__.__kwdefaults__['every_seconds'] = float(os.environ['PROGRESS_SECONDS'])
 runpy.run_module('cifar_jax.main', run_name='__main__', alter_sys=True)
 """
 
+# How long after the first step's line a signal is sent: long enough for a loop that dispatches ahead to have
+# queued what JAX's CPU client accepts (4 steps here, in milliseconds), well within the second step (over a second).
+QUEUED = 0.5
 
-def _start_slow(cifar10_dir, workdir, iterations):
+
+def _start_slow(cifar10_dir, workdir, iterations, progress_seconds=None, **overrides):
   """The TINY run with slow steps, logging rarely (every 100 steps), so that nothing but the loop's own bound
   keeps it from dispatching ahead."""
-  flags = helpers.tiny_flags(cifar10_dir, log_every_steps=100)
+  flags = helpers.tiny_flags(cifar10_dir, **{'log_every_steps': 100, **overrides})
+  env = {**helpers.cli_env(devices=1), 'SLOW_STEP_ITERATIONS': str(iterations)}
+  if progress_seconds is not None:
+    env['PROGRESS_SECONDS'] = str(progress_seconds)
   return subprocess.Popen(
       [sys.executable, '-c', _SLOW_STEPS, *flags, f'--workdir={workdir}'],
       cwd=helpers.REPO,
-      env={**helpers.cli_env(devices=1), 'SLOW_STEP_ITERATIONS': str(iterations)},
+      env=env,
       stdout=subprocess.PIPE,
       stderr=subprocess.STDOUT,
       text=True,
   )
 
 
-def test_ctrl_c_on_slow_steps_stops_after_about_one_step(tmp_path, cifar10_dir):
-  """Ctrl-C right after the first step's line: the run stops after the step running and at most the one queued
-  behind it (step 3 at the latest), not where a loop that dispatched ahead catches up (the epoch's end, step 8),
-  and says so only with the checkpoint on disk."""
-  process = _start_slow(cifar10_dir, tmp_path / 'run', iterations=100)
-  helpers.wait_for_step(process, 1)  # the line after the first step; the next would come 30 s later
+def test_ctrl_c_on_slow_steps_is_acknowledged_at_once_and_stops_after_about_one_step(tmp_path, cifar10_dir):
+  """Ctrl-C while the second step runs: acknowledged at once, and the run stops after that step and the one
+  queued behind it (step 3), saying so only with the checkpoint on disk. A loop that dispatches ahead (the old
+  one) acknowledges once the running step ends, then runs the 3 more it queued first (step 6)."""
+  process = _start_slow(cifar10_dir, tmp_path / 'run', iterations=400)
+  helpers.wait_for_step(process, 1)
+  time.sleep(QUEUED)
   sent = time.monotonic()
   process.send_signal(signal.SIGINT)
   helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
-  assert time.monotonic() - sent < 1
+  assert time.monotonic() - sent < 0.5
   output, _ = process.communicate(timeout=60)
   assert process.returncode == 130 and 'Traceback' not in output, output[-3000:]
   stopped_at = int(output.split('checkpoint written at step ')[1].split(';')[0])
@@ -284,16 +297,45 @@ def test_ctrl_c_on_slow_steps_stops_after_about_one_step(tmp_path, cifar10_dir):
   assert helpers.checkpoint_steps(tmp_path / 'run')[-1] == stopped_at
 
 
-def test_a_second_ctrl_c_stops_a_slow_step_at_once(tmp_path, cifar10_dir):
+@pytest.mark.parametrize('after_ack', [True, False], ids=['after the acknowledgement', '0.3 s after the first'])
+def test_a_second_ctrl_c_stops_a_slow_step_at_once(tmp_path, cifar10_dir, after_ack):
+  """The second press comes while the main thread waits on the device (for the step to checkpoint, or for the step
+  running): the run ends at once. On the old loop it waited for the steps queued ahead (about 4), and two presses
+  0.3 s apart, both heard only once a dispatch returned, counted as one."""
   process = _start_slow(cifar10_dir, tmp_path / 'run', iterations=400)
   helpers.wait_for_step(process, 1)
+  time.sleep(QUEUED)
   process.send_signal(signal.SIGINT)
-  helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
+  if after_ack:
+    helpers.read_until(process, lambda line: 'writing a checkpoint' in line)
+  else:
+    time.sleep(0.3)
   sent = time.monotonic()
-  process.send_signal(signal.SIGINT)  # the main thread waits on a slow step
+  process.send_signal(signal.SIGINT)
   output, _ = process.communicate(timeout=60)
-  assert time.monotonic() - sent < 1
+  assert time.monotonic() - sent < 0.5
   assert process.returncode == 130 and 'stopped at once' in output and 'Traceback' not in output, output[-3000:]
+
+
+def test_progress_lines_on_slow_steps_come_within_about_one_step_of_each_interval(tmp_path, cifar10_dir):
+  """Steps of about 0.6 s, a line due every 1.5 s (30 s for users): each line comes once the interval has passed
+  (not at every step) and at most the step running then and the one queued behind it later (under 3 mean steps,
+  measured from the lines' own step numbers, so however busy the machine is), not once the steps queued ahead have
+  run (4 to 5 steps late on the old loop)."""
+  interval = 1.5
+  process = _start_slow(
+      cifar10_dir, tmp_path / 'run', iterations=200, progress_seconds=interval, **{'data.max_train_examples': 2048}
+  )
+  lines = []  # (time read, step) of each progress line
+  for _ in range(5):
+    line = helpers.read_until(process, lambda line: line.startswith('step '))
+    lines.append((time.monotonic(), int(line.split()[1].split('/')[0])))
+  process.kill()
+  process.communicate()
+  for (then, first), (now, last) in zip(lines, lines[1:]):
+    gap = now - then
+    late = (gap - interval) / (gap / (last - first))  # past the interval, in this stretch's mean step time
+    assert interval - 0.1 < gap and late < 3, lines
 
 
 def test_a_quick_double_ctrl_c_says_checkpoint_written_only_of_one_on_disk(tmp_path, cifar10_dir):
