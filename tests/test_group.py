@@ -4,7 +4,6 @@ a group stopped and resumed."""
 import os
 import shutil
 import signal
-import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from cifar_jax.training import group, hyper, preemption, probe, run_book, trainer
+from cifar_jax.training import group, hyper, preemption, run_book, trainer
 from cifar_jax.errors import ConfigError, UserError
 from tests.helpers import assert_same_params, checkpoint_steps, latest_params, metric_lines, summary, tiny_config
 
@@ -150,23 +149,6 @@ def test_a_stopped_group_resumes_to_the_numbers_of_an_uninterrupted_one(cifar10_
 
   trainer.train_and_evaluate(configs[0], tmp_path / 'sequential')
   _close(metric_lines(tmp_path / 'sequential'), metric_lines(tmp_path / 'whole/0'))
-
-
-@pytest.mark.parametrize(
-    ('group_seconds', 'pays_off'),
-    [(0.79, True), (0.8, True), (0.81, False)],  # 4 members against 0.2 s alone: the break-even is 0.8 s
-)
-def test_a_group_pays_off_when_its_call_takes_at_most_members_times_one_alone(group_seconds, pays_off):
-  assert probe.Probe(members=4, steps=4, group_seconds=group_seconds, single_seconds=0.2).pays_off is pays_off
-
-
-def test_the_probe_times_both_programs_and_leaves_nothing_behind(cifar10_dir, tmp_path, monkeypatch):
-  monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
-  configs = [tiny_config(cifar10_dir, **BASE, **member) for member in MEMBERS[:2]]
-  measured = probe.probe(configs)
-  assert measured.members == 2 and measured.group_seconds > 0 and measured.single_seconds > 0
-  assert str(measured).startswith('2 runs together take ')
-  assert list(tmp_path.iterdir()) == []  # the throwaway folders are gone
 
 
 # The group engine's rules (which runs may share a group, which checkpoint step they share, what a diverged member

@@ -376,9 +376,9 @@ def test_a_stopped_sweep_exits_with_the_signal_status_and_no_error_prefix(monkey
 
 @pytest.mark.parametrize(
     ('group_seconds', 'batches', 'printed'),
-    [  # one member alone takes 1 s; 2 members pay off up to 2 s
-        (1.0, [[0, 1], [2, 3]], '(1.00 x): one group'),
-        (3.0, [[0], [1], [2], [3]], '(3.00 x): one by one'),
+    [  # 100 steps left; one member alone 0.25 s per step, 2 members one by one 50 s, nothing to compile either way
+        (1.0, [[0, 1], [2, 3]], '= 25.0 s: one group'),
+        (3.0, [[0], [1], [2], [3]], '= 75.0 s: one by one'),
     ],
 )
 def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
@@ -389,11 +389,12 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
   variants = expansion.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
   probed = []
 
-  def fake_probe(configs):
-    probed.append([c.seed for c in configs])
-    return probe.Probe(len(configs), steps=4, group_seconds=group_seconds, single_seconds=1.0)
+  def fake_probe(configs, start_step):
+    probed.append(([c.seed for c in configs], start_step))
+    group = probe.Timing(first=group_seconds, call=group_seconds)
+    return probe.Probe(len(configs), 4, 100, 0, 0, probe.Timing(first=1.0, call=1.0), group)
 
   monkeypatch.setattr(probe, 'probe', fake_probe)
   assert sweep._run_groups(config, variants, tmp_path) == batches  # pylint: disable=protected-access
-  assert probed == [[0, 1], [0, 1]]  # each learning rate's two seeds, probed once
+  assert probed == [([0, 1], 0), ([0, 1], 0)]  # each learning rate's two seeds, probed once, from the start
   assert capsys.readouterr().out.count(printed) == 2

@@ -39,7 +39,7 @@ def test_quick_run_writes_every_row(cifar10_dir, tmp_path):
   table = (tmp_path / 'vectorized.md').read_text().splitlines()
   assert table[0].startswith('configs/tp3/CNN_LeNet-5.py, 1 epoch(s), on ')
   assert len(table) == 4 + len(rows) + 2
-  assert results['probe']['members'] == 2 and table[-1].startswith("vectorize='auto' probe: 2 runs together take")
+  assert results['probe']['members'] == 2 and table[-1].startswith("vectorize='auto' probe: 2 runs of ")
 
 
 def test_a_sequential_count_below_one_is_refused(tmp_path):

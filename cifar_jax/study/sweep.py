@@ -71,7 +71,8 @@ def _run_groups(
 ) -> list[list[int]]:
   """The runs' indices in the order they train: with vectorize='on', the runs not finished yet that share a
   `hyper.group_key` and their latest checkpoint step train as groups of at most `max_members`; others alone.
-  With 'auto', such a group is kept only where `probe.probe` measures that it pays off on this machine."""
+  With 'auto', such a group is kept only where `probe.probe` estimates that it pays off on this machine for the
+  steps the runs have left."""
   if sweep.vectorize == 'off':
     return [[i] for i in range(len(variants))]
   batches, unfinished = [], {}
@@ -80,19 +81,21 @@ def _run_groups(
       batches.append([i])
     else:
       unfinished.setdefault(run_dir.checkpoint_step(workdir / v.name), []).append(i)
-  for indices in unfinished.values():
+  for start_step, indices in unfinished.items():
     groups = hyper.group_variants([variants[i].config for i in indices], sweep.max_members)
     for members in groups:
       batch = [indices[k] for k in members]
-      batches += [batch] if _worth_grouping(sweep, [variants[i] for i in batch]) else [[i] for i in batch]
+      grouped = _worth_grouping(sweep, [variants[i] for i in batch], start_step or 0)
+      batches += [batch] if grouped else [[i] for i in batch]
   return sorted(batches)
 
 
-def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun]) -> bool:
-  """Whether `variants` (one possible group) train as one: always with vectorize='on', measured with 'auto'."""
+def _worth_grouping(sweep: ml_collections.ConfigDict, variants: Sequence[SweepRun], start_step: int) -> bool:
+  """Whether `variants` (one possible group, resuming at `start_step`) train as one: always with vectorize='on';
+  with 'auto', where the probe estimates the group finishes them sooner than one by one."""
   if len(variants) == 1 or sweep.vectorize == 'on':
     return True
-  measured = probe.probe([v.config for v in variants])
+  measured = probe.probe([v.config for v in variants], start_step)
   print(f'Probe of {", ".join(v.name for v in variants)}: {measured}', flush=True)
   return measured.pays_off
 

@@ -20,7 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # grid only: the seed of those random draws
   config.seeds = 1  # runs per variant, with run seeds seed, seed + 1, ... (each in variant/seed=K when > 1)
   # 'on': unfinished runs that share training.hyper.group_key train as one vmapped group; 'auto': only where
-  # training.probe.probe measures that the group is faster than its runs one by one on this machine
+  # training.probe.probe estimates, compilations included, that the group finishes them sooner on this machine
   config.vectorize = 'off'
   config.max_members = 8  # vectorize='on' or 'auto': at most this many runs in one group
   # Workers and the queue (cifar_jax/study/queue.py, workers.py): every run (or vectorized group) is a trial of
