@@ -42,6 +42,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
+import tables  # noqa: E402  (beside this file)
 import throughput  # noqa: E402  (beside this file)
 from cifar_jax.data import cifar10, device, normalization  # noqa: E402
 from cifar_jax.models import create_model  # noqa: E402
@@ -64,13 +65,13 @@ QUICK = {
     'dtype': 'float32',  # bfloat16 convolutions are emulated, and slow, on XLA's CPU backend
     'optimizer.muon_dtype': 'float32',
 }
-COLUMNS = (  # (JSON key, Markdown header, format)
-    ('run', 'run', '{}'),
-    ('seed', 'seed', '{}'),
-    ('test_accuracy', 'test acc %', '{:.2%}'),
-    ('seconds', 'time s (airbench rule)', '{:.3f}'),
-    ('cold_wall_s', 'cold wall s', '{:.1f}'),
-    ('note', 'note', '{}'),
+COLUMNS = (  # tables.Column: (JSON key, Markdown header, format, text when the value is missing)
+    ('run', 'run', '{}', ''),
+    ('seed', 'seed', '{}', ''),
+    ('test_accuracy', 'test acc %', '{:.2%}', ''),
+    ('seconds', 'time s (airbench rule)', '{:.3f}', ''),
+    ('cold_wall_s', 'cold wall s', '{:.1f}', ''),
+    ('note', 'note', '{}', ''),
 )
 
 
@@ -168,15 +169,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
   """The header (device, versions, command), the summary line and the table, one line per row."""
-  versions = ', '.join(f'{k} {v}' for k, v in env['versions'].items())
-  lines = [
-      f'# Speedrun on {env["device_count"]} x {env["device"]} ({env["platform"]})',
-      '',
-      f'`{env["command"]}`',
-      '',
-      f'{versions}; {env["note"]}',
-      '',
-  ]
+  lines = tables.header('Speedrun', env, env['note'])
   if result:
     interval = result['interval95']
     interval = f'95 % interval {interval[0]:.2%} to {interval[1]:.2%}' if interval else 'no interval from one run'
@@ -185,11 +178,7 @@ def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str,
         f'{result["share_at_target"]:.0%} of runs >= {TARGET:.0%}, mean time {result["mean_seconds"]:.3f} s',
         '',
     ]
-  lines += ['| ' + ' | '.join(h for _, h, _ in COLUMNS) + ' |', '|' + '|'.join('---' for _ in COLUMNS) + '|']
-  for row in rows:
-    cells = ['' if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in COLUMNS]
-    lines.append('| ' + ' | '.join(cells) + ' |')
-  return '\n'.join(lines) + '\n'
+  return '\n'.join(lines + tables.table(COLUMNS, rows)) + '\n'
 
 
 def _write(out: pathlib.Path, env: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

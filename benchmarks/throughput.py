@@ -44,6 +44,7 @@ from cifar_jax.training import experiment, trainer  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10, normalization, pipeline, tf_import  # noqa: E402
 from cifar_jax.data.batch import Batch  # noqa: E402
 from configs import default  # noqa: E402
+import tables  # noqa: E402  (beside this file)
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
 FULL_DATASET = 50_000
@@ -411,26 +412,9 @@ def _environment(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
 
 def _markdown(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
   """The header and the table, one line per row."""
-  versions = ', '.join(f'{k} {v}' for k, v in env['versions'].items())
-  lines = [
-      f'# Throughput on {env["device_count"]} x {env["device"]} ({env["platform"]})',
-      '',
-      f'`{env["command"]}`',
-      '',
-      f'{versions}; {env["num_examples"]} training images ({env["data"]}) per '
-      f'epoch; median of {env["reps"]} epochs after one warm-up.',
-      '',
-      '| ' + ' | '.join(header for _, header, _, _ in COLUMNS) + ' |',
-      '|' + '|'.join('---' for _ in COLUMNS) + '|',
-  ]
-  lines += [_markdown_row(row) for row in rows]
-  return '\n'.join(lines) + '\n'
-
-
-def _markdown_row(row: dict[str, Any]) -> str:
-  """One row of the table."""
-  cells = [missing if row.get(key) is None else fmt.format(row[key]) for key, _, fmt, missing in COLUMNS]
-  return '| ' + ' | '.join(cells) + ' |'
+  note = f'{env["num_examples"]} training images ({env["data"]}) per epoch; median of {env["reps"]} epochs after one '
+  note += 'warm-up.'
+  return '\n'.join(tables.header('Throughput', env, note) + tables.table(COLUMNS, rows)) + '\n'
 
 
 def _torch_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
@@ -476,7 +460,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   for row in measured:
     rows.append(row)
     markdown = _write(out, env, rows)
-    print(_markdown_row(row), flush=True)
+    print(tables.table_row(COLUMNS, row), flush=True)
   print(f'\n{markdown}', flush=True)
   return {**env, 'rows': json.loads((out / 'throughput.json').read_text())['rows']}
 

@@ -79,3 +79,22 @@ def test_a_grid_cut_short_leaves_every_row_it_measured(tmp_path: pathlib.Path) -
   finally:
     process.kill()
     process.wait()
+
+
+def test_the_benchmarks_share_one_markdown_table_helper() -> None:
+  """benchmarks/tables.py: the header every benchmark writes, and rows with a missing value's own text."""
+  spec = importlib.util.spec_from_file_location('tables', REPO / 'benchmarks' / 'tables.py')
+  tables = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(tables)
+  env = {'device_count': 2, 'device': 'cpu', 'platform': 'cpu', 'command': 'x.py --quick', 'versions': {'jax': '0.1'}}
+  assert tables.header('Speed', env, 'note.') == [
+      '# Speed on 2 x cpu (cpu)',
+      '',
+      '`x.py --quick`',
+      '',
+      'jax 0.1; note.',
+      '',
+  ]
+  columns = (('a', 'A', '{:.2f}', 'n/a'), ('b', 'B', '{}', ''))
+  rows = [{'a': 1.234, 'b': 'x'}, {'a': None}]
+  assert tables.table(columns, rows) == ['| A | B |', '|---|---|', '| 1.23 | x |', '| n/a |  |']
