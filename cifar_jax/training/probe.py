@@ -4,10 +4,11 @@ A vmapped step does the members' work at once, which is much faster than one mem
 leaves the device idle (small models, the dispatch of every step) and can be much slower when it does not
 (vmapped convolutions become grouped ones, and a conv step under `lax.scan` runs several times slower on XLA's
 CPU backend: benchmarks/README.md). And a group compiles programs of its own: for short runs the compilations,
-not the steps, decide. The sweep's `vectorize='auto'` therefore times PROBE_STEPS steps of its first member
-alone, taken as its sequential run takes them (`trainer.take_steps`), then, only where the group could still pay
-off, the same steps of the whole group (one fused call); each program's first call (its compilation, or its read
-from the persistent compilation cache) is timed apart from the steady calls after it.
+not the steps, decide. The sweep's `vectorize='auto'` therefore times a few steps (PROBE_STEPS, or a group's
+call where it is shorter) of its first member alone, taken as its sequential run takes them
+(`trainer.take_steps`), then, only where the group could still pay off, the same steps of the whole group (one
+fused call); each program's first call (its compilation, or its read from the persistent compilation cache) is
+timed apart from the steady calls after it.
 
 `Probe` weighs, for the steps the runs have left, the rest of each way from here:
   one by one: the compilations still to come x one member's compile, plus members x steps x one member's step.
@@ -43,7 +44,7 @@ import ml_collections
 from cifar_jax import config_lib
 from cifar_jax.training import experiment, fused, group, trainer
 
-PROBE_STEPS = 4  # steps per timed call
+PROBE_STEPS = 4  # steps per timed call (fewer where an epoch or the log interval is shorter)
 PROBE_REPEATS = 3  # timed calls of each program, after one that compiles and warms it; the median counts
 # Keys that enter no compiled program: runs that differ only in these share their sequential run's program.
 PROGRAM_FREE_KEYS = frozenset(
@@ -194,7 +195,8 @@ def probe(configs: Sequence[ml_collections.ConfigDict], start_step: int = 0) -> 
   with tempfile.TemporaryDirectory(prefix='cifar_jax_probe_') as tmp:
     trial = group.Group(configs, [pathlib.Path(tmp) / str(k) for k in range(len(configs))])
     try:
-      length = min(PROBE_STEPS, trial.steps_per_epoch)  # a fused call never crosses an epoch's end
+      # calls no longer than the group's own, which end at each epoch's end and log point
+      length = min(PROBE_STEPS, trial.steps_per_epoch, configs[0].log_every_steps)
       sequential, grouped = compiles(
           configs, start_step, trial.steps_per_epoch, trial.total_steps, length, cache_keeps_programs()
       )
