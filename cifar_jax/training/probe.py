@@ -23,7 +23,9 @@ The probe's own time is spent either way once measured, so it is left out of bot
 member's, a group compile no faster: the group's program holds the member's step) plus the group half of the
 probe itself; where even that is no faster than one by one (short runs of seeds that share a program) the group
 is not probed. Only the train steps are weighed: the evaluation, initialisation and pipeline programs that both
-ways compile are left out, and a program read back from the cache counts as free.
+ways compile are left out, a program read back from the cache counts as free, and so are the costs every run pays
+once and a group shares (loading and placing the data, building the pipeline): for runs of a few hundred steps
+those decide, and the estimate then leans to one by one (measured: benchmarks/README.md).
 
 The probe runs in the sweep's own process, which therefore holds the group's data, its members' states and both
 compiled programs at once while it runs: about what the group's own run needs, on the device the runs use.
