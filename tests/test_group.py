@@ -100,12 +100,14 @@ def test_grouping_rules(cifar10_dir):
       config(**{'model.hidden_sizes': (16,)}),  # 2: another shape -> alone
       config(**{'optimizer.momentum': 0.0}),  # 3: momentum switched off -> another structure
       config(**{'schedule.name': 'plateau'}),  # 4: ReduceLROnPlateau is never grouped
-      config(seed=5, log_every_steps=7),  # 5: logging does not matter -> with 0
+      config(seed=5, log_every_steps=7),  # 5: its own log points (a group logs at its first member's) -> alone
       config(**{'data.pipeline': 'tfdata'}),  # 6: host pipeline -> alone
       config(seed=7, **{'model.dropout': 0.5}),  # 7: dropout rate is structure -> alone
+      config(seed=8, checkpoint_keep=7, steps_per_call=4, eval_batch_size=32),  # 8: same numbers, same loop -> with 0
+      config(seed=9, num_train_steps=5),  # 9: its own step cap (a group stops at its first member's) -> alone
   ]
-  assert hyper.group_variants(configs, max_members=8) == [[0, 1, 5], [2], [3], [4], [6], [7]]
-  assert hyper.group_variants(configs, max_members=2) == [[0, 1], [5], [2], [3], [4], [6], [7]]
+  assert hyper.group_variants(configs, max_members=8) == [[0, 1, 8], [2], [3], [4], [5], [6], [7], [9]]
+  assert hyper.group_variants(configs, max_members=2) == [[0, 1], [8], [2], [3], [4], [5], [6], [7], [9]]
   with pytest.raises(ConfigError, match='max_members=0'):
     hyper.group_variants(configs, max_members=0)
 

@@ -42,15 +42,18 @@ _ZERO_MATTERS = (
     'regularization.label_smoothing',
 )
 
+# Keys a group may mix: those a resume may change (run_dir.RESUME_SAFE_KEYS: the numbers stay), except the loop's
+# schedule, which a group takes from its first member (its step cap, log points and checkpoint times).
+_LOOP_KEYS = frozenset({'num_train_steps', 'log_every_steps', 'checkpoint_every_epochs', 'checkpoint_every_seconds'})
+_FREE_KEYS = run_dir.RESUME_SAFE_KEYS - _LOOP_KEYS
+
 
 def group_key(config: ml_collections.ConfigDict) -> tuple[Any, ...] | None:
   """What members of one group must share; None for a config that never joins a group."""
   if config.schedule.name == 'plateau' or config.data.pipeline != 'device' or config.parallelism != 'jit':
     return None
   flat = config_lib.flatten(config_lib.config_as_json(config))
-  # The keys a resume may change (run_dir.RESUME_SAFE_KEYS) change neither the computation nor its shapes: a group
-  # may mix them.
-  shared = tuple(sorted((k, v) for k, v in flat.items() if k not in VECTOR_KEYS and k not in run_dir.RESUME_SAFE_KEYS))
+  shared = tuple(sorted((k, v) for k, v in flat.items() if k not in VECTOR_KEYS and k not in _FREE_KEYS))
   return shared + tuple((k, flat[k] != 0) for k in _ZERO_MATTERS)
 
 
