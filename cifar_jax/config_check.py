@@ -36,7 +36,7 @@ MODELS = (
 ACTIVATIONS = ('relu', 'leaky_relu', 'relu6', 'elu', 'tanh', 'silu', 'sigmoid', 'softmax', 'gelu')
 # The kinds of a UPV net's plan steps (models/upv.py): ConvBlock, ResBlock, and layers.py POOLS
 PLAN_KINDS = ('conv', 'res', 'max', 'avg')
-# training/experiment.py DTYPES (the compute dtype) and training/optim.py MUON_DTYPES (muon's Newton-Schulz dtype)
+# The compute dtype and muon's Newton-Schulz dtype, by the names jnp.dtype takes
 DTYPES = ('float32', 'bfloat16')
 # training/optim.py OPTIMIZERS and SCHEDULES
 OPTIMIZERS = ('sgd', 'adam', 'adamw', 'adagrad', 'rmsprop', 'adadelta', 'muon')

@@ -1,12 +1,13 @@
 """The names a config's name-valued keys may take, checked without JAX: each list is exactly the table of the module
 that implements the names, so that neither can gain a name the other lacks."""
 
+import jax.numpy as jnp
 import pytest
 
 from cifar_jax import config_check, config_lib
 from cifar_jax.errors import ConfigError, check_choice
 from cifar_jax.models import MODELS, layers
-from cifar_jax.training import experiment, optim
+from cifar_jax.training import optim
 
 
 @pytest.mark.parametrize(
@@ -15,16 +16,19 @@ from cifar_jax.training import experiment, optim
         (config_check.MODELS, MODELS),
         (config_check.ACTIVATIONS, layers.ACTIVATIONS),
         (config_check.PLAN_KINDS, ('conv', 'res', *layers.POOLS)),  # the blocks upv.py builds, and the pools
-        (config_check.DTYPES, experiment.DTYPES),
-        (config_check.DTYPES, optim.MUON_DTYPES),
         (config_check.OPTIMIZERS, optim.OPTIMIZERS),
         (config_check.SCHEDULES, optim.SCHEDULES),
     ],
-    ids=['models', 'activations', 'plan_kinds', 'dtypes', 'muon_dtypes', 'optimizers', 'schedules'],
+    ids=['models', 'activations', 'plan_kinds', 'optimizers', 'schedules'],
 )
 def test_each_list_of_names_is_exactly_the_table_that_implements_them(names, table):
   assert len(set(names)) == len(names)
   assert set(names) == set(table)
+
+
+def test_each_dtype_name_is_the_dtype_jax_computes_in():
+  """The dtype keys are read with jnp.dtype: each name must name that exact dtype."""
+  assert [jnp.dtype(name) for name in config_check.DTYPES] == [jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16)]
 
 
 def test_the_defaults_and_every_implemented_name_pass_the_check():

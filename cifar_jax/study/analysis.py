@@ -82,9 +82,7 @@ def _classes(
 def predict(model: nnx.Module, images: np.ndarray, config: ml_collections.ConfigDict) -> np.ndarray:
   """The predicted class of each uint8 image, in batches of the run's eval_batch_size, as the trainer evaluates."""
   graphdef, state = nnx.split(model)
-  classes = functools.partial(
-      _classes, graphdef, normalization.of_inputs(config.data), experiment.DTYPES[config.dtype], state
-  )
+  classes = functools.partial(_classes, graphdef, normalization.of_inputs(config.data), jnp.dtype(config.dtype), state)
   size = config.eval_batch_size
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]), images.dtype)])
   predicted, said = [], time.perf_counter()

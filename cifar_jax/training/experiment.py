@@ -22,14 +22,12 @@ from cifar_jax.data.batch import Batch
 from cifar_jax.data.pipeline import Pipeline, create_pipeline
 from cifar_jax.models import count_params, create_model, torch_weights
 
-DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # config_check.DTYPES names them
-
 
 def build_model(config: ml_collections.ConfigDict, seed: jax.Array | int | None = None) -> nnx.Module:
   """The configured model, initialised from `seed` (by default `config.seed`; traced inside `init_model`)."""
   kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
   rngs = nnx.Rngs(params=jax.random.key(config.seed if seed is None else seed))  # what Rngs(params=int) makes
-  return create_model(config.model.name, rngs=rngs, dtype=DTYPES[config.dtype], **kwargs)
+  return create_model(config.model.name, rngs=rngs, dtype=jnp.dtype(config.dtype), **kwargs)
 
 
 def init_model(config: ml_collections.ConfigDict) -> nnx.Module:
@@ -94,7 +92,7 @@ def step_config(config: ml_collections.ConfigDict, axis_name: str | None = None)
       l1=reg.l1,
       l2=reg.l2,
       label_smoothing=reg.label_smoothing,
-      dtype=DTYPES[config.dtype],
+      dtype=jnp.dtype(config.dtype),
       axis_name=axis_name,
       tta=config.eval.tta,
   )

@@ -36,7 +36,6 @@ ONECYCLE_MOMENTUM = (0.85, 0.95)  # base_momentum, max_momentum
 # Muon's quintic Newton-Schulz iteration X <- a X + (b A + c A^2) X, A = X X^T (Jordan, 2024), and airbench's eps.
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
 NEWTON_SCHULZ_EPS = 1e-7
-MUON_DTYPES = {'float32': jnp.float32, 'bfloat16': jnp.bfloat16}  # config_check.DTYPES names them
 
 
 def _value(hyper: Hyper, count: jax.Array) -> jax.Array:
@@ -187,7 +186,7 @@ def _muon(lr: 'LearningRate', cycled: optax.Schedule | None, cfg: ml_collections
       'filters': optax.chain(
           _trace(cfg.muon_momentum, nesterov=True),
           _orthogonal_step(
-              lambda step: cfg.muon_learning_rate * shape(step), cfg.muon_ns_steps, MUON_DTYPES[cfg.muon_dtype]
+              lambda step: cfg.muon_learning_rate * shape(step), cfg.muon_ns_steps, jnp.dtype(cfg.muon_dtype)
           ),
       ),
       'other': sgd(cfg.learning_rate, shape, cfg.weight_decay),
