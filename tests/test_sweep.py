@@ -398,3 +398,20 @@ def test_vectorize_auto_groups_only_where_the_probe_says_it_pays_off(
   assert sweep._run_groups(config, variants, tmp_path) == batches  # pylint: disable=protected-access
   assert probed == [([0, 1], 0), ([0, 1], 0)]  # each learning rate's two seeds, probed once, from the start
   assert capsys.readouterr().out.count(printed) == 2
+
+
+def test_vectorize_auto_probes_resumed_runs_for_the_steps_they_have_left(tmp_path, cifar10_dir, monkeypatch):
+  config = config_lib.load_config_file('configs/sweeps/smoke.py')
+  config.seeds, config.vectorize, config.max_members = 2, 'auto', 2
+  variants = expansion.expand(config, [f'data.data_dir={cifar10_dir}', 'data.pipeline=device'])
+  for v in variants[:2]:  # the first learning rate's two seeds stopped after a checkpoint at step 2
+    (tmp_path / v.name / run_dir.CHECKPOINTS_DIR / 'latest' / '2').mkdir(parents=True)
+  probed = []
+
+  def fake_probe(configs, start_step):
+    probed.append(([c.seed for c in configs], start_step))
+    return probe.Probe(len(configs), 4, 1, 0, 0, probe.Timing(first=1.0, call=1.0))
+
+  monkeypatch.setattr(probe, 'probe', fake_probe)
+  assert sweep._run_groups(config, variants, tmp_path) == [[0], [1], [2], [3]]  # pylint: disable=protected-access
+  assert probed == [([0, 1], 2), ([0, 1], 0)]
