@@ -215,6 +215,7 @@ def test_an_interrupted_variant_resumes_and_a_finished_one_is_skipped(tmp_path, 
   assert [r['status'] for r in sweep.run_sweep(config, workdir, cli)] == ['completed']
   out = capsys.readouterr().out
   assert trained == ['a'] and 'Resuming' in out and '[1/1] a: completed' in out
+  assert '1 of 1 run completed.' in out  # the count's noun in the singular
   summary = (workdir / 'a' / 'summary.json').read_text()
   assert (json.loads(summary)['epochs'], json.loads(summary)['steps']) == (2, 8)  # 256 images // 64, twice
 

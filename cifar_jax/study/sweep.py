@@ -458,7 +458,7 @@ def run_sweep(
   failed = [r['name'] for r in records if r['status'] == 'failed']
   pruned = [r['name'] for r in records if r['status'] == 'pruned']
   print(
-      f'{len(records) - len(failed) - len(pruned)} of {len(records)} runs completed'
+      f'{len(records) - len(failed) - len(pruned)} of {plural(len(records), "run")} completed'
       + (f', {len(pruned)} pruned' if pruned else '')
       + (f'; failed: {", ".join(failed)}' if failed else '')
       + f'. Table: {paths[0]}',
