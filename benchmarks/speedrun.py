@@ -35,6 +35,7 @@ from typing import Any  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # configs/ is beside the package, not in it.
+sys.path.insert(0, str(REPO / 'benchmarks'))  # bench_tables.py beside this file, however it was loaded
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -42,7 +43,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-import tables  # noqa: E402  (beside this file)
+import bench_tables  # noqa: E402  (beside this file)
 import throughput  # noqa: E402  (beside this file)
 from cifar_jax.data import cifar10, device, normalization  # noqa: E402
 from cifar_jax.models import create_model  # noqa: E402
@@ -65,7 +66,7 @@ QUICK = {
     'dtype': 'float32',  # bfloat16 convolutions are emulated, and slow, on XLA's CPU backend
     'optimizer.muon_dtype': 'float32',
 }
-COLUMNS = (  # tables.Column: (JSON key, Markdown header, format, text when the value is missing)
+COLUMNS = (  # bench_tables.Column: (JSON key, Markdown header, format, text when the value is missing)
     ('run', 'run', '{}', ''),
     ('seed', 'seed', '{}', ''),
     ('test_accuracy', 'test acc %', '{:.2%}', ''),
@@ -94,7 +95,7 @@ class Speedrun:
     config = self.config
     kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
     model = create_model(
-        config.model.name, rngs=nnx.Rngs(params=jax.random.key(seed)), dtype=experiment.DTYPES[config.dtype], **kwargs
+        config.model.name, rngs=nnx.Rngs(params=jax.random.key(seed)), dtype=jnp.dtype(config.dtype), **kwargs
     )
     experiment.init_from_data(model, train_images, normalization.of_inputs(config.data))
     return experiment.create_train_state(model, self.tx)[1]
@@ -169,7 +170,7 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str, Any]) -> str:
   """The header (device, versions, command), the summary line and the table, one line per row."""
-  lines = tables.header('Speedrun', env, env['note'])
+  lines = bench_tables.header('Speedrun', env, env['note'])
   if result:
     interval = result['interval95']
     interval = f'95 % interval {interval[0]:.2%} to {interval[1]:.2%}' if interval else 'no interval from one run'
@@ -178,7 +179,7 @@ def _markdown(env: dict[str, Any], rows: list[dict[str, Any]], result: dict[str,
         f'{result["share_at_target"]:.0%} of runs >= {TARGET:.0%}, mean time {result["mean_seconds"]:.3f} s',
         '',
     ]
-  return '\n'.join(lines + tables.table(COLUMNS, rows)) + '\n'
+  return '\n'.join(lines + bench_tables.table(COLUMNS, rows)) + '\n'
 
 
 def _write(out: pathlib.Path, env: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # configs/ is beside the package, not in it.
+sys.path.insert(0, str(REPO / 'benchmarks'))  # bench_tables.py beside this file, however it was loaded
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -44,7 +45,7 @@ from cifar_jax.training import experiment, trainer  # noqa: E402
 from cifar_jax.data import augment_jax, cifar10, normalization, pipeline, tf_import  # noqa: E402
 from cifar_jax.data.batch import Batch  # noqa: E402
 from configs import default  # noqa: E402
-import tables  # noqa: E402  (beside this file)
+import bench_tables  # noqa: E402  (beside this file)
 
 PIPELINES = ('synthetic', 'device', 'tfdata')
 FULL_DATASET = 50_000
@@ -121,7 +122,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
   parser.add_argument('--models', help=f'comma-separated model names (default {DEFAULTS["models"]})')
   parser.add_argument('--model-kwargs', help='JSON keyword arguments for every model, e.g. {"width": 8}')
   parser.add_argument('--batch-sizes', help=f'comma-separated global batch sizes (default {DEFAULTS["batch_sizes"]})')
-  parser.add_argument('--dtypes', default=','.join(experiment.DTYPES), help='comma-separated compute dtypes')
+  parser.add_argument('--dtypes', default=','.join(config_check.DTYPES), help='comma-separated compute dtypes')
   parser.add_argument('--parallelism', default=','.join(config_check.PARALLELISMS), help='comma-separated: jit, pmap')
   parser.add_argument('--pipelines', default=','.join(PIPELINES), help='comma-separated: ' + ', '.join(PIPELINES))
   parser.add_argument('--num-examples', type=int, help='training images per epoch (default: all 50,000)')
@@ -414,7 +415,7 @@ def _markdown(env: dict[str, Any], rows: list[dict[str, Any]]) -> str:
   """The header and the table, one line per row."""
   note = f'{env["num_examples"]} training images ({env["data"]}) per epoch; median of {env["reps"]} epochs after one '
   note += 'warm-up.'
-  return '\n'.join(tables.header('Throughput', env, note) + tables.table(COLUMNS, rows)) + '\n'
+  return '\n'.join(bench_tables.header('Throughput', env, note) + bench_tables.table(COLUMNS, rows)) + '\n'
 
 
 def _torch_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
@@ -460,7 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
   for row in measured:
     rows.append(row)
     markdown = _write(out, env, rows)
-    print(tables.table_row(COLUMNS, row), flush=True)
+    print(bench_tables.table_row(COLUMNS, row), flush=True)
   print(f'\n{markdown}', flush=True)
   return {**env, 'rows': json.loads((out / 'throughput.json').read_text())['rows']}
 

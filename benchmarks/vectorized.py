@@ -28,6 +28,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # bench_tables.py, however it was loaded
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -36,10 +37,10 @@ from cifar_jax.training import experiment, fused, group, probe, run_dir, steps, 
 from cifar_jax.data import cifar10, device  # noqa: E402
 from cifar_jax.config_lib import load_config_file  # noqa: E402
 from cifar_jax.errors import UserError  # noqa: E402
-import tables  # noqa: E402  (beside this file)
+import bench_tables  # noqa: E402  (beside this file)
 
 QUICK_EXAMPLES = 256
-COLUMNS = (  # tables.Column: (JSON key, Markdown header, format, text when the value is missing)
+COLUMNS = (  # bench_tables.Column: (JSON key, Markdown header, format, text when the value is missing)
     ('row', 'row', '{}', ''),
     ('members', 'members', '{}', ''),
     ('wall_s', 'wall s', '{:.1f}', ''),
@@ -157,7 +158,9 @@ def _main() -> None:
       f' img/s rows: median of {args.reps} epoch(s)',
       '',
   ]
-  lines += tables.table(COLUMNS, [r | {'of': 'sequential wall time' if 'wall_s' in r else 'scan img/s'} for r in rows])
+  lines += bench_tables.table(
+      COLUMNS, [r | {'of': 'sequential wall time' if 'wall_s' in r else 'scan img/s'} for r in rows]
+  )
   lines += ['', f"vectorize='auto' probe: {measured}"]
   (out / 'vectorized.md').write_text('\n'.join(lines) + '\n')
   print('\n'.join(lines))

@@ -82,8 +82,8 @@ def test_a_grid_cut_short_leaves_every_row_it_measured(tmp_path: pathlib.Path) -
 
 
 def test_the_benchmarks_share_one_markdown_table_helper() -> None:
-  """benchmarks/tables.py: the header every benchmark writes, and rows with a missing value's own text."""
-  spec = importlib.util.spec_from_file_location('tables', REPO / 'benchmarks' / 'tables.py')
+  """benchmarks/bench_tables.py: the header every benchmark writes, and rows with a missing value's own text."""
+  spec = importlib.util.spec_from_file_location('bench_tables', REPO / 'benchmarks' / 'bench_tables.py')
   tables = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(tables)
   env = {'device_count': 2, 'device': 'cpu', 'platform': 'cpu', 'command': 'x.py --quick', 'versions': {'jax': '0.1'}}

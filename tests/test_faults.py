@@ -126,8 +126,10 @@ def _truncate(path: pathlib.Path) -> None:
 
 
 def _flip_bytes(path: pathlib.Path) -> None:
+  """Inverts every 97th byte of the file's middle third. 64 bytes in one place once left a checkpoint that restored
+  with a matching digest in CI (no warning at all): presumably bytes the restore never reads."""
   data = bytearray(path.read_bytes())
-  for i in range(len(data) // 3, len(data) // 3 + 64):
+  for i in range(len(data) // 3, 2 * len(data) // 3, 97):
     data[i] ^= 0xFF
   path.write_bytes(bytes(data))
 
