@@ -212,6 +212,8 @@ def get_config():
         ('cifar_jax.main', ['--config=configs/mlp.py', '--config.dtype=float16'], "dtype='float16' is not one of"),
         ('cifar_jax.sweep', ['--config={sweep}'], "variant lion: optimizer.name='lion' is not one of"),
         ('cifar_jax.sweep', ['--config={sweep}', '--set=data.pipeline=dali'], "data.pipeline='dali' is not one of"),
+        ('cifar_jax.reproduce', ['--only=tp3_dense', '--quick', '--set=optimizer.name=lion'], 'tp3_dense: variant'),
+        ('cifar_jax.reproduce', ['--set=schedule.name=cyclic'], "schedule.name='cyclic' is not one of"),
     ],
 )
 def test_an_unknown_name_is_refused_before_jax_flax_tensorflow_orbax_or_optuna_are_imported(

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from cifar_jax.errors import UserError
-from cifar_jax.reproduce import chain, records
+from cifar_jax.reproduce import chain, plan, records
 from cifar_jax.training import run_dir
 
 import helpers
@@ -33,7 +33,7 @@ def _generated(text: str) -> list[str]:
 
 def test_a_fresh_clone_regenerates_the_published_page_with_every_measured_row(tmp_path, capsys):
   page = _published_copy(tmp_path)
-  chain.write_docs(page, chain.Options(tmp_path / 'no_runs'), {})
+  chain.write_docs(page, plan.Options(tmp_path / 'no_runs'), {})
   assert _generated(page.read_text()) == _generated((DOCS / 'results.md').read_text())
   out = capsys.readouterr().out
   assert 'tp3_dense: 7 of 7 variants measured before, 7 after' in out
@@ -57,7 +57,7 @@ def test_quick_runs_never_go_into_the_published_page(monkeypatch, tmp_path):
   monkeypatch.chdir(tmp_path)
   before = page.read_text()
   with pytest.raises(UserError, match='--quick runs mean nothing'):
-    chain.write_docs(pathlib.Path('docs/results.md'), chain.Options(tmp_path / 'runs', quick=True), {})
+    chain.write_docs(pathlib.Path('docs/results.md'), plan.Options(tmp_path / 'runs', quick=True), {})
   assert page.read_text() == before
 
 
@@ -95,7 +95,7 @@ def test_runs_on_this_machine_fill_an_unmeasured_row_and_the_change_is_printed(t
   run_dir.write_json(study / run_dir.CONFIG_FILE, {'seed': 0, 'num_epochs': 25, 'data': {'max_train_examples': -1}})
   summary = {'status': 'completed', 'val_accuracy': 0.8, 'test_accuracy': 0.79, 'epochs': 25, 'wall_seconds': 60.0}
   run_dir.write_json(study / run_dir.SUMMARY_FILE, {**summary, 'val_examples': 10000, 'test_examples': 10000})
-  chain.write_docs(page, chain.Options(tmp_path / 'runs'), {})
+  chain.write_docs(page, plan.Options(tmp_path / 'runs'), {})
   out = capsys.readouterr().out
   assert 'tp3_cnn: 2 of 4 variants measured before, 3 after' in out
   assert 'CNN_VGG16: not measured -> n=1, 25 epochs' in out

@@ -113,7 +113,7 @@ def test_deadline_leaves_the_margin_at_most_a_quarter_of_the_box():
 
 @pytest.mark.parametrize('study', plan.STUDIES, ids=lambda s: s.name)
 def test_quick_runs_every_study_small_and_valid(study):
-  options = chain.Options(pathlib.Path('unused'), quick=True)
+  options = plan.Options(pathlib.Path('unused'), quick=True)
   runs = chain.expand_study(study, options)
   variants = {r.variant for r in runs}
   assert 1 <= len(variants) <= chain.QUICK_VARIANTS
@@ -126,7 +126,7 @@ def test_quick_runs_every_study_small_and_valid(study):
 
 
 def test_full_plan_runs_every_variant_with_the_study_seeds():
-  runs = chain.expand_study(plan.find('upv_final')[0], chain.Options(pathlib.Path('unused')))
+  runs = chain.expand_study(plan.find('upv_final')[0], plan.Options(pathlib.Path('unused')))
   assert {r.variant for r in runs} == {'6_resnet_final'}
   dense = chain.study_sweep(plan.find('tp3_dense')[0])
   assert len(dense.variants) == 7 and dense.get('seeds', 5) == 5
@@ -134,7 +134,7 @@ def test_full_plan_runs_every_variant_with_the_study_seeds():
 
 def test_set_reaches_every_run_after_the_chains_own_settings_and_vectorize_lets_the_sweep_measure():
   args = reproduce_command.parse_args(['--quick', '--set=steps_per_call=8', '--set=batch_size=16', '--vectorize'])
-  options = chain.Options(pathlib.Path('unused'), quick=True, extra_settings=tuple(args.settings))
+  options = plan.Options(pathlib.Path('unused'), quick=True, extra_settings=tuple(args.settings))
   runs = chain.expand_study(plan.find('tp3_final')[0], options)
   assert {(r.config.steps_per_call, r.config.batch_size) for r in runs} == {(8, 16)}  # --quick alone sets 32
   assert args.vectorize and chain.study_sweep(plan.find('tp3_final')[0], vectorize=True).vectorize == 'auto'
@@ -210,7 +210,7 @@ def test_time_box_stops_before_the_limit_and_the_next_call_continues(tmp_path, c
   sweep_file.write_text(SWEEP)
   study = Study('timed', 'tp3', str(sweep_file))
   # One minute, the stop requested 15 s before it: room for two compilations on a busy 2-core machine.
-  options = chain.Options(tmp_path / 'runs', data_dir=str(cifar10_dir), max_minutes=1, margin_seconds=15)
+  options = plan.Options(tmp_path / 'runs', data_dir=str(cifar10_dir), max_minutes=1, margin_seconds=15)
   started = time.perf_counter()
   box = chain.run_chain([study], options)
   assert box.expired and time.perf_counter() - started < 60
@@ -262,7 +262,7 @@ def test_only_names_a_report_or_a_study():
 def _first_quick_run(tmp_path, *settings):
   """The first run of the first study of the quick chain in `tmp_path`, and its folder."""
   study = plan.STUDIES[0]
-  options = chain.Options(tmp_path, quick=True, extra_settings=settings)
+  options = plan.Options(tmp_path, quick=True, extra_settings=settings)
   run = chain.expand_study(study, options)[0]
   return study, options, run, tmp_path / study.name / run.name
 

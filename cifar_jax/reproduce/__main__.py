@@ -117,10 +117,8 @@ def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
   config_lib.check_settings(args.settings)  # before the chain (and JAX) is imported
   if args.data_dir:
     cifar10.check_named_folder(args.data_dir)
-  from cifar_jax.reproduce import chain  # pylint: disable=import-outside-toplevel  # after the flags are checked
-
   workdir = pathlib.Path(args.workdir or ('runs/reproduce_quick' if args.quick else 'runs/reproduce'))
-  options = chain.Options(
+  options = plan.Options(
       workdir,
       args.data_dir,
       args.quick,
@@ -131,6 +129,10 @@ def reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
       tuple(args.settings),
       args.vectorize,
   )
+  # every run of every study in full, with the chain's settings and --set (the chain checks its --quick ones again)
+  plan.check_sweeps([(s.name, s.sweep_config()) for s in chosen or plan.STUDIES], options.settings())
+  from cifar_jax.reproduce import chain  # pylint: disable=import-outside-toplevel  # after the flags are checked
+
   if args.write_docs:
     chain.write_docs(pathlib.Path(args.docs), options, chain.parse_sources(args.sources))
     return 0

@@ -19,24 +19,15 @@ from cifar_jax.study import analysis, expansion, sweep
 from cifar_jax.study.text import format_duration, plural
 from cifar_jax.training import preemption, run_dir
 from cifar_jax.data import cifar10
-from cifar_jax.errors import ConfigError, UserError
+from cifar_jax.errors import UserError
 from cifar_jax.models import MODELS, model_options
 from cifar_jax.training.preemption import Stopped
-from cifar_jax.reproduce.plan import Study
+from cifar_jax.reproduce.plan import Options, Study
 
 # A run folder of another config, in reproduce's flags (it has no --allow_config_change: its runs are the plan's).
 REPRODUCE_ADVICE = (
     'use another --workdir, or repeat the --quick, --pipeline and --set flags that started it '
     '(--set=steps_per_call and --set=log_every_steps may change)'
-)
-QUICK_SETTINGS = (
-    'num_epochs=1',
-    'num_train_steps=-1',
-    'data.max_train_examples=256',
-    'data.max_eval_examples=128',
-    'batch_size=32',
-    'eval_batch_size=128',
-    'log_every_steps=4',
 )
 QUICK_VARIANTS = 2
 QUICK_SEEDS = 2
@@ -61,14 +52,10 @@ def tiny_model(name: str) -> dict[str, Any]:
 def study_sweep(study: Study, quick: bool = False, vectorize: bool = False) -> ml_collections.ConfigDict:
   """The sweep config that runs `study`: its sweep file, the study's variants and seeds, shrunk for --quick,
   with `vectorize='auto'` when asked (runs that differ only in seed or numbers train as one group)."""
-  config = config_lib.load_config_file(study.sweep)
-  if vectorize:
-    config.vectorize = 'auto'
-  if study.variants:
-    config.variants = [e for e in config.variants if expansion.entry_name(e) in study.variants]
+  config = study.sweep_config(vectorize)
   if quick:
     _shrink(config)
-  config.seeds = min(study.seeds, QUICK_SEEDS) if quick else study.seeds
+    config.seeds = min(study.seeds, QUICK_SEEDS)
   return config
 
 
@@ -86,28 +73,6 @@ def _shrink(config: ml_collections.ConfigDict) -> None:
     model = config_lib.load_config_file(entry.get('config', config.base)).model.name
     entry['overrides'] = {**config_lib.flatten(entry.get('overrides', {})), **tiny_model(model)}
   config.variants = entries
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-  """What one invocation does, from the command line."""
-
-  workdir: pathlib.Path
-  data_dir: str | None = None
-  quick: bool = False
-  pipeline: str = 'device'
-  max_minutes: float | None = None
-  margin_seconds: float = plan.DEFAULT_MARGIN_SECONDS
-  command: str = ''
-  extra_settings: tuple[str, ...] = ()
-  vectorize: bool = False
-
-  def settings(self) -> list[str]:
-    """The --set lines every run of the chain gets; the user's own (--set) last, so that they win."""
-    sets = [f'data.pipeline={self.pipeline}']
-    if self.data_dir:
-      sets.append(f'data.data_dir={self.data_dir}')
-    return sets + (list(QUICK_SETTINGS) if self.quick else []) + list(self.extra_settings)
 
 
 def expand_study(study: Study, options: Options) -> list[Any]:
@@ -279,11 +244,8 @@ def analyse_finished(folder: pathlib.Path, runs: Sequence[Any], data_dir: str | 
 def run_chain(studies: Sequence[Study], options: Options) -> preemption.TimeBox:
   """Checks every run config of every study (keys, names, plain numbers), then runs the studies in order until done
   or stopped; returns the time box, which says why it ended."""
-  for study in studies:  # before any study runs or a folder is made
-    try:
-      expansion.check_configs(study_sweep(study, options.quick, options.vectorize), options.settings())
-    except ConfigError as e:
-      raise ConfigError(f'{study.name}: {e}') from e
+  # before any study runs or a folder is made
+  plan.check_sweeps([(s.name, study_sweep(s, options.quick, options.vectorize)) for s in studies], options.settings())
   with preemption.TimeBox(deadline_seconds(options.max_minutes, options.margin_seconds)) as box:
     for study in studies:
       if box.requested:

@@ -6,11 +6,27 @@ ours come from the run folders.
 """
 
 import dataclasses
-from collections.abc import Collection
+import pathlib
+from collections.abc import Collection, Sequence
 
-from cifar_jax.errors import UserError
+import ml_collections
+
+from cifar_jax import config_lib
+from cifar_jax.errors import ConfigError, UserError
+from cifar_jax.study import expansion
 
 DEFAULT_MARGIN_SECONDS = 60.0  # how long before --max-minutes the chain asks the run in progress to stop
+
+# What --quick sets in every run (besides a tiny model and fewer variants and seeds: reproduce/chain.py)
+QUICK_SETTINGS = (
+    'num_epochs=1',
+    'num_train_steps=-1',
+    'data.max_train_examples=256',
+    'data.max_eval_examples=128',
+    'batch_size=32',
+    'eval_batch_size=128',
+    'log_every_steps=4',
+)
 
 REPORTS = {'upv': 'UPV: progressive pipeline', 'tp3': 'TP3: hyperparameter study'}
 
@@ -26,6 +42,49 @@ class Study:
   seeds: int = 1
   variants: tuple[str, ...] = ()
   title: str = ''
+
+  def sweep_config(self, vectorize: bool = False) -> ml_collections.ConfigDict:
+    """The sweep config that runs this study in full: its sweep file, its variants and seeds, with
+    `vectorize='auto'` when asked (runs that differ only in seed or numbers train as one group)."""
+    config = config_lib.load_config_file(self.sweep)
+    if vectorize:
+      config.vectorize = 'auto'
+    if self.variants:
+      config.variants = [e for e in config.variants if expansion.entry_name(e) in self.variants]
+    config.seeds = self.seeds
+    return config
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  """What one invocation does, from the command line."""
+
+  workdir: pathlib.Path
+  data_dir: str | None = None
+  quick: bool = False
+  pipeline: str = 'device'
+  max_minutes: float | None = None
+  margin_seconds: float = DEFAULT_MARGIN_SECONDS
+  command: str = ''
+  extra_settings: tuple[str, ...] = ()
+  vectorize: bool = False
+
+  def settings(self) -> list[str]:
+    """The --set lines every run of the chain gets; the user's own (--set) last, so that they win."""
+    sets = [f'data.pipeline={self.pipeline}']
+    if self.data_dir:
+      sets.append(f'data.data_dir={self.data_dir}')
+    return sets + (list(QUICK_SETTINGS) if self.quick else []) + list(self.extra_settings)
+
+
+def check_sweeps(sweeps: Sequence[tuple[str, ml_collections.ConfigDict]], settings: Sequence[str]) -> None:
+  """Refuses the first (study name, sweep config) one of whose runs, with `settings`, has a bad key, name or plain
+  value, naming the study and the variant; needs no JAX, so a command can check every study first."""
+  for name, sweep in sweeps:
+    try:
+      expansion.check_configs(sweep, settings)
+    except ConfigError as e:
+      raise ConfigError(f'{name}: {e}') from e
 
 
 UPV_ROWS = ('1_cnn', '2_da_lra', '3_resnet', '4_avgpool', '5_maxpool', '6_resnet_final')
