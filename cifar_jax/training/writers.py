@@ -140,9 +140,7 @@ class Progress:
 
   def start(self, step: int) -> None:
     """Begins a stretch of training at `step`: the run's start, or after an evaluation, which is not training."""
-    if self._first is not None:
-      self._timed_steps += self._last[1] - self._first[1]
-      self._timed_seconds += self._last[0] - self._first[0]
+    self._timed_steps, self._timed_seconds = self.timed()  # closes the stretch before it
     self._first = self._last = None
     self._mark = (self.clock(), step)
 
