@@ -27,13 +27,14 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from cifar_jax import parallel
 from cifar_jax.training import experiment, fused, hyper, optim, preemption, run_book, steps, trainer
-from cifar_jax.data import device
+from cifar_jax.data import cifar10, device
 from cifar_jax.errors import ConfigError, UserError
 
 
 class Group:
   """Members (configs with one `hyper.group_key`) trained together, each in its own run folder, as its
-  sequential run would be; `on_epoch` holds each member's pruning callback (run_book.OnEpoch) or None."""
+  sequential run would be; `on_epoch` holds each member's pruning callback (run_book.OnEpoch) or None; `data`, the
+  members' split when it is loaded already (the probe's), spares loading it again."""
 
   def __init__(
       self,
@@ -41,13 +42,15 @@ class Group:
       workdirs: Sequence[str | pathlib.Path],
       allow_config_change: bool = False,
       on_epoch: Sequence[run_book.OnEpoch | None] | None = None,
+      data: cifar10.Cifar10 | None = None,
   ) -> None:
     for config in configs:
       trainer.check_config(config)
     if len({hyper.group_key(c) for c in configs}) != 1 or hyper.group_key(configs[0]) is None:
       raise ConfigError('these configs cannot train as one group (see cifar_jax/training/hyper.py)')
     self.configs, self.template = list(configs), configs[0]
-    self.data = trainer.load_data(self.template)  # one split for every member: they share data.split_seed
+    # one split for every member: they share data.split_seed (`data`: that split, loaded already)
+    self.data = data if data is not None else trainer.load_data(self.template)
     self.pipeline = device.DevicePipeline(self.data, self.template, parallel.create_parallel('jit').mesh)
     self.exps = [experiment.build_experiment(c, self.data, self.pipeline) for c in configs]
     self.steps_per_epoch, self.total_steps = self.exps[0].steps_per_epoch, self.exps[0].total_steps

@@ -33,8 +33,9 @@ are left out, a program read back from the cache counts as free, and so are the 
 once and a group shares (loading and placing the data, building the pipeline): for runs of a few hundred steps
 those decide, and the estimate then leans to one by one (measured: benchmarks/README.md).
 
-The probe runs in the sweep's own process, which therefore holds the group's data, its members' states and both
-compiled programs at once while it runs: about what the group's own run needs, on the device the runs use.
+The probe runs in the sweep's own process, which therefore holds the data once for both halves and, while it
+probes the group, the group's states and program: about what the group's own run needs, on the device the runs
+use. The group is built only where it is probed.
 """
 
 import dataclasses
@@ -200,24 +201,27 @@ def compiles(
 def probe(configs: Sequence[ml_collections.ConfigDict], start_step: int = 0) -> Probe:
   """Times one member of `configs` alone and, where it may pay off, the whole group, for runs that resume at
   `start_step` (see the module docstring), in throwaway folders, from fresh states."""
+  data = trainer.load_data(configs[0])  # one split for every member: they share data.split_seed
+  alone = experiment.build_experiment(configs[0], data)  # with its own pipeline, as its run builds it
+  # calls no longer than the group's own, which end at each epoch's end and log point
+  length = min(PROBE_STEPS, alone.steps_per_epoch, configs[0].log_every_steps)
+  sequential, grouped = compiles(
+      configs, start_step, alone.steps_per_epoch, alone.total_steps, length, cache_keeps_programs()
+  )
+  measured = Probe(
+      members=len(configs),
+      steps=length,
+      run_steps=alone.total_steps - start_step,
+      sequential_compiles=sequential,
+      group_compiles=grouped,
+      single=_alone_timing(alone, length),
+  )
+  del alone  # its state and programs, before the group's are built
+  if not measured.group_may_pay_off:
+    return measured  # the group is never built
   with tempfile.TemporaryDirectory(prefix='cifar_jax_probe_') as tmp:
-    trial = group.Group(configs, [pathlib.Path(tmp) / str(k) for k in range(len(configs))])
+    trial = group.Group(configs, [pathlib.Path(tmp) / str(k) for k in range(len(configs))], data=data)
     try:
-      # calls no longer than the group's own, which end at each epoch's end and log point
-      length = min(PROBE_STEPS, trial.steps_per_epoch, configs[0].log_every_steps)
-      sequential, grouped = compiles(
-          configs, start_step, trial.steps_per_epoch, trial.total_steps, length, cache_keeps_programs()
-      )
-      measured = Probe(
-          members=len(configs),
-          steps=length,
-          run_steps=trial.total_steps - start_step,
-          sequential_compiles=sequential,
-          group_compiles=grouped,
-          single=_alone_timing(trial, length),
-      )
-      if not measured.group_may_pay_off:
-        return measured
       return dataclasses.replace(measured, group=_group_timing(trial, length))
     finally:
       trial.close()
@@ -229,10 +233,9 @@ def _group_timing(trial: group.Group, length: int) -> Timing:
   return _timing(lambda: trial.train_call(0, 0, length))
 
 
-def _alone_timing(trial: group.Group, length: int) -> Timing:
-  """Calls of `length` steps of the group's first member alone, taken as its sequential run takes them
+def _alone_timing(exp: experiment.Experiment, length: int) -> Timing:
+  """Calls of `length` steps of the first member alone (`exp`), taken as its sequential run takes them
   (`trainer.take_steps`), from its fresh state, then discarded."""
-  exp = experiment.build_experiment(trial.configs[0], trial.data)  # with its own pipeline, as a run builds it
   state, batches = exp.dp.put_state(exp.state), None
   if exp.fused is None:  # the batches of epoch 0, 1, ...: the warm-up and the timed calls may need more than one
     batches = itertools.chain.from_iterable(exp.pipeline.train_batches(e, 0) for e in itertools.count())
